@@ -1,0 +1,1 @@
+"""The application layer (L2): config, daemon wiring, CLI."""

@@ -1,0 +1,59 @@
+"""The node's own long-term key: generated on first start, kept 0600 in the data directory."""
+
+import os
+from pathlib import Path
+
+from node.crypto.api import SHA256, Suite
+from node.errors import ConfigError, StoreError
+
+NODE_KEY_FILE = "node.key"
+
+
+class NodeIdentity:
+    """The node's Ed25519 key pair.
+
+    Attributes:
+        public_key: 32-byte Ed25519 public key.
+        secret_key: 64-byte Ed25519 secret key (seed || public).
+    """
+
+    def __init__(self, public_key: bytes, secret_key: bytes) -> None:
+        self.public_key = public_key
+        self.secret_key = secret_key
+
+    def fingerprint(self, suite: Suite) -> str:
+        """A short, human-comparable fingerprint: 8 groups of 4 hex digits of SHA-256(pk)."""
+        digest = suite.digest(SHA256, self.public_key).hex()[:32]
+        return "-".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+def load_or_create_identity(data_dir: Path, suite: Suite) -> NodeIdentity:
+    """Load the node key from `data_dir`, creating it (mode 0600) on first start.
+
+    Raises:
+        StoreError: the key file exists but is unreadable or malformed.
+        ConfigError: the data directory cannot be created.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError("data_dir", "cannot create %s: %s" % (data_dir, exc.strerror)) from exc
+    path = data_dir / NODE_KEY_FILE
+    try:
+        seed = path.read_bytes()
+    except FileNotFoundError:
+        seed = suite.random_bytes(32)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, seed)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError("cannot read node key %s: %s" % (path, exc.strerror)) from exc
+    if len(seed) != 32:
+        raise StoreError("node key %s is %d bytes, expected a 32-byte seed" % (path, len(seed)))
+    public, secret = suite.ed25519_keypair(seed)
+    return NodeIdentity(public, secret)

@@ -1,0 +1,1 @@
+"""LAN transport: TCP and zeroconf (L1)."""

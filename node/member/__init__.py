@@ -1,0 +1,1 @@
+"""Member side of the protocol: accounts, groups, messages (CPython, uses L0)."""

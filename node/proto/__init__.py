@@ -1,0 +1,1 @@
+# Portable session layer (L0): session messages, state table, framing, fragmentation.

@@ -1,0 +1,1 @@
+"""BLE radio through BlueZ D-Bus (L1)."""

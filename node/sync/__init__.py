@@ -1,0 +1,1 @@
+# Portable sync layer (L0): entries, DAG-CBOR, CIDs, log order, reconciliation.
