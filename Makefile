@@ -20,7 +20,7 @@ run: $(STAMP)
 test: lint typecheck portable unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check node tests bench tools
+	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
