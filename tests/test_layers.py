@@ -41,7 +41,7 @@ def layer_of(name: str) -> str:
     for group in L1_GROUPS:
         if name == group or name.startswith(group + "."):
             return "L1:" + group
-    if name in ("node._compat", "node.errors", "node.console.commands"):
+    if name in ("node._compat", "node.errors", "node.varint", "node.console.commands"):
         return "L0"
     for l0 in ("node.sync", "node.proto", "node.crypto", "node.console"):
         if name == l0 or name.startswith(l0 + "."):
