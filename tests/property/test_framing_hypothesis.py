@@ -1,0 +1,88 @@
+"""Hypothesis properties of node.proto.framing and node.proto.fragment.
+
+- Any list of frames, encoded and cut into any chunks, decodes back to the same list.
+- Any bytes, fed whole or in any chunks, give frames or raise RemoteProtocolError, nothing else,
+  and never make the decoder hold more than one partial frame plus one chunk.
+- Fragmentation then reassembly gives back every frame, at every fragment size.
+- Any fragments give frames, None or RemoteProtocolError, nothing else.
+"""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node.errors import RemoteProtocolError
+from node.proto.fragment import Fragmenter, Reassembler
+from node.proto.framing import HEADER_SIZE, FrameDecoder, encode_frame
+
+MAX = 512
+payloads = st.lists(st.binary(max_size=MAX), max_size=20)
+
+
+def feed(decoder: FrameDecoder, data: bytes, cuts: list[int]) -> list[bytes]:
+    frames: list[bytes] = []
+    bounds = sorted({c % (len(data) + 1) for c in cuts} | {len(data)})
+    start = 0
+    for end in bounds:
+        decoder.receive_data(data[start:end])
+        assert decoder.buffered <= HEADER_SIZE + decoder.max_frame_size + (end - start)
+        start = end
+        while (frame := decoder.next_frame()) is not None:
+            frames.append(frame)
+    decoder.receive_eof()
+    while (frame := decoder.next_frame()) is not None:
+        frames.append(frame)
+    return frames
+
+
+@given(payloads, st.lists(st.integers(min_value=0), max_size=30))
+def test_random_chunking_roundtrips(frames: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(encode_frame(f) for f in frames)
+    assert feed(FrameDecoder(MAX), data, cuts) == frames
+
+
+@given(st.binary(max_size=2000), st.lists(st.integers(min_value=0), max_size=30))
+def test_random_bytes_give_frames_or_protocol_error(data: bytes, cuts: list[int]) -> None:
+    try:
+        frames = feed(FrameDecoder(MAX), data, cuts)
+    except RemoteProtocolError as exc:
+        assert exc.reason in ("too-large", "malformed")
+        return
+    # Whatever decoded re-encodes to exactly the input.
+    assert b"".join(encode_frame(f) for f in frames) == data
+
+
+@given(st.binary(max_size=2000))
+def test_whole_and_byte_by_byte_agree(data: bytes) -> None:
+    def outcome(cuts: list[int]) -> object:
+        try:
+            return feed(FrameDecoder(MAX), data, cuts)
+        except RemoteProtocolError as exc:
+            return exc.reason
+
+    assert outcome([]) == outcome(list(range(len(data))))
+
+
+@given(payloads, st.integers(min_value=2, max_value=600))
+def test_fragment_roundtrip_every_size(frames: list[bytes], fragment_size: int) -> None:
+    fragmenter = Fragmenter()
+    reassembler = Reassembler(MAX)
+    out = []
+    for frame in frames:
+        for fragment in fragmenter.fragment(frame, fragment_size):
+            assert len(fragment) <= fragment_size
+            done = reassembler.receive_fragment(fragment)
+            if done is not None:
+                out.append(done)
+    assert out == frames
+    assert not reassembler.in_frame
+
+
+@given(st.lists(st.binary(max_size=40), max_size=50))
+def test_random_fragments_never_crash(fragments: list[bytes]) -> None:
+    reassembler = Reassembler(100)
+    for fragment in fragments:
+        try:
+            frame = reassembler.receive_fragment(fragment)
+        except RemoteProtocolError:
+            return
+        assert frame is None or len(frame) <= 100
