@@ -48,11 +48,17 @@ def base32_encode(data: bytes) -> str:
     return "".join(out)
 
 
-def base32_decode(text: str) -> bytes:
-    """Strict inverse of base32_encode; raises RemoteProtocolError naming the offset."""
+def base32_decode(text: str, first_offset: int = 0) -> bytes:
+    """Strict inverse of base32_encode; raises RemoteProtocolError naming the offset.
+
+    `first_offset` is added to offsets in messages (1 when a multibase prefix was stripped).
+    """
     tail = _B32_TAIL_BITS.get(len(text) % 8)
     if tail is None:
-        raise RemoteProtocolError("base32 text has impossible length %d" % len(text))
+        raise RemoteProtocolError(
+            "base32 text has impossible length %d, ends at offset %d"
+            % (len(text), len(text) + first_offset)
+        )
     out = bytearray()
     acc = 0
     bits = 0
@@ -60,7 +66,9 @@ def base32_decode(text: str) -> bytes:
     for pos, ch in enumerate(text):
         value = index.get(ch)
         if value is None:
-            raise RemoteProtocolError("invalid base32 character %r at offset %d" % (ch, pos))
+            raise RemoteProtocolError(
+                "invalid base32 character %r at offset %d" % (ch, pos + first_offset)
+            )
         acc = (acc << 5) | value
         bits += 5
         if bits >= 8:
@@ -69,7 +77,7 @@ def base32_decode(text: str) -> bytes:
             acc &= (1 << bits) - 1
     if acc:
         raise RemoteProtocolError(
-            "base32 text has non-zero padding bits at offset %d" % (len(text) - 1)
+            "base32 text has non-zero padding bits at offset %d" % (len(text) - 1 + first_offset)
         )
     return bytes(out)
 
@@ -92,8 +100,8 @@ def base58_encode(data: bytes) -> str:
     return "".join(out)
 
 
-def base58_decode(text: str) -> bytes:
-    """Inverse of base58_encode; raises RemoteProtocolError naming the offset."""
+def base58_decode(text: str, first_offset: int = 0) -> bytes:
+    """Inverse of base58_encode; raises RemoteProtocolError naming the offset (+first_offset)."""
     zeros = 0
     for ch in text:
         if ch != "1":
@@ -104,7 +112,9 @@ def base58_decode(text: str) -> bytes:
     for pos, ch in enumerate(text):
         value = index.get(ch)
         if value is None:
-            raise RemoteProtocolError("invalid base58 character %r at offset %d" % (ch, pos))
+            raise RemoteProtocolError(
+                "invalid base58 character %r at offset %d" % (ch, pos + first_offset)
+            )
         num = num * 58 + value
     body = b""
     if num:
@@ -131,18 +141,13 @@ def multibase_decode(text: str) -> "tuple[str, bytes]":
 
     Raises:
         RemoteProtocolError: empty text, other multibase prefixes, or bad characters (offsets
-            in the message count from the start of `text`, prefix included).
+            count from the start of `text`, prefix included).
     """
     if not text:
         raise RemoteProtocolError("empty multibase text")
     prefix = text[0]
-    try:
-        if prefix == BASE32_PREFIX:
-            return prefix, base32_decode(text[1:])
-        if prefix == BASE58BTC_PREFIX:
-            return prefix, base58_decode(text[1:])
-    except RemoteProtocolError as exc:
-        raise RemoteProtocolError(
-            "multibase %r: %s (offsets after the prefix)" % (prefix, exc.message)
-        ) from None
+    if prefix == BASE32_PREFIX:
+        return prefix, base32_decode(text[1:], 1)
+    if prefix == BASE58BTC_PREFIX:
+        return prefix, base58_decode(text[1:], 1)
     raise RemoteProtocolError("unsupported multibase prefix %r at offset 0" % (prefix,))
