@@ -1,0 +1,500 @@
+"""The relay's configuration: TOML in, frozen dataclasses out.
+
+Theory of operation: the embedded ``node/app/default.toml`` holds every key with its default. An
+operator's file (``--config``, or ``waystation.toml`` on the boot partition) is merged over it key
+by key, so it only needs the keys it changes; command-line flags are applied last
+(:func:`apply_overrides`). The merged table is checked against the schema below, section by
+section in a fixed order: the first unknown key, wrong type or out-of-range value raises one
+:class:`~node.errors.ConfigError` naming the dotted key (``store.max_entry_bytes``) and the reason,
+so the daemon never starts half-configured. ``config/waystation.toml`` documents every key and
+is checked against ``default.toml`` by the tests. docs/parts/config.md lists the keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from node.errors import ConfigError
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+DEFAULT_PORT = 4740
+LOG_LEVELS = ("debug", "info", "warning", "error")
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+MAX_PEERS = 64
+MAX_CONSOLE_DEVICES = 8
+
+
+# --------------------------------------------------------------------------------------------
+# HOST:PORT
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    """A TCP endpoint. ``host`` is an IP literal (IPv6 without brackets) or a DNS name."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        if ":" in self.host:
+            return "[%s]:%d" % (self.host, self.port)
+        return "%s:%d" % (self.host, self.port)
+
+
+def _valid_hostname(name: str) -> bool:
+    # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+    if not name or len(name) > 253:
+        return False
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    for label in labels:
+        if not 1 <= len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c.isascii() and (c.isalnum() or c == "-") for c in label):
+            return False
+    return True
+
+
+def parse_host_port(text: str, key: str = "address", *, allow_port_zero: bool = False) -> HostPort:
+    """Parse ``HOST:PORT``; an IPv6 host goes in brackets: ``[::1]:4740``.
+
+    Args:
+        text: the endpoint as written by the user.
+        key: the config key or flag the text came from, named in errors.
+        allow_port_zero: accept port 0 (listen on a port the kernel picks; tests use it).
+
+    Returns:
+        The endpoint, with the brackets of an IPv6 host removed.
+
+    Raises:
+        ConfigError: naming ``key`` and what is wrong with ``text``.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(key, "must be a string HOST:PORT, got %s" % _type_name(text))
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise ConfigError(key, "%r: missing ']' after the IPv6 address" % text)
+        host, rest = text[1:close], text[close + 1 :]
+        if not rest.startswith(":"):
+            raise ConfigError(key, "%r: expected ':PORT' after ']'" % text)
+        port_text = rest[1:]
+        try:
+            if ipaddress.ip_address(host.split("%", 1)[0]).version != 6:
+                raise ValueError(host)
+        except ValueError:
+            raise ConfigError(
+                key, "%r: only an IPv6 address goes in brackets, got %r" % (text, host)
+            ) from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ConfigError(key, "%r: expected HOST:PORT" % text)
+        if ":" in host:
+            raise ConfigError(
+                key, "%r: write an IPv6 address in brackets, e.g. [::1]:%d" % (text, DEFAULT_PORT)
+            )
+        if not host:
+            raise ConfigError(key, "%r: the host is empty" % text)
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if host.replace(".", "").isdigit() or not _valid_hostname(host):
+                raise ConfigError(
+                    key, "%r: %r is neither an IP address nor a host name" % (text, host)
+                ) from None
+    if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5:
+        raise ConfigError(key, "%r: the port must be a number 1..65535" % text)
+    port = int(port_text)
+    low = 0 if allow_port_zero else 1
+    if not low <= port <= 65535:
+        raise ConfigError(key, "%r: the port must be in %d..65535" % (text, low))
+    return HostPort(host, port)
+
+
+# --------------------------------------------------------------------------------------------
+# Value rules: each turns a TOML value into the typed value or raises ConfigError(key, reason).
+
+
+def _type_name(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
+    names.update({list: "an array", dict: "a table"})
+    return names.get(type(value), type(value).__name__)
+
+
+class _Rule:
+    def convert(self, value: object, key: str) -> Any:
+        raise NotImplementedError
+
+
+class _Bool(_Rule):
+    def convert(self, value: object, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, "must be true or false, got %s" % _type_name(value))
+        return value
+
+
+class _Int(_Rule):
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: object, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, "must be an integer, got %s" % _type_name(value))
+        if not self.low <= value <= self.high:
+            raise ConfigError(key, "must be in %d..%d, got %d" % (self.low, self.high, value))
+        return value
+
+
+class _Seconds(_Rule):
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: object, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, "must be a number of seconds, got %s" % _type_name(value))
+        if not math.isfinite(value) or not self.low <= value <= self.high:
+            raise ConfigError(
+                key, "must be in %g..%g seconds, got %r" % (self.low, self.high, value)
+            )
+        return float(value)
+
+
+class _Choice(_Rule):
+    def __init__(self, choices: tuple[object, ...]) -> None:
+        self.choices = choices
+
+    def convert(self, value: object, key: str) -> Any:
+        kind = type(self.choices[0])
+        if type(value) is not kind:
+            raise ConfigError(
+                key, "must be %s, got %s" % (_type_name(self.choices[0]), _type_name(value))
+            )
+        if value not in self.choices:
+            raise ConfigError(
+                key, "must be one of %s, got %r" % (", ".join(map(repr, self.choices)), value)
+            )
+        return value
+
+
+class _Text(_Rule):
+    def __init__(self, max_length: int, *, empty: bool = False, ident: bool = False) -> None:
+        self.max_length, self.empty, self.ident = max_length, empty, ident
+
+    def convert(self, value: object, key: str) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(key, "must be a string, got %s" % _type_name(value))
+        if not value and not self.empty:
+            raise ConfigError(key, "must not be empty")
+        if len(value) > self.max_length:
+            raise ConfigError(key, "must be at most %d characters" % self.max_length)
+        if not value.isprintable():
+            raise ConfigError(key, "must not contain control characters")
+        if self.ident and not (value.isascii() and value.replace("_", "").isalnum()):
+            raise ConfigError(key, "must be letters, digits and '_', got %r" % value)
+        return value
+
+
+class _OptionalPath(_Rule):
+    def convert(self, value: object, key: str) -> Path | None:
+        text = _Text(4096, empty=True).convert(value, key)
+        return Path(text) if text else None
+
+
+class _Endpoint(_Rule):
+    def __init__(self, *, allow_port_zero: bool) -> None:
+        self.allow_port_zero = allow_port_zero
+
+    def convert(self, value: object, key: str) -> HostPort:
+        return parse_host_port(value, key, allow_port_zero=self.allow_port_zero)  # type: ignore[arg-type]
+
+
+class _Array(_Rule):
+    def __init__(self, item: _Rule, max_items: int) -> None:
+        self.item, self.max_items = item, max_items
+
+    def convert(self, value: object, key: str) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ConfigError(key, "must be an array, got %s" % _type_name(value))
+        if len(value) > self.max_items:
+            raise ConfigError(key, "at most %d items, got %d" % (self.max_items, len(value)))
+        items = tuple(self.item.convert(v, "%s[%d]" % (key, i)) for i, v in enumerate(value))
+        if len(set(items)) != len(items):
+            raise ConfigError(key, "lists the same item twice")
+        return items
+
+
+class _DevicePath(_Rule):
+    def convert(self, value: object, key: str) -> str:
+        text = _Text(4096).convert(value, key)
+        if not text.startswith("/"):
+            raise ConfigError(key, "must be an absolute path such as /dev/ttyGS0, got %r" % text)
+        return text
+
+
+def _rule(rule: _Rule) -> dict[str, _Rule]:
+    return {"rule": rule}
+
+
+def _section(cls: type) -> dict[str, type]:
+    return {"section": cls}
+
+
+# --------------------------------------------------------------------------------------------
+# The schema. Field order is the order keys are checked in; defaults live in default.toml.
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """[node]: where the node keeps its state and what the operator calls it."""
+
+    data_dir: Path | None = field(metadata=_rule(_OptionalPath()))
+    name: str = field(metadata=_rule(_Text(64)))
+
+
+@dataclass(frozen=True, slots=True)
+class LanConfig:
+    """[lan]: TCP listener, zeroconf, and relays to sync with."""
+
+    listen: HostPort = field(metadata=_rule(_Endpoint(allow_port_zero=True)))
+    zeroconf: bool = field(metadata=_rule(_Bool()))
+    peers: tuple[HostPort, ...] = field(
+        metadata=_rule(_Array(_Endpoint(allow_port_zero=False), MAX_PEERS))
+    )
+    sync_interval_s: float = field(metadata=_rule(_Seconds(1, 86400)))
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """[store]: limits, expiry and group commit of the SQLite store."""
+
+    max_entry_bytes: int = field(metadata=_rule(_Int(KIB, 16 * MIB)))
+    max_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
+    max_total_bytes: int = field(metadata=_rule(_Int(MIB, 1 << 42)))
+    expiry_days: int = field(metadata=_rule(_Int(1, 3650)))
+    commit_interval_ms: int = field(metadata=_rule(_Int(0, 1000)))
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """[relay]: which logs the relay carries and how many links it serves."""
+
+    community_mode: bool = field(metadata=_rule(_Bool()))
+    community_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
+    max_sessions: int = field(metadata=_rule(_Int(1, 4096)))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """[session]: deadlines and bounds of one link session."""
+
+    handshake_timeout_s: float = field(metadata=_rule(_Seconds(0.1, 300)))
+    idle_timeout_s: float = field(metadata=_rule(_Seconds(1, 86400)))
+    max_frame_bytes: int = field(metadata=_rule(_Int(512, 16 * MIB)))
+    credit_bytes: int = field(metadata=_rule(_Int(512, 256 * MIB)))
+
+
+@dataclass(frozen=True, slots=True)
+class BleConfig:
+    """[radio.ble]: the BLE GATT peripheral."""
+
+    enabled: bool = field(metadata=_rule(_Bool()))
+    adapter: str = field(metadata=_rule(_Text(16, ident=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class RadioConfig:
+    """[radio]: holds only sub-sections."""
+
+    ble: BleConfig = field(metadata=_section(BleConfig))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """[console]: the serial management console."""
+
+    devices: tuple[str, ...] = field(metadata=_rule(_Array(_DevicePath(), MAX_CONSOLE_DEVICES)))
+    baud: int = field(metadata=_rule(_Choice(BAUD_RATES)))
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """[log]: logging."""
+
+    level: str = field(metadata=_rule(_Choice(LOG_LEVELS)))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration. Build with :func:`load_config` or :func:`parse_config`."""
+
+    node: NodeConfig = field(metadata=_section(NodeConfig))
+    lan: LanConfig = field(metadata=_section(LanConfig))
+    store: StoreConfig = field(metadata=_section(StoreConfig))
+    relay: RelayConfig = field(metadata=_section(RelayConfig))
+    session: SessionConfig = field(metadata=_section(SessionConfig))
+    radio: RadioConfig = field(metadata=_section(RadioConfig))
+    console: ConsoleConfig = field(metadata=_section(ConsoleConfig))
+    log: LogConfig = field(metadata=_section(LogConfig))
+
+
+def schema_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, in checking order (``node.data_dir``, ...)."""
+    keys: list[str] = []
+    for f in fields(cls):
+        if "section" in f.metadata:
+            keys.extend(schema_keys(f.metadata["section"], prefix + f.name + "."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _build(cls: type, table: object, prefix: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(
+            prefix.rstrip(".") or "(top)", "must be a table, got %s" % _type_name(table)
+        )
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(prefix + unknown[0], "unknown key")
+    values = {}
+    for f in fields(cls):
+        key = prefix + f.name
+        if f.name not in table:
+            raise ConfigError(key, "missing (the embedded defaults lack it: a bug)")
+        if "section" in f.metadata:
+            values[f.name] = _build(f.metadata["section"], table[f.name], key + ".")
+        else:
+            values[f.name] = f.metadata["rule"].convert(table[f.name], key)
+    return cls(**values)
+
+
+def _check_relations(config: Config) -> None:
+    store, session = config.store, config.session
+    if store.max_log_bytes < store.max_entry_bytes:
+        raise ConfigError(
+            "store.max_log_bytes",
+            "must be at least store.max_entry_bytes (%d), got %d"
+            % (store.max_entry_bytes, store.max_log_bytes),
+        )
+    if store.max_total_bytes < store.max_log_bytes:
+        raise ConfigError(
+            "store.max_total_bytes",
+            "must be at least store.max_log_bytes (%d), got %d"
+            % (store.max_log_bytes, store.max_total_bytes),
+        )
+    if config.relay.community_log_bytes > store.max_log_bytes:
+        raise ConfigError(
+            "relay.community_log_bytes",
+            "must be at most store.max_log_bytes (%d), got %d"
+            % (store.max_log_bytes, config.relay.community_log_bytes),
+        )
+    if session.credit_bytes < session.max_frame_bytes:
+        raise ConfigError(
+            "session.credit_bytes",
+            "must be at least session.max_frame_bytes (%d), got %d"
+            % (session.max_frame_bytes, session.credit_bytes),
+        )
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for name, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = _merge(merged[name], value)
+        else:
+            merged[name] = value
+    return merged
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "invalid TOML: %s" % exc) from None
+
+
+def default_toml() -> str:
+    """The text of the embedded default configuration (``node/app/default.toml``)."""
+    return resources.files("node.app").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Build a Config from TOML text merged over the embedded defaults.
+
+    Args:
+        text: TOML; keys it leaves out keep their defaults.
+        source: a name for the text (a file path), used when the TOML itself is malformed.
+
+    Raises:
+        ConfigError: the first unknown key, wrong type, out-of-range value or inconsistency,
+            naming the dotted key.
+    """
+    table = _merge(_parse_toml(default_toml(), "node/app/default.toml"), _parse_toml(text, source))
+    config: Config = _build(Config, table, "")
+    _check_relations(config)
+    return config
+
+
+def default_config() -> Config:
+    """The embedded defaults alone."""
+    return parse_config("", "node/app/default.toml")
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load ``path`` (or only the defaults when None).
+
+    Raises:
+        ConfigError: the file cannot be read (key is the path) or is invalid (key is the key).
+    """
+    if path is None:
+        return default_config()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "cannot read the configuration: %s" % exc) from None
+    return parse_config(text, str(path))
+
+
+def apply_overrides(
+    config: Config,
+    *,
+    data: str | Path | None = None,
+    listen: str | HostPort | None = None,
+    peers: Iterable[str | HostPort] = (),
+) -> Config:
+    """Return ``config`` with command-line flags applied on top.
+
+    Args:
+        config: the loaded configuration.
+        data: ``--data DIR``: replaces ``node.data_dir``.
+        listen: ``--listen HOST:PORT``: replaces ``lan.listen`` (port 0 picks a free port).
+        peers: ``--peer HOST:PORT`` (repeatable): added to ``lan.peers``, duplicates dropped.
+
+    Raises:
+        ConfigError: an override is malformed (named by the key it overrides).
+    """
+    node, lan = config.node, config.lan
+    if data is not None:
+        node = replace(node, data_dir=_OptionalPath().convert(str(data), "node.data_dir"))
+    if listen is not None:
+        if not isinstance(listen, HostPort):
+            listen = parse_host_port(listen, "lan.listen", allow_port_zero=True)
+        lan = replace(lan, listen=listen)
+    extra = [p if isinstance(p, HostPort) else parse_host_port(p, "lan.peers") for p in peers]
+    if extra:
+        merged = tuple(dict.fromkeys((*lan.peers, *extra)))
+        if len(merged) > MAX_PEERS:
+            raise ConfigError("lan.peers", "at most %d items, got %d" % (MAX_PEERS, len(merged)))
+        lan = replace(lan, peers=merged)
+    return replace(config, node=node, lan=lan)
