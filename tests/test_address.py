@@ -161,3 +161,20 @@ def test_store_address_rejects_bad_arguments():
         store_address(SUITE, GPK, SIGN_PUB, "a/b")
     with pytest.raises(LocalProtocolError):
         store_address(SUITE, GPK, SIGN_PUB, "")
+
+
+def test_worked_example_addresses():
+    group, _ = keys.multi_member_group_from_seeds(SUITE, bytes([1]) * 32, bytes([2]) * 32)
+    name = group.public_key.hex()
+    assert store_address(SUITE, group.public_key, group.sign_pub, METADATA_STORE) == (
+        "/orbitdb/bafyreibpawrwzobisbudbduyzfj3mqkrdnfpdpx7w2lp5jq67wv4ng7ysi/"
+        + name
+        + "_berty_group_metadata"
+    )
+    assert store_address(SUITE, group.public_key, group.sign_pub, MESSAGES_STORE) == (
+        "/orbitdb/bafyreiaqt4mynaa7jg6dutaggtoewcxc3ugtr7w3pslrlch33tbuuen4d4/"
+        + name
+        + "_berty_group_messages"
+    )
+    ac = address.access_controller_cid(group.public_key, group.sign_pub, METADATA_STORE)
+    assert str(ac) == "bafkreigpcvlcndmka2fgt45hfshfmxjackxcguqtdrlkuoponilx6m3eje"

@@ -318,3 +318,42 @@ def test_replication_group_verify_rejects(field, value, message):
         record.verify(SUITE)
     with pytest.raises(IntegrityError, match=message):
         record.verify(SUITE, require_signature=False)
+
+
+# -- the worked example of docs/parts/keys-address.md -------------------------------------------
+
+
+def test_worked_example_group():
+    group, _ = keys.multi_member_group_from_seeds(SUITE, seed(1), seed(2))
+    assert group.public_key.hex() == (
+        "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+    )
+    assert group.sign_pub.hex() == (
+        "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"
+    )
+    assert group.link_key.hex() == (
+        "4962c34aecbf614f8776039f0d286fba8223b7b3d94b4a94ea288ff69bf6bcbd"
+    )
+    assert group.secret_sig.hex() == (
+        "23c6a658950372e3fa22a44762002cf7ee4c4ee092f351103fa016f3d13de9ac"
+        "95b1ec77a718a395353fbe102151696571d21f76bdb019cadf9e82766f2f2a0f"
+    )
+    assert group.link_key_sig.hex() == (
+        "e8745d3194e88aeed8049a1468cff97ddebab66c0ca667e3d01f1c228be946aa"
+        "85e4eab72d13a4eb5925852a9bb6d014a906755a700d8d46bc952c559a8da007"
+    )
+
+
+def test_worked_example_contact_group():
+    alice_sk = ref_keypair(seed(0x14))[1]
+    bob_pk = ref_keypair(seed(0x15))[0]
+    group = keys.contact_group(SUITE, alice_sk, bob_pk)
+    assert group.public_key.hex() == (
+        "09a0d57073c77c90fbe4d1846a639529319510d6ce09ff2bc9bcf20be0834819"
+    )
+    assert group.secret.hex() == (
+        "3b3629566dde0f560aa85c4bdc57e0f1b2313b1b90eb72be3a71d4cd3637dd90"
+    )
+    assert group.link_key.hex() == (
+        "a37593ed1a93329130c2c68bcc9c942e13c3b26ba018e9c35299153bb424b6b1"
+    )
