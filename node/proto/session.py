@@ -1,0 +1,643 @@
+# The link session (L0, sans-IO): Noise XX, Hello, then session messages with credit flow control.
+#
+# Theory of operation
+# -------------------
+# A Session turns frames into events and calls into frames, and never does I/O, reads a clock or
+# draws randomness of its own: `now` (monotonic milliseconds) is an argument and the crypto suite
+# is injected. The vocabulary is the house one (reference/style.md §9):
+#
+#   receive_frame(frame, now)   one transport frame = one Noise message, from the peer
+#   next_event()                the next event for the caller, or None
+#   send_*(...)                 queue one message (interest, reconcile, entries, ack, pairing)
+#   close(reason, text, now)    say Bye
+#   frames_to_send()            the frames the caller must write to the link, in order
+#   get_timer() / handle_timer(now)   the next deadline, and what to do when it passes
+#   connection_lost(now)        the link dropped
+#
+# Every transition goes through node.proto._states.TRANSITIONS (one table, drawn in the docs).
+#
+# Flow control: each side grants the other a window of bytes of Entries messages in its Hello,
+# and grants more with Ack(credit) once it has durably stored what it received. A sender may only
+# send Entries while it has credit (send_entries sends the prefix of the items that fits and says
+# how many); a peer that exceeds the window it was granted breaks the protocol. So a slow link or
+# a slow disk never makes either side buffer more than its window.
+#
+# Deadlines: the handshake and the peer's Hello must arrive within `handshake_timeout`; in OPEN,
+# silence longer than `idle_timeout` ends the session with Bye "timeout", and we send an empty Ack
+# as a keepalive whenever we have sent nothing for `keepalive_interval`; after our Bye the peer has
+# `close_timeout` to answer.
+#
+# Errors: a peer that breaks a rule (bad frame, bad message, out of state, over its credit) raises
+# RemoteProtocolError out of receive_frame; the session is then in ERROR and, when the Noise keys
+# exist, has already queued a Bye carrying the reason: the caller writes frames_to_send() and
+# drops the link. Misuse by the caller raises LocalProtocolError and changes nothing.
+
+from node.crypto.noise import WAYSTATION_PROLOGUE as PROLOGUE
+from node.crypto.noise import NoiseHandshake
+from node.errors import (
+    REASON_TIMEOUT,
+    REASON_UNEXPECTED,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from node.proto import _states as S  # noqa: N812 - the table reads best short
+from node.proto.messages import (
+    ENTRIES,
+    ENTRIES_CONTINUES,
+    MAX_MESSAGE,
+    MAX_SIZE,
+    PROTOCOL_VERSION,
+    Ack,
+    Bye,
+    Entries,
+    Hello,
+    Interest,
+    LogDeclaration,
+    Pairing,
+    Reconcile,
+    decode_message,
+    encode_message,
+)
+from node.varint import encode_uvarint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from node.crypto.api import Suite
+    from node.crypto.noise import NoiseTransport
+    from node.proto.messages import Message
+
+    Event = (
+        "HandshakeCompleted | SessionOpened | InterestReceived | ReconcileReceived"
+        " | EntriesReceived | AckReceived | PairingReceived | SessionClosed"
+    )
+
+REASON_OK = "ok"
+REASON_FLOW = "flow"
+MIN_WINDOW = 65536
+
+_RECV_INPUT = {
+    Hello: S.RECV_HELLO,
+    Interest: S.RECV_INTEREST,
+    Reconcile: S.RECV_RECONCILE,
+    Entries: S.RECV_ENTRIES,
+    Ack: S.RECV_ACK,
+    Pairing: S.RECV_PAIRING,
+    Bye: S.RECV_BYE,
+}
+
+
+class SessionLimits:
+    """Deadlines (milliseconds) and sizes of one session; the daemon fills them from config."""
+
+    __slots__ = (
+        "close_timeout",
+        "handshake_timeout",
+        "idle_timeout",
+        "keepalive_interval",
+        "max_item",
+        "window",
+    )
+
+    def __init__(
+        self,
+        handshake_timeout: int = 10_000,
+        idle_timeout: int = 60_000,
+        keepalive_interval: int = 20_000,
+        close_timeout: int = 2_000,
+        window: int = 1 << 20,
+        max_item: int = 256 * 1024 + 4096,
+    ) -> None:
+        if window < MIN_WINDOW:
+            raise LocalProtocolError("a session window is at least %d bytes" % MIN_WINDOW)
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.keepalive_interval = keepalive_interval
+        self.close_timeout = close_timeout
+        self.window = window
+        self.max_item = max_item
+
+
+# -- events (past tense) ------------------------------------------------------------------------
+
+
+class HandshakeCompleted:
+    """Noise is up: the peer's static X25519 key and the handshake hash (for channel binding)."""
+
+    __slots__ = ("handshake_hash", "remote_static")
+
+    def __init__(self, remote_static: bytes, handshake_hash: bytes) -> None:
+        self.remote_static = remote_static
+        self.handshake_hash = handshake_hash
+
+    def __repr__(self) -> str:
+        return "HandshakeCompleted(remote_static=%s…)" % self.remote_static[:4].hex()
+
+
+class SessionOpened:
+    """The peer's Hello arrived: the session is OPEN."""
+
+    __slots__ = ("hello",)
+
+    def __init__(self, hello: Hello) -> None:
+        self.hello = hello
+
+    def __repr__(self) -> str:
+        return "SessionOpened(%r)" % (self.hello,)
+
+
+class InterestReceived:
+    """The peer declared logs it wants to sync."""
+
+    __slots__ = ("logs",)
+
+    def __init__(self, logs: "list[LogDeclaration]") -> None:
+        self.logs = logs
+
+    def __repr__(self) -> str:
+        return "InterestReceived(%r)" % (self.logs,)
+
+
+class ReconcileReceived:
+    """A reconciliation message for log `ref`."""
+
+    __slots__ = ("data", "ref")
+
+    def __init__(self, ref: int, data: bytes) -> None:
+        self.ref = ref
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "ReconcileReceived(ref=%d, %d bytes)" % (self.ref, len(self.data))
+
+
+class EntriesReceived:
+    """Complete entry items for log `ref`; `size` is the credit they consumed."""
+
+    __slots__ = ("items", "ref", "size")
+
+    def __init__(self, ref: int, items: "list[bytes]", size: int) -> None:
+        self.ref = ref
+        self.items = items
+        self.size = size
+
+    def __repr__(self) -> str:
+        return "EntriesReceived(ref=%d, %d items, %d bytes)" % (
+            self.ref,
+            len(self.items),
+            self.size,
+        )
+
+
+class AckReceived:
+    """The peer stored `stored` entries of log `ref` and granted `credit` more bytes."""
+
+    __slots__ = ("credit", "ref", "stored")
+
+    def __init__(self, ref: int, stored: int, credit: int) -> None:
+        self.ref = ref
+        self.stored = stored
+        self.credit = credit
+
+    def __repr__(self) -> str:
+        return "AckReceived(ref=%d, stored=%d, credit=%d)" % (self.ref, self.stored, self.credit)
+
+
+class PairingReceived:
+    """One pairing step from the peer."""
+
+    __slots__ = ("data", "step")
+
+    def __init__(self, step: int, data: bytes) -> None:
+        self.step = step
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "PairingReceived(step=%d, %d bytes)" % (self.step, len(self.data))
+
+
+class SessionClosed:
+    """The session ended. `by_peer`: the peer said Bye (or dropped the link) first."""
+
+    __slots__ = ("by_peer", "reason", "text")
+
+    def __init__(self, reason: str, text: str, by_peer: bool) -> None:
+        self.reason = reason
+        self.text = text
+        self.by_peer = by_peer
+
+    def __repr__(self) -> str:
+        return "SessionClosed(%r, %r, by_peer=%r)" % (self.reason, self.text, self.by_peer)
+
+
+# -- the session --------------------------------------------------------------------------------
+
+
+class Session:
+    """One side of a link session.
+
+    Args:
+        suite: the crypto suite (X25519, ChaCha20-Poly1305, BLAKE2b).
+        initiator: True on the side that opened the link (it writes the first handshake message).
+        static_private: our X25519 static key; members pass a fresh one per session to stay
+            unlinkable, relays their node key converted to X25519.
+        hello: what we announce (role, window, largest message we accept).
+        now: the current monotonic time in milliseconds.
+        limits: deadlines and sizes.
+        ephemeral_private: a fixed Noise ephemeral key (tests only).
+    """
+
+    def __init__(
+        self,
+        suite: "Suite",
+        initiator: bool,
+        static_private: bytes,
+        role: int,
+        now: int,
+        limits: "SessionLimits | None" = None,
+        ephemeral_private: "bytes | None" = None,
+    ) -> None:
+        self.limits = limits or SessionLimits()
+        self.initiator = initiator
+        self.state = S.AWAIT_HANDSHAKE
+        self.local_hello = Hello(role, self.limits.window, MAX_MESSAGE, PROTOCOL_VERSION)
+        self.peer_hello: "Hello | None" = None
+        self.remote_static: "bytes | None" = None
+        self.handshake_hash: "bytes | None" = None
+        self.close_reason: "str | None" = None
+        self._handshake: "NoiseHandshake | None" = NoiseHandshake(
+            suite, initiator, static_private, PROLOGUE, ephemeral_private
+        )
+        self._transport: "NoiseTransport | None" = None
+        self._events: "list[object]" = []
+        self._out: "list[bytes]" = []
+        self._deadline: "int | None" = now + self.limits.handshake_timeout
+        self._last_received = now
+        self._last_sent = now
+        self.send_credit = 0  # bytes of Entries we may still send
+        self.receive_window = self.limits.window  # bytes of Entries the peer may still send
+        self._partial_ref = -1
+        self._partial = b""
+        self._partial_size = 0  # credit consumed by the pieces of the pending split entry
+        self.stats = {
+            "frames_in": 0,
+            "frames_out": 0,
+            "bytes_in": 0,
+            "bytes_out": 0,
+            "entries_in": 0,
+            "entries_out": 0,
+        }
+        if initiator:
+            self._queue_frame(self._handshake.write_message(b""))
+
+    # -- caller API -----------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """True in OPEN: messages may be sent."""
+        return self.state == S.OPEN
+
+    @property
+    def is_finished(self) -> bool:
+        """True in CLOSED or ERROR."""
+        return self.state in S.TERMINAL_STATES
+
+    def next_event(self) -> "object | None":
+        """Pop the next event (HandshakeCompleted, SessionOpened, ... SessionClosed), or None."""
+        if self._events:
+            return self._events.pop(0)
+        return None
+
+    def frames_to_send(self) -> "list[bytes]":
+        """Take the frames queued for the link, oldest first."""
+        out = self._out
+        self._out = []
+        return out
+
+    def get_timer(self) -> "int | None":
+        """The next deadline (ms), or None when the session is finished."""
+        if self.is_finished:
+            return None
+        if self.state == S.OPEN:
+            return min(
+                self._last_received + self.limits.idle_timeout,
+                self._last_sent + self.limits.keepalive_interval,
+            )
+        return self._deadline
+
+    def handle_timer(self, now: int) -> None:
+        """Act on deadlines that passed by `now` (timeouts, keepalives)."""
+        if self.is_finished:
+            self._apply(S.DEADLINE_PASSED, None, now)
+            return
+        if self.state == S.OPEN:
+            if now >= self._last_received + self.limits.idle_timeout:
+                self._apply(S.DEADLINE_PASSED, None, now)
+            elif now >= self._last_sent + self.limits.keepalive_interval:
+                self._send_message(Ack(0, 0, 0), now)
+            return
+        if self._deadline is not None and now >= self._deadline:
+            self._apply(S.DEADLINE_PASSED, None, now)
+
+    def connection_lost(self, now: int) -> None:
+        """The link dropped (EOF or error)."""
+        self._apply(S.CONNECTION_LOST, None, now)
+
+    def receive_frame(self, frame: bytes, now: int) -> None:
+        """Feed one frame (one Noise message) from the link.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol. The session is now in ERROR and a
+                Bye with the reason is queued when possible; write frames_to_send() and drop
+                the link.
+            LocalProtocolError: the session is already finished.
+        """
+        if self.is_finished:
+            raise LocalProtocolError("frame received on a finished session (%s)" % self.state)
+        self.stats["frames_in"] += 1
+        self.stats["bytes_in"] += len(frame)
+        self._last_received = now
+        try:
+            if self.state == S.AWAIT_HANDSHAKE:
+                self._apply(S.RECV_HANDSHAKE, frame, now)
+                return
+            transport = self._transport
+            if transport is None:  # pragma: no cover - guarded by the state
+                raise LocalProtocolError("no transport outside AWAIT_HANDSHAKE")
+            message = decode_message(transport.decrypt(frame))
+            self._apply(_RECV_INPUT[type(message)], message, now)
+        except RemoteProtocolError as exc:
+            self._fail(exc, now)
+            raise
+
+    def send_interest(self, logs: "list[LogDeclaration]", now: int) -> None:
+        """Declare logs to sync (at most 128 per message)."""
+        message = Interest(logs)
+        self._apply(S.SEND_INTEREST, message, now)
+
+    def send_reconcile(self, ref: int, data: bytes, now: int) -> None:
+        """Send one reconciliation message for log `ref`."""
+        self._apply(S.SEND_RECONCILE, Reconcile(ref, data), now)
+
+    def send_ack(self, ref: int, stored: int, credit: int, now: int) -> None:
+        """Acknowledge `stored` durable entries of `ref` and grant `credit` more bytes."""
+        self._apply(S.SEND_ACK, Ack(ref, stored, credit), now)
+
+    def send_pairing(self, step: int, data: bytes, now: int) -> None:
+        """Send one pairing step."""
+        self._apply(S.SEND_PAIRING, Pairing(step, data), now)
+
+    def send_entries(self, ref: int, items: "list[bytes]", now: int) -> int:
+        """Send as many of `items` (in order) as the peer's credit allows.
+
+        Items larger than one message are split across messages (`continues`). An item is sent
+        whole or not at all.
+
+        Returns:
+            How many items were sent; the caller keeps the rest for when credit arrives.
+
+        Raises:
+            LocalProtocolError: not OPEN, or an item is larger than `limits.max_item`.
+        """
+        if S.transition(self.state, S.SEND_ENTRIES) is None:
+            raise LocalProtocolError("SEND_ENTRIES is not allowed in state %s" % self.state)
+        peer_max = self.peer_hello.max_message if self.peer_hello else MAX_MESSAGE
+        limit = min(peer_max, MAX_SIZE[ENTRIES])
+        sent = 0
+        batch: "list[bytes]" = []
+        batch_items_size = 0
+        for item in items:
+            if len(item) > self.limits.max_item:
+                raise LocalProtocolError("entry item of %d bytes over max_item" % len(item))
+            item_size = len(encode_uvarint(len(item))) + len(item)
+            if _entries_overhead(ref, 1) + item_size > limit:
+                # Too large for one message: flush, then send it in pieces.
+                if batch:
+                    self._send_entries_message(Entries(ref, batch), now)
+                    batch, batch_items_size = [], 0
+                pieces = _split_item(item, ref, limit)
+                messages = [Entries(ref, [p], i < len(pieces) - 1) for i, p in enumerate(pieces)]
+                if sum(_message_size(m) for m in messages) > self.send_credit:
+                    break
+                for message in messages:
+                    self._send_entries_message(message, now)
+                sent += 1
+                continue
+            size = _entries_overhead(ref, len(batch) + 1) + batch_items_size + item_size
+            if size > limit:
+                self._send_entries_message(Entries(ref, batch), now)
+                batch, batch_items_size = [], 0
+                size = _entries_overhead(ref, 1) + item_size
+            if size > self.send_credit:
+                break
+            batch.append(item)
+            batch_items_size += item_size
+            sent += 1
+        if batch:
+            self._send_entries_message(Entries(ref, batch), now)
+        self.stats["entries_out"] += sent
+        return sent
+
+    def close(self, reason: str, text: str, now: int) -> None:
+        """Say Bye (idempotent). Before the handshake completes the link is just dropped."""
+        self._apply(S.SEND_BYE, Bye(reason, text), now)
+
+    # -- machinery ------------------------------------------------------------------------------
+
+    def _send_entries_message(self, message: Entries, now: int) -> None:
+        size = _message_size(message)
+        self.send_credit -= size
+        self._send_message(message, now)
+
+    def _apply(self, event: str, payload: "object", now: int) -> None:
+        step = S.transition(self.state, event)
+        if step is None:
+            if event in S.LOCAL_INPUTS or self.is_finished:
+                raise LocalProtocolError("%s is not allowed in state %s" % (event, self.state))
+            raise RemoteProtocolError(
+                "%s is not allowed in state %s" % (event.replace("RECV_", "").lower(), self.state),
+                REASON_UNEXPECTED,
+            )
+        action, next_state = step
+        before = self.state
+        getattr(self, "_do_" + action)(payload, now)
+        if self.state != before:
+            return  # the action itself moved on (a state-triggered transition ran)
+        self.state = next_state
+        if next_state == S.CLOSING:
+            self._deadline = now + self.limits.close_timeout
+
+    def _fail(self, exc: ProtocolError, now: int) -> None:
+        if self.is_finished:
+            return
+        reason = exc.reason if isinstance(exc, RemoteProtocolError) else "internal"
+        if self._transport is not None:
+            self._queue_message(Bye(reason, exc.message[:200]), now)
+        self.close_reason = reason
+        self.state = S.ERROR
+        self._events.append(SessionClosed(reason, exc.message, False))
+
+    def _queue_frame(self, frame: bytes) -> None:
+        self.stats["frames_out"] += 1
+        self.stats["bytes_out"] += len(frame)
+        self._out.append(frame)
+
+    def _queue_message(self, message: "Message", now: int) -> None:
+        transport = self._transport
+        if transport is None:
+            raise LocalProtocolError("no Noise transport yet")
+        self._queue_frame(transport.encrypt(encode_message(message)))
+        self._last_sent = now
+
+    def _send_message(self, message: "Message", now: int) -> None:
+        self._queue_message(message, now)
+
+    # -- actions (named in _states.TRANSITIONS) -------------------------------------------------
+
+    def _do_handshake(self, frame: object, now: int) -> None:
+        handshake = self._handshake
+        if handshake is None or not isinstance(frame, bytes):  # pragma: no cover
+            raise LocalProtocolError("no handshake in progress")
+        if handshake.is_my_turn():
+            raise RemoteProtocolError("handshake message out of turn", REASON_UNEXPECTED)
+        handshake.read_message(frame)
+        if not handshake.is_complete():
+            self._queue_frame(handshake.write_message(b""))
+        if handshake.is_complete():
+            self._transport = handshake.transport()
+            self._handshake = None
+            self.remote_static = self._transport.remote_static
+            self.handshake_hash = self._transport.handshake_hash
+            self._events.append(HandshakeCompleted(self.remote_static, self.handshake_hash))
+            self._apply(S.HANDSHAKE_COMPLETED, None, now)
+
+    def _do_send_hello(self, payload: object, now: int) -> None:
+        self._queue_message(self.local_hello, now)
+        self._deadline = now + self.limits.handshake_timeout
+
+    def _do_hello(self, hello: object, now: int) -> None:
+        if not isinstance(hello, Hello):  # pragma: no cover
+            raise LocalProtocolError("hello action without a Hello")
+        if hello.version != PROTOCOL_VERSION:
+            raise RemoteProtocolError("unsupported protocol version %d" % hello.version, "version")
+        if hello.window < MIN_WINDOW:
+            raise RemoteProtocolError("hello window %d below %d" % (hello.window, MIN_WINDOW))
+        if hello.max_message < 1024:
+            raise RemoteProtocolError("hello max_message %d below 1024" % hello.max_message)
+        self.peer_hello = hello
+        self.send_credit = hello.window
+        self._deadline = None
+        self._events.append(SessionOpened(hello))
+
+    def _do_deliver(self, message: object, now: int) -> None:
+        if isinstance(message, Interest):
+            self._events.append(InterestReceived(message.logs))
+        elif isinstance(message, Reconcile):
+            self._events.append(ReconcileReceived(message.ref, message.data))
+        elif isinstance(message, Entries):
+            self._receive_entries(message)
+        elif isinstance(message, Ack):
+            self.send_credit += message.credit
+            if message.stored or message.credit:
+                self._events.append(AckReceived(message.ref, message.stored, message.credit))
+        elif isinstance(message, Pairing):
+            self._events.append(PairingReceived(message.step, message.data))
+
+    def _receive_entries(self, message: Entries) -> None:
+        size = _message_size(message)
+        self.receive_window -= size
+        if self.receive_window < 0:
+            raise RemoteProtocolError("entries exceed the granted window", REASON_FLOW)
+        items = list(message.items)
+        size += self._partial_size
+        self._partial_size = 0
+        if self._partial_ref >= 0:
+            if message.ref != self._partial_ref or not items:
+                raise RemoteProtocolError("expected the continuation of a split entry")
+            joined = self._partial + items[0]
+            if len(joined) > self.limits.max_item:
+                raise RemoteProtocolError("split entry exceeds %d bytes" % self.limits.max_item)
+            if len(items) == 1 and message.continues:
+                self._partial = joined
+                self._partial_size = size
+                return
+            items[0] = joined
+            self._partial_ref = -1
+            self._partial = b""
+        if message.continues:
+            self._partial_ref = message.ref
+            self._partial = items.pop()
+            if not items:
+                self._partial_size = size
+                return
+        for item in items:
+            if len(item) > self.limits.max_item:
+                raise RemoteProtocolError("entry item exceeds %d bytes" % self.limits.max_item)
+        self.stats["entries_in"] += len(items)
+        if items:
+            self._events.append(EntriesReceived(message.ref, items, size))
+
+    def _do_send(self, message: object, now: int) -> None:
+        if isinstance(message, Ack):
+            self.receive_window += message.credit
+        if not isinstance(
+            message, (Interest, Reconcile, Entries, Ack, Pairing)
+        ):  # pragma: no cover
+            raise LocalProtocolError("send action without a message")
+        self._send_message(message, now)
+
+    def _do_ignore(self, payload: object, now: int) -> None:
+        return
+
+    def _do_answer_bye(self, bye: object, now: int) -> None:
+        if not isinstance(bye, Bye):  # pragma: no cover
+            raise LocalProtocolError("answer_bye without a Bye")
+        self._queue_message(Bye(REASON_OK, ""), now)
+        self.close_reason = bye.reason
+        self._events.append(SessionClosed(bye.reason, bye.text, True))
+
+    def _do_say_bye(self, bye: object, now: int) -> None:
+        if not isinstance(bye, Bye):  # pragma: no cover
+            raise LocalProtocolError("say_bye without a Bye")
+        self._queue_message(bye, now)
+        self.close_reason = bye.reason
+        self._events.append(SessionClosed(bye.reason, bye.text, False))
+
+    def _do_timeout(self, payload: object, now: int) -> None:
+        text = "no hello in time" if self.state == S.AWAIT_HELLO else "peer silent too long"
+        self._queue_message(Bye(REASON_TIMEOUT, text), now)
+        self.close_reason = REASON_TIMEOUT
+        self._events.append(SessionClosed(REASON_TIMEOUT, text, False))
+
+    def _do_abort(self, payload: object, now: int) -> None:
+        reason = payload.reason if isinstance(payload, Bye) else REASON_TIMEOUT
+        self.close_reason = reason
+        self._events.append(SessionClosed(reason, "closed before the handshake completed", False))
+
+    def _do_lost(self, payload: object, now: int) -> None:
+        self.close_reason = "lost"
+        self._events.append(SessionClosed("lost", "the link dropped", True))
+
+    def _do_finish(self, payload: object, now: int) -> None:
+        return
+
+
+def _message_size(message: Entries) -> int:
+    size = _entries_overhead(message.ref, len(message.items))
+    for item in message.items:
+        size += len(encode_uvarint(len(item))) + len(item)
+    return size
+
+
+def _entries_overhead(ref: int, count: int) -> int:
+    return 1 + len(encode_uvarint(ref)) + 1 + len(encode_uvarint(count))
+
+
+def _split_item(item: bytes, ref: int, limit: int) -> "list[bytes]":
+    room = limit - _entries_overhead(ref, 1) - 3  # 3: the item's own length prefix
+    return [item[i : i + room] for i in range(0, len(item), room)]
+
+
+# The continuation flag value is part of the wire format (messages.py); referenced here so a
+# change there is noticed in review.
+assert ENTRIES_CONTINUES == 1

@@ -1,0 +1,251 @@
+"""The link session over an in-memory link: handshake, messages, credits, deadlines, peers."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.errors import IntegrityError, LocalProtocolError, RemoteProtocolError
+from node.proto import _states as S
+from node.proto.messages import (
+    ENTRIES,
+    Ack,
+    Bye,
+    Entries,
+    Hello,
+    LogDeclaration,
+    Pairing,
+    Reconcile,
+)
+from node.proto.session import (
+    AckReceived,
+    EntriesReceived,
+    HandshakeCompleted,
+    InterestReceived,
+    PairingReceived,
+    ReconcileReceived,
+    Session,
+    SessionClosed,
+    SessionLimits,
+    SessionOpened,
+)
+from tests.session_helpers import SUITE, RawPeer, SessionPair
+
+
+def open_pair(limits: SessionLimits | None = None) -> SessionPair:
+    pair = SessionPair(limits)
+    pair.transfer()
+    assert pair.client.is_open and pair.server.is_open
+    return pair
+
+
+def test_handshake_then_hello_opens_both_sides() -> None:
+    pair = SessionPair()
+    pair.transfer()
+    for me, peer in ((pair.client, pair.server), (pair.server, pair.client)):
+        events = pair.events(me)
+        assert isinstance(events[0], HandshakeCompleted)
+        assert isinstance(events[1], SessionOpened)
+        assert events[1].hello == peer.local_hello
+        assert me.handshake_hash == peer.handshake_hash
+        assert me.send_credit == peer.limits.window
+
+
+@pytest.mark.parametrize("client_sends", [True, False])
+def test_messages_reach_the_other_side(client_sends: bool) -> None:
+    pair = open_pair()
+    pair.events(pair.client), pair.events(pair.server)
+    src, dst = (pair.client, pair.server) if client_sends else (pair.server, pair.client)
+    logs = [LogDeclaration(0, "/orbitdb/bafy/abc_berty_group_messages", b"\x01" * 96)]
+    src.send_interest(logs, 1)
+    src.send_reconcile(0, b"ranges", 1)
+    assert src.send_entries(0, [b"one", b"two"], 1) == 2
+    src.send_ack(0, 2, 100, 1)
+    src.send_pairing(1, b"spake2-message", 1)
+    pair.transfer()
+    events = pair.events(dst)
+    assert [type(e) for e in events] == [
+        InterestReceived,
+        ReconcileReceived,
+        EntriesReceived,
+        AckReceived,
+        PairingReceived,
+    ]
+    assert events[0].logs == logs
+    assert (events[1].ref, events[1].data) == (0, b"ranges")
+    assert (events[2].ref, events[2].items) == (0, [b"one", b"two"])
+    assert (events[3].stored, events[3].credit) == (2, 100)
+    assert (events[4].step, events[4].data) == (1, b"spake2-message")
+
+
+def test_large_entry_is_split_and_reassembled() -> None:
+    pair = open_pair()
+    big = bytes(range(256)) * 800  # 204800 bytes, over one message
+    assert pair.client.send_entries(7, [b"a", big, b"z"], 1) == 3
+    frames = pair.client.frames_to_send()
+    assert len(frames) >= 5
+    for frame in frames:
+        pair.server.receive_frame(frame, 1)
+    items = [i for e in pair.events(pair.server) if isinstance(e, EntriesReceived) for i in e.items]
+    assert items == [b"a", big, b"z"]
+
+
+def test_credit_limits_what_is_sent_and_acks_grant_more() -> None:
+    limits = SessionLimits(window=65536)
+    pair = open_pair(limits)
+    items = [bytes(1000)] * 100
+    sent = pair.client.send_entries(0, items, 1)
+    assert 0 < sent < 100
+    assert pair.client.send_credit >= 0
+    assert pair.client.send_entries(0, items[sent:], 1) == 0
+    pair.transfer()
+    received = sum(e.size for e in pair.events(pair.server) if isinstance(e, EntriesReceived))
+    pair.server.send_ack(0, sent, received, 2)
+    pair.transfer()
+    assert pair.client.send_entries(0, items[sent:], 3) > 0
+
+
+def test_peer_exceeding_its_window_loses_the_link() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0, SessionLimits(window=65536))
+    peer = RawPeer(server)
+    peer.handshake_step()
+    peer.send(Hello(0, 65536))
+    server_events = []
+    with pytest.raises(RemoteProtocolError) as err:
+        for _ in range(10):
+            peer.send(Entries(0, [bytes(60000)]))
+    assert err.value.reason == "flow"
+    assert server.state == S.ERROR
+    while (e := server.next_event()) is not None:
+        server_events.append(e)
+    assert isinstance(server_events[-1], SessionClosed)
+    bye = peer.received()[-1]
+    assert isinstance(bye, Bye) and bye.reason == "flow"
+
+
+def test_garbage_frame_after_handshake_is_an_integrity_error_with_bye() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(server)
+    peer.handshake_step()
+    with pytest.raises(IntegrityError):
+        server.receive_frame(b"\x00" * 40, 0)
+    assert server.state == S.ERROR
+    assert isinstance(peer.received()[-1], Bye)
+    with pytest.raises(LocalProtocolError):
+        server.receive_frame(b"more", 0)
+
+
+def test_garbage_during_handshake_ends_without_bye() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    with pytest.raises(RemoteProtocolError):
+        server.receive_frame(b"short", 0)
+    assert server.state == S.ERROR
+    assert server.frames_to_send() == []
+
+
+def test_second_hello_is_unexpected() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(server)
+    peer.handshake_step()
+    peer.send(Hello(0, 65536))
+    with pytest.raises(RemoteProtocolError) as err:
+        peer.send(Hello(0, 65536))
+    assert err.value.reason == "unexpected"
+
+
+def test_message_before_hello_is_unexpected() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(server)
+    peer.handshake_step()
+    with pytest.raises(RemoteProtocolError):
+        peer.send(Reconcile(0, b"x"))
+
+
+def test_small_window_in_hello_is_refused() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(server)
+    peer.handshake_step()
+    with pytest.raises(RemoteProtocolError, match="window"):
+        peer.send(Hello(0, 100))
+
+
+def test_handshake_deadline_closes() -> None:
+    client = Session(SUITE, True, SUITE.random_bytes(32), 0, 0, SessionLimits(handshake_timeout=5))
+    assert client.get_timer() == 5
+    client.handle_timer(4)
+    assert client.state == S.AWAIT_HANDSHAKE
+    client.handle_timer(5)
+    assert client.state == S.CLOSED
+    assert client.get_timer() is None
+
+
+def test_idle_peer_gets_keepalives_then_timeout_bye() -> None:
+    limits = SessionLimits(idle_timeout=100, keepalive_interval=30, close_timeout=10)
+    pair = open_pair(limits)
+    pair.events(pair.client)
+    assert pair.client.get_timer() == 30
+    pair.client.handle_timer(30)
+    frames = pair.client.frames_to_send()
+    assert len(frames) == 1  # the keepalive
+    pair.client.handle_timer(100)
+    assert pair.client.state == S.CLOSING
+    closed = [e for e in pair.events(pair.client) if isinstance(e, SessionClosed)]
+    assert closed and closed[0].reason == "timeout"
+    pair.client.handle_timer(110)
+    assert pair.client.state == S.CLOSED
+
+
+def test_keepalive_is_not_reported_as_an_ack_event() -> None:
+    pair = open_pair(SessionLimits(keepalive_interval=10))
+    pair.events(pair.server)
+    pair.client.handle_timer(10)
+    pair.transfer()
+    assert pair.events(pair.server) == []
+    assert pair.server.is_open
+
+
+def test_close_is_answered_and_idempotent() -> None:
+    pair = open_pair()
+    pair.client.close("ok", "done", 1)
+    pair.client.close("ok", "again", 1)
+    pair.transfer()
+    assert pair.client.state == S.CLOSED and pair.server.state == S.CLOSED
+    server_closed = [e for e in pair.events(pair.server) if isinstance(e, SessionClosed)]
+    assert server_closed[0].by_peer and server_closed[0].text == "done"
+
+
+def test_sending_in_wrong_state_is_a_local_error() -> None:
+    client = Session(SUITE, True, SUITE.random_bytes(32), 0, 0)
+    with pytest.raises(LocalProtocolError):
+        client.send_reconcile(0, b"x", 0)
+    with pytest.raises(LocalProtocolError):
+        client.send_entries(0, [b"x"], 0)
+    assert client.state == S.AWAIT_HANDSHAKE
+
+
+def test_connection_lost_closes() -> None:
+    pair = open_pair()
+    pair.server.connection_lost(5)
+    assert pair.server.state == S.CLOSED
+    assert any(isinstance(e, SessionClosed) and e.by_peer for e in pair.events(pair.server))
+
+
+def test_oversize_entries_message_is_refused() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(server)
+    peer.handshake_step()
+    peer.send(Hello(0, 65536))
+    with pytest.raises(RemoteProtocolError):
+        peer.send_raw(bytes((ENTRIES,)) + b"\x00\x00\x01\xff\xff\x03")
+
+
+def test_acks_and_pairing_in_closing_are_ignored() -> None:
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(server)
+    peer.handshake_step()
+    peer.send(Hello(0, 65536))
+    server.close("ok", "", 1)
+    peer.send(Ack(0, 1, 1))
+    peer.send(Pairing(1, b""))
+    assert server.state == S.CLOSING
+    peer.send(Bye("ok"))
+    assert server.state == S.CLOSED
