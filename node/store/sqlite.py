@@ -1,0 +1,582 @@
+"""The relay's store on SQLite (L1): node.sync.store.Store on one database file.
+
+Theory of operation
+-------------------
+The policy (what is stored, refused, evicted, expired; how heads are defined) lives once in
+`node.sync.store.Store`; this module implements its storage primitives on SQLite, so the two stores
+decide identically (tests/property/test_store_model.py runs them side by side).
+
+Schema (version 1, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, "WST1"):
+
+    logs     (id, log_id UNIQUE, sign_pub, pinned, quota, entry_count, byte_count)
+    entries  (id INTEGER PRIMARY KEY, cid UNIQUE, log, clock_time, digest, size, stored_at)
+             + UNIQUE INDEX (log, clock_time, digest)   the reconciliation keys, in order
+             + INDEX (stored_at)                        expiry
+    blocks   (id = entries.id, data)                    exact DAG-CBOR bytes, append ordered
+    links    (log, parent CID, child id) WITHOUT ROWID  next-links inside one log, + INDEX (child)
+    heads    (log, entry id) WITHOUT ROWID
+    stats    (name, value) WITHOUT ROWID                counters (stored, refused.<reason>, ...)
+
+Blocks sit in their own append-ordered rowid table so that scans of `entries` (eviction, opening)
+never read block bodies, and the random 32-byte CID is only a secondary index (sync-perf.md §4.4).
+Migrations are functions in MIGRATIONS, applied in order, each in its own transaction together
+with the new user_version; a database newer than this program, of another application, or not a
+database at all raises StoreError.
+
+Durability and acknowledgement (group commit). The connection runs in WAL mode with
+`synchronous=FULL` and an exclusive lock. put_entries writes into one open transaction; commit()
+commits it, and with FULL the commit returns only after the WAL is fsynced, so the CIDs commit()
+returns are durable when they are acknowledged. One commit costs one WAL fsync however many
+entries it carries (plus the two fsyncs of an occasional checkpoint), so the daemon commits at a
+cadence (≤ 1 s, or every N entries) rather than per entry. `synchronous=NORMAL` would skip that
+fsync and could lose acknowledged entries on a power cut (NORMAL syncs the WAL only at checkpoints);
+it buys nothing here because group commit already amortises the fsync. A power cut therefore loses
+exactly the uncommitted transaction: work put since the last commit(), which was never acknowledged.
+
+Caches: per log, the KeySet of (lamport time, digest) (bulk-loaded at open from an ORDER BY scan)
+and entry/byte counts; the counters. They change with every write and are reloaded from the
+database after a rollback. Every sqlite3.Error and OSError is translated to StoreError in `_guard`;
+after one the open transaction is rolled back (its work is lost, unacknowledged) and the caches are
+reloaded. Rows that make no sense (a hostile or corrupt file) raise StoreError too.
+
+Use from one thread at a time (the daemon runs the store in one worker thread); a lock makes a
+mistake safe, not fast. keyset() returns the live cache: read it on the store's thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from node.errors import NodeError, StoreError
+from node.sync.cid import CID
+from node.sync.entry import Entry, decode_entry
+from node.sync.keyset import KeySet
+from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, Store
+
+FILENAME = "store.sqlite3"
+APPLICATION_ID = 0x57535431  # "WST1"
+_MAX_INT64 = (1 << 63) - 1
+
+Verify = Callable[[bytes, bytes, bytes], bool]
+Key = tuple[int, bytes]
+
+
+def _create_v1(conn: sqlite3.Connection) -> None:
+    for statement in (
+        """CREATE TABLE logs (
+            id INTEGER PRIMARY KEY,
+            log_id TEXT NOT NULL UNIQUE,
+            sign_pub BLOB NOT NULL,
+            pinned INTEGER NOT NULL,
+            quota INTEGER,
+            entry_count INTEGER NOT NULL DEFAULT 0,
+            byte_count INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE entries (
+            id INTEGER PRIMARY KEY,
+            cid BLOB NOT NULL UNIQUE,
+            log INTEGER NOT NULL,
+            clock_time INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL)""",
+        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
+        "CREATE INDEX entries_by_age ON entries (stored_at)",
+        "CREATE TABLE blocks (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+        """CREATE TABLE links (
+            log INTEGER NOT NULL, parent BLOB NOT NULL, child INTEGER NOT NULL,
+            PRIMARY KEY (log, parent, child)) WITHOUT ROWID""",
+        "CREATE INDEX links_by_child ON links (child)",
+        """CREATE TABLE heads (
+            log INTEGER NOT NULL, entry INTEGER NOT NULL,
+            PRIMARY KEY (log, entry)) WITHOUT ROWID""",
+        """CREATE TABLE stats (
+            name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
+    ):
+        conn.execute(statement)
+
+
+# Migration i (0-based) takes the schema from version i to version i + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+
+
+def _corrupt(what: str) -> StoreError:
+    return StoreError("store database is corrupt or not ours: " + what)
+
+
+def _int(value: object, what: str, low: int = 0, high: int = _MAX_INT64) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise _corrupt("%s is %r" % (what, value))
+    return value
+
+
+def _cid(value: object) -> CID:
+    if not isinstance(value, bytes):
+        raise _corrupt("a CID column holds %s" % type(value).__name__)
+    try:
+        return CID.from_bytes(value)
+    except NodeError as exc:
+        raise _corrupt("bad CID %s: %s" % (value.hex(), exc)) from exc
+
+
+def _bulk_keyset(keys: list[Key], log_id: str) -> KeySet:
+    try:
+        return KeySet.from_sorted(keys)
+    except NodeError as exc:
+        raise _corrupt("keys of log %s: %s" % (log_id, exc)) from exc
+
+
+class SQLiteStore(Store):
+    """The Store on one SQLite database file (see the module docstring).
+
+    Args:
+        path: the database file (created if missing); see open_in() for the data directory.
+        verify: Ed25519 verify(public key, message, signature) -> bool, e.g. suite.ed25519_verify.
+        limits: store limits (node.sync.store.Limits).
+
+    Raises:
+        StoreError: the file cannot be opened, is not a Waystation store, is newer, or is corrupt.
+    """
+
+    def __init__(self, path: str | Path, verify: Verify, limits: Limits | None = None) -> None:
+        super().__init__(verify, limits)
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._logs: dict[str, LogRecord] = {}
+        self._by_row: dict[int, LogRecord] = {}
+        self._dirty_logs: set[int] = set()
+        self._stats: dict[str, int] = {}
+        self._stat_deltas: dict[str, int] = {}
+        self._bytes = 0
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=0.0
+            )
+            self._configure(self._conn)
+            self._migrate(self._conn)
+            self._reload()
+        except (sqlite3.Error, OSError) as exc:
+            self._abandon()
+            raise StoreError("cannot open store %s: %s" % (self.path, exc)) from exc
+        except StoreError:
+            self._abandon()
+            raise
+
+    @classmethod
+    def open_in(
+        cls, data_dir: str | Path, verify: Verify, limits: Limits | None = None
+    ) -> SQLiteStore:
+        """Open (or create) the store file FILENAME in `data_dir`."""
+        return cls(Path(data_dir) / FILENAME, verify, limits)
+
+    # ---- opening ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection) -> None:
+        # Exclusive before WAL: no shared-memory index, and a second process gets "locked".
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise StoreError("store database refused WAL mode (got %r)" % (mode,))
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id not in (0, APPLICATION_ID):
+            raise StoreError("not a Waystation store: application_id 0x%08x" % app_id)
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                "store schema version %d is newer than this program's %d; refusing to open"
+                % (version, len(MIGRATIONS))
+            )
+        if version == 0:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise StoreError(
+                    "not a Waystation store: schema version 0 with %d objects" % tables
+                )
+        elif app_id != APPLICATION_ID:
+            raise StoreError("not a Waystation store: application_id 0")
+        while version < len(MIGRATIONS):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATIONS[version](conn)
+                version += 1
+                conn.execute("PRAGMA user_version = %d" % version)
+                conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _reload(self) -> None:
+        """(Re)build the caches from the database."""
+        conn = self._db()
+        logs: dict[str, LogRecord] = {}
+        by_row: dict[int, LogRecord] = {}
+        for row, log_id, sign_pub, pinned, quota in conn.execute(
+            "SELECT id, log_id, sign_pub, pinned, quota FROM logs"
+        ):
+            if not isinstance(log_id, str) or not log_id:
+                raise _corrupt("log %r has a bad id" % (row,))
+            if not isinstance(sign_pub, bytes) or len(sign_pub) != 32:
+                raise _corrupt("log %s has a bad sign_pub" % log_id)
+            if pinned not in (0, 1):
+                raise _corrupt("log %s has pinned=%r" % (log_id, pinned))
+            if quota is not None:
+                _int(quota, "quota of " + log_id, 1)
+            record = LogRecord(log_id, sign_pub, pinned == 1, quota, KeySet(), _int(row, "log id"))
+            logs[log_id] = record
+            by_row[record.row] = record
+        total = 0
+        current: LogRecord | None = None
+        keys: list[Key] = []
+        for log, clock_time, digest, size in conn.execute(
+            "SELECT log, clock_time, digest, size FROM entries ORDER BY log, clock_time, digest"
+        ):
+            if current is None or log != current.row:
+                if current is not None:
+                    current.keyset = _bulk_keyset(keys, current.log_id)
+                current = by_row.get(log)
+                if current is None:
+                    raise _corrupt("entries of unknown log %r" % (log,))
+                keys = []
+            if not isinstance(digest, bytes) or len(digest) != 32:
+                raise _corrupt("an entry of %s has a bad digest" % current.log_id)
+            keys.append((_int(clock_time, "clock_time"), digest))
+            size = _int(size, "entry size")
+            current.entry_count += 1
+            current.byte_count += size
+            total += size
+        if current is not None:
+            current.keyset = _bulk_keyset(keys, current.log_id)
+        stats: dict[str, int] = {}
+        for name, value in conn.execute("SELECT name, value FROM stats"):
+            if not isinstance(name, str):
+                raise _corrupt("a counter has name %r" % (name,))
+            stats[name] = _int(value, "counter " + name)
+        self._logs = logs
+        self._by_row = by_row
+        self._bytes = total
+        self._stats = stats
+        self._stat_deltas = {}
+        self._dirty_logs = set()
+
+    def _abandon(self) -> None:
+        if self._conn is not None:
+            with suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    # ---- the one place foreign errors become StoreError ---------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("store %s is closed" % self.path)
+        return self._conn
+
+    @contextmanager
+    def _guard(self, what: str, write: bool = False) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._db()
+            try:
+                if write and not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")
+                yield conn
+            except StoreError:
+                if write:
+                    self._recover()
+                raise
+            except (sqlite3.Error, OSError) as exc:
+                self._recover()
+                raise StoreError("store %s: %s failed: %s" % (self.path, what, exc)) from exc
+
+    def _recover(self) -> None:
+        """Roll back the open transaction (never acknowledged) and rebuild the caches."""
+        self._acks = []
+        self._ack_set = set()
+        try:
+            conn = self._db()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._reload()
+        except (sqlite3.Error, OSError, StoreError):
+            self._abandon()  # unusable: every later call raises StoreError "closed"
+
+    # ---- public API (each call guarded) --------------------------------------------------------
+
+    def add_log(
+        self, log_id: str, sign_pub: bytes, pinned: bool = False, quota: int | None = None
+    ) -> None:
+        with self._guard("add_log", write=True):
+            super().add_log(log_id, sign_pub, pinned, quota)
+
+    def logs(self) -> list[str]:
+        with self._guard("logs"):
+            return super().logs()
+
+    def log_info(self, log_id: str) -> LogInfo:
+        with self._guard("log_info"):
+            return super().log_info(log_id)
+
+    def heads(self, log_id: str) -> list[CID]:
+        with self._guard("heads"):
+            return super().heads(log_id)
+
+    def keyset(self, log_id: str) -> KeySet:
+        with self._guard("keyset"):
+            return super().keyset(log_id)
+
+    def put_entries(self, entries: Iterable[Entry], now: int | float) -> list[PutResult]:
+        with self._guard("put_entries", write=True):
+            return super().put_entries(entries, now)
+
+    def commit(self) -> list[CID]:
+        with self._guard("commit"):
+            return super().commit()
+
+    def expire(self, now: int | float) -> int:
+        with self._guard("expire", write=True):
+            return super().expire(now)
+
+    def stats(self) -> dict[str, int]:
+        with self._guard("stats"):
+            return super().stats()
+
+    def has(self, cid: CID) -> bool:
+        with self._guard("has") as conn:
+            row = conn.execute("SELECT 1 FROM entries WHERE cid = ?", (cid.to_bytes(),)).fetchone()
+            return row is not None
+
+    def get_block(self, cid: CID) -> bytes | None:
+        """The exact stored block, checked against its CID on the way out."""
+        with self._guard("get_block"):
+            block = self._block(cid)
+            if block is not None and hashlib.sha256(block).digest() != cid.digest:
+                raise _corrupt("block %s does not hash to its CID" % cid)
+            return block
+
+    def entries_by_keys(self, log_id: str, keys: Iterable[Key]) -> list[Entry]:
+        with self._guard("entries_by_keys") as conn:
+            record = self._known_log(log_id)
+            found: list[Entry] = []
+            for clock_time, digest in keys:
+                row = conn.execute(
+                    "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.id"
+                    " WHERE e.log = ? AND e.clock_time = ? AND e.digest = ?",
+                    (record.row, clock_time, digest),
+                ).fetchone()
+                if row is None:
+                    continue
+                cid = _cid(row[0])
+                try:
+                    entry = decode_entry(row[1])
+                except NodeError as exc:
+                    raise _corrupt("block %s does not decode: %s" % (cid, exc)) from exc
+                if entry.cid != cid or entry.clock_time != clock_time:
+                    raise _corrupt("block %s does not match its index row" % cid)
+                found.append(entry)
+            return found
+
+    def close(self) -> None:
+        """Close the database; work not committed is rolled back (it was never acknowledged)."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+            except sqlite3.Error as exc:
+                raise StoreError("store %s: close failed: %s" % (self.path, exc)) from exc
+            finally:
+                self._conn = None
+
+    # ---- storage primitives -------------------------------------------------------------------
+
+    def _log(self, log_id: str) -> LogRecord | None:
+        return self._logs.get(log_id)
+
+    def _log_ids(self) -> list[str]:
+        return list(self._logs)
+
+    def _new_log(self, log_id: str, sign_pub: bytes, pinned: bool, quota: int | None) -> None:
+        cursor = self._db().execute(
+            "INSERT INTO logs (log_id, sign_pub, pinned, quota) VALUES (?, ?, ?, ?)",
+            (log_id, sign_pub, int(pinned), quota),
+        )
+        row = cursor.lastrowid
+        assert row is not None
+        record = LogRecord(log_id, sign_pub, pinned, quota, KeySet(), row)
+        self._logs[log_id] = record
+        self._by_row[row] = record
+
+    def _update_log(self, record: LogRecord) -> None:
+        self._db().execute(
+            "UPDATE logs SET pinned = ?, quota = ? WHERE id = ?",
+            (int(record.pinned), record.quota, record.row),
+        )
+
+    def _heads(self, record: LogRecord) -> list[CID]:
+        rows = self._db().execute(
+            "SELECT e.cid FROM heads h JOIN entries e ON e.id = h.entry"
+            " WHERE h.log = ? ORDER BY e.cid",
+            (record.row,),
+        )
+        return [_cid(cid) for (cid,) in rows]
+
+    def _block(self, cid: CID) -> bytes | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT b.data FROM entries e JOIN blocks b ON b.id = e.id WHERE e.cid = ?",
+                (cid.to_bytes(),),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        if not isinstance(row[0], bytes):
+            raise _corrupt("block %s is %s" % (cid, type(row[0]).__name__))
+        return row[0]
+
+    def _insert(self, entry: Entry, record: LogRecord, now: int) -> None:
+        conn = self._db()
+        cid = entry.cid.to_bytes()
+        size = len(entry.block)
+        key = (entry.clock_time, entry.cid.digest)
+        row = conn.execute(
+            "INSERT INTO entries (cid, log, clock_time, digest, size, stored_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (cid, record.row, key[0], key[1], size, now),
+        ).lastrowid
+        conn.execute("INSERT INTO blocks (id, data) VALUES (?, ?)", (row, entry.block))
+        parents = sorted({parent.to_bytes() for parent in entry.next})
+        if parents:
+            conn.executemany(
+                "INSERT OR IGNORE INTO links (log, parent, child) VALUES (?, ?, ?)",
+                [(record.row, parent, row) for parent in parents],
+            )
+            conn.executemany(
+                "DELETE FROM heads"
+                " WHERE log = ? AND entry = (SELECT id FROM entries WHERE cid = ?)",
+                [(record.row, parent) for parent in parents],
+            )
+        referenced = conn.execute(
+            "SELECT 1 FROM links WHERE log = ? AND parent = ? LIMIT 1", (record.row, cid)
+        ).fetchone()
+        if referenced is None:
+            conn.execute("INSERT INTO heads (log, entry) VALUES (?, ?)", (record.row, row))
+        record.keyset.add(key)
+        record.entry_count += 1
+        record.byte_count += size
+        self._bytes += size
+        self._dirty_logs.add(record.row)
+
+    def _delete(self, cid: CID) -> None:
+        conn = self._db()
+        found = conn.execute(
+            "SELECT id, log, clock_time, digest, size FROM entries WHERE cid = ?",
+            (cid.to_bytes(),),
+        ).fetchone()
+        if found is None:
+            raise _corrupt("entry %s vanished" % cid)
+        row, log, clock_time, digest, size = found
+        record = self._by_row.get(log)
+        if record is None:
+            raise _corrupt("entry %s of unknown log %r" % (cid, log))
+        parents = [p for (p,) in conn.execute("SELECT parent FROM links WHERE child = ?", (row,))]
+        conn.execute("DELETE FROM links WHERE child = ?", (row,))
+        conn.execute("DELETE FROM heads WHERE log = ? AND entry = ?", (log, row))
+        conn.execute("DELETE FROM entries WHERE id = ?", (row,))
+        conn.execute("DELETE FROM blocks WHERE id = ?", (row,))
+        for parent in parents:
+            if conn.execute(
+                "SELECT 1 FROM links WHERE log = ? AND parent = ? LIMIT 1", (log, parent)
+            ).fetchone():
+                continue
+            conn.execute(
+                "INSERT OR IGNORE INTO heads (log, entry)"
+                " SELECT log, id FROM entries WHERE cid = ? AND log = ?",
+                (parent, log),
+            )
+        record.keyset.remove((clock_time, digest))
+        record.entry_count -= 1
+        record.byte_count -= size
+        self._bytes -= size
+        self._dirty_logs.add(log)
+
+    def _candidates(
+        self, now: int, record: LogRecord | None, include_pinned: bool
+    ) -> Iterator[Candidate]:
+        where = []
+        params: list[object] = []
+        if record is not None:
+            where.append("e.log = ?")
+            params.append(record.row)
+        if include_pinned:
+            where.append(
+                "(l.pinned = 0 OR NOT EXISTS"
+                " (SELECT 1 FROM heads h WHERE h.log = e.log AND h.entry = e.id))"
+            )
+        else:
+            where.append("l.pinned = 0")
+        cursor = self._db().execute(
+            "SELECT e.cid, e.size FROM entries e JOIN logs l ON l.id = e.log"
+            " WHERE " + " AND ".join(where) + " ORDER BY l.pinned,"
+            " max(? - e.stored_at, 0) * e.size DESC, l.log_id, e.clock_time, e.digest",
+            [*params, now],
+        )
+        try:
+            for cid, size in cursor:
+                yield Candidate(_cid(cid), _int(size, "entry size"))
+        finally:
+            cursor.close()
+
+    def _stored_before(self, cutoff: int) -> list[tuple[CID, int]]:
+        rows = self._db().execute(
+            "SELECT cid, size FROM entries WHERE stored_at <= ? ORDER BY cid", (cutoff,)
+        )
+        return [(_cid(cid), _int(size, "entry size")) for cid, size in rows]
+
+    def _total_bytes(self) -> int:
+        return self._bytes
+
+    def _count(self, name: str, delta: int) -> None:
+        self._stats[name] = self._stats.get(name, 0) + delta
+        self._stat_deltas[name] = self._stat_deltas.get(name, 0) + delta
+
+    def _counters(self) -> dict[str, int]:
+        return dict(self._stats)
+
+    def _make_durable(self) -> None:
+        conn = self._db()
+        if not conn.in_transaction:
+            return
+        if self._stat_deltas:
+            conn.executemany(
+                "INSERT INTO stats (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                sorted(self._stat_deltas.items()),
+            )
+        if self._dirty_logs:
+            conn.executemany(
+                "UPDATE logs SET entry_count = ?, byte_count = ? WHERE id = ?",
+                [
+                    (self._by_row[row].entry_count, self._by_row[row].byte_count, row)
+                    for row in sorted(self._dirty_logs)
+                    if row in self._by_row
+                ],
+            )
+        conn.execute("COMMIT")  # synchronous=FULL: returns after the WAL is fsynced
+        self._stat_deltas = {}
+        self._dirty_logs = set()
