@@ -1,0 +1,728 @@
+# Range-based set reconciliation of many logs in one session (L0, sans-IO, portable).
+#
+# Theory of operation (wire format byte by byte: docs/parts/reconcile.md)
+# ------------------------------------------------------------------------
+# Each log is a KeySet of keys (lamport time, 32-byte digest), in the same order on both sides.
+# Both sides build a Reconciler over the SAME ordered list of logs (the session agrees on it, e.g.
+# the sorted addresses both declared interest in); a log is named on the wire by its index there.
+# The initiator speaks first; then the sides take turns. A turn is one or more frames of at most
+# `max_frame` bytes; the last frame of a turn carries the FINAL flag. Every section in a frame is
+# self-contained, so a receiver handles each frame on arrival and keeps no partial input.
+#
+# Per log (n_A, n_B = sizes of the initiator's and the responder's sets):
+#   turn 1  I -> R  OPEN     n_A, fp(A)                      ~20 B; an in-sync log costs only this
+#   turn 2  R -> I  nothing  if fp(B) == fp(A): in sync
+#                   AHEAD    n_B, if B[0:n_A] == A (fp of R's first n_A keys): I is simply behind;
+#                            R sends B[n_A:] at once (entries flow after 1 RTT)
+#                   CUTS     n_B, fp(B), and 8-byte fingerprints of B's prefixes B[0:n_B - 2^j],
+#                            j = 0, 1, 2, ... (geometric cuts from the newest end)
+#   turn 3  I -> R  AHEAD    n_A, if A[0:n_B] == B: R is simply behind; I sends A[n_B:] now
+#                   RANGES   otherwise: the longest cut c with A[0:c] == B[0:c] is the common
+#                            prefix (to within a factor 2 of the tail); the tail [c:) is reconciled
+#                            range by range: ID list if short, else SPLIT fingerprinted buckets
+#   then    RANGES back and forth, Negentropy style. A range [lower, upper) of keys is answered:
+#             FP   (fingerprint): equal -> nothing; else own items <= ids_threshold -> IDS,
+#                  else split own items into `split` buckets -> FP each
+#             IDS  (ID prefixes of `id_prefix` bytes): the receiver now knows both directions:
+#                  it sends the entries the peer lacks, and answers NEED (bitmap over the list)
+#                  for those it lacks; if it finds no difference at all, a prefix collision (or a
+#                  concurrent change) hid it: it answers FULLIDS (full 32-byte digests) instead
+#             FULLIDS same with full digests
+#             NEED terminal: the bitmap names the entries of our list the peer lacks; we send them
+#   Differences clustered at the newest end are found by the cuts in one round trip and their IDs
+#   exchanged in the next (2 RTT); scattered differences descend log_split(n) levels.
+#
+# Push model. Each side learns exactly which of its keys the peer lacks (LogResult.send) and sends
+# those entries; what it lacks arrives from the peer (LogResult.expect counts them). Nobody needs
+# to request by ID.
+#
+# Ending. A turn that contains no request (OPEN, CUTS, FP, IDS, FULLIDS) ends the exchange; a side
+# that received requests always answers (possibly with an empty FINAL frame). `done` is then true
+# on both sides. Keys added on either side mid-exchange are handled safely but may be missed by this
+# pass; the caller is finished when a pass reports `all_in_sync` (every log matched at OPEN), which
+# costs 1 RTT and ~22 B per log. So: reconcile, transfer the entries, reconcile again until a pass
+# is all in sync (normally the second pass is).
+#
+# Malformed input of any kind raises RemoteProtocolError; nothing else escapes `receive`.
+
+from node._compat import TYPE_CHECKING
+from node.errors import REASON_MALFORMED, REASON_UNEXPECTED, LocalProtocolError, RemoteProtocolError
+from node.sync.keyset import FINGERPRINT_BYTES, KeySet
+from node.sync.varint import decode_uvarint, encode_uvarint
+
+if TYPE_CHECKING:
+    Key = tuple[int, bytes]
+    Bound = Key | None  # None is +infinity
+
+VERSION = 0x57
+FLAG_FINAL = 0x01
+
+OP_OPEN = 1
+OP_AHEAD = 2
+OP_CUTS = 3
+OP_RANGES = 4
+
+MODE_SKIP = 0
+MODE_FP = 1
+MODE_IDS = 2
+MODE_FULLIDS = 3
+MODE_NEED = 4
+
+CUT_BYTES = 8
+MAX_CUTS = 63
+MIN_FRAME = 256
+ZERO32 = bytes(32)
+FF32 = b"\xff" * 32
+
+STATE_FRESH = 0
+STATE_OPENED = 1  # initiator sent OPEN
+STATE_CUT = 2  # responder sent CUTS
+STATE_RANGING = 3
+STATE_DONE = 4
+
+
+class LogResult:
+    """What reconciliation decided for one log.
+
+    Attributes:
+        send: keys the peer lacks; we must send these entries (in order found).
+        expect: how many entries the peer will send us (it lacks none of them... we lack them).
+        in_sync: True if the log matched at the first check (nothing differed).
+    """
+
+    __slots__ = ("expect", "in_sync", "send")
+
+    def __init__(self) -> None:
+        self.send: list[Key] = []
+        self.expect = 0
+        self.in_sync = True
+
+    def __repr__(self) -> str:
+        return "LogResult(send=%d, expect=%d, in_sync=%r)" % (
+            len(self.send),
+            self.expect,
+            self.in_sync,
+        )
+
+
+def _bad(message: str) -> RemoteProtocolError:
+    return RemoteProtocolError("reconcile: " + message, REASON_MALFORMED)
+
+
+def _strip_zeros(digest: bytes) -> bytes:
+    end = len(digest)
+    while end > 0 and digest[end - 1] == 0:
+        end -= 1
+    return digest[:end]
+
+
+def bound_between(prev: "Key", nxt: "Key") -> "Key":
+    """The shortest bound b with prev < b <= nxt (as a key: time, zero-padded digest prefix)."""
+    if prev[0] != nxt[0]:
+        return (nxt[0], ZERO32)
+    a = prev[1]
+    b = nxt[1]
+    i = 0
+    while a[i] == b[i]:
+        i += 1
+    return (nxt[0], b[: i + 1] + bytes(31 - i))
+
+
+def bound_after(key: "Key") -> "Key":
+    """The smallest bound greater than `key`."""
+    if key[1] == FF32:
+        return (key[0] + 1, ZERO32)
+    return (key[0], (int.from_bytes(key[1], "big") + 1).to_bytes(32, "big"))
+
+
+class _Writer:
+    """Encodes sections into frames of at most max_frame bytes."""
+
+    __slots__ = ("current", "frames", "max_frame")
+
+    def __init__(self, max_frame: int) -> None:
+        self.max_frame = max_frame
+        self.frames: list[bytearray] = []
+        self.current = bytearray((VERSION, 0))
+
+    def room(self) -> int:
+        return self.max_frame - len(self.current)
+
+    def add(self, section: bytes) -> None:
+        if len(section) > self.max_frame - 2:
+            raise LocalProtocolError("reconcile: section larger than a frame")
+        if len(section) > self.room():
+            self.frames.append(self.current)
+            self.current = bytearray((VERSION, 0))
+        self.current.extend(section)
+
+    def finish(self) -> "list[bytes]":
+        self.current[1] = FLAG_FINAL
+        self.frames.append(self.current)
+        out = [bytes(f) for f in self.frames]
+        self.frames = []
+        self.current = bytearray((VERSION, 0))
+        return out
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def uvarint(self) -> int:
+        value, self.pos = decode_uvarint(self.data, self.pos)
+        return value
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise _bad("truncated at offset %d" % self.pos)
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def take(self, size: int) -> bytes:
+        end = self.pos + size
+        if size < 0 or end > len(self.data):
+            raise _bad("truncated: %d bytes wanted at offset %d" % (size, self.pos))
+        value = bytes(self.data[self.pos : end])
+        self.pos = end
+        return value
+
+    def bound(self, prev_time: int) -> "Bound":
+        start = self.pos
+        code = self.uvarint()
+        if code == 0:
+            return None
+        length = self.uvarint()
+        if length > 32:
+            raise _bad("bound prefix longer than 32 bytes at offset %d" % start)
+        prefix = self.take(length)
+        return (prev_time + code - 1, prefix + bytes(32 - length))
+
+
+def _encode_bound(bound: "Bound", prev_time: int) -> bytes:
+    if bound is None:
+        return b"\x00"
+    if bound[0] < prev_time:
+        raise LocalProtocolError("reconcile: bounds must increase")
+    prefix = _strip_zeros(bound[1])
+    return encode_uvarint(bound[0] - prev_time + 1) + encode_uvarint(len(prefix)) + prefix
+
+
+def _less(a: "Bound", b: "Bound") -> bool:
+    if a is None:
+        return False
+    if b is None:
+        return True
+    return a < b
+
+
+class Reconciler:
+    """One side of a reconciliation of many logs.
+
+    Args:
+        logs: the KeySets, in the order both sides agreed on (the index is the wire name).
+        initiator: True on the side that speaks first.
+        max_frame: maximum bytes per frame (>= 256; 4096 suits BLE).
+        split: buckets per split of a mismatched range.
+        ids_threshold: a mismatched range with at most this many own items is answered by IDs.
+        tail_ids: after the cuts, a tail of at most this many items is sent as IDs directly.
+        id_prefix: bytes of each digest sent in an IDS list (4..32).
+        max_turns: a peer that needs more turns than this is cut off (RemoteProtocolError).
+    """
+
+    def __init__(
+        self,
+        logs: "list[KeySet]",
+        initiator: bool,
+        max_frame: int = 4096,
+        split: int = 16,
+        ids_threshold: int = 32,
+        tail_ids: int = 4096,
+        id_prefix: int = 8,
+        max_turns: int = 64,
+    ) -> None:
+        if max_frame < MIN_FRAME or split < 2 or not 4 <= id_prefix <= 32 or ids_threshold < 1:
+            raise LocalProtocolError("reconcile: bad parameters")
+        self.logs = logs
+        self.initiator = initiator
+        self.max_frame = max_frame
+        self.split = split
+        self.ids_threshold = ids_threshold
+        self.tail_ids = tail_ids
+        self.id_prefix = id_prefix
+        self.max_turns = max_turns
+        self.results = [LogResult() for _ in logs]
+        self.done = False
+        self.turns = 0  # turns received
+        self.started_at: int | None = None
+        self.last_at: int | None = None
+        self._state = [STATE_FRESH] * len(logs)
+        self._sent_count = [0] * len(logs)
+        self._outstanding: set[int] = set()  # logs we sent a request for in our last turn
+        self._next_outstanding: set[int] = set()
+        self._peer_requested = False
+        self._sent_lists: dict[tuple[int, Bound, Bound], list[Key]] = {}
+        self._old_lists: dict[tuple[int, Bound, Bound], list[Key]] = {}
+        self._writer = _Writer(max_frame)
+        self._my_turn = initiator
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def start(self, now: int) -> "list[bytes]":
+        """Initiator: the frames of the first turn (OPEN per log). Empty if there are no logs."""
+        if not self.initiator or self.turns or self.started_at is not None:
+            raise LocalProtocolError("reconcile: start() is for a fresh initiator")
+        self.started_at = now
+        self.last_at = now
+        if not self.logs:
+            self.done = True
+            return []
+        for index, keyset in enumerate(self.logs):
+            count = len(keyset)
+            self._sent_count[index] = count
+            self._state[index] = STATE_OPENED
+            section = (
+                encode_uvarint(index)
+                + bytes((OP_OPEN,))
+                + encode_uvarint(count)
+                + keyset.fingerprint(0, count)
+            )
+            self._writer.add(section)
+            self._next_outstanding.add(index)
+        return self._end_turn()
+
+    def receive(self, frame: bytes, now: int) -> "list[bytes]":
+        """Handle one frame from the peer; returns our reply frames once the peer's turn ended.
+
+        Raises:
+            RemoteProtocolError: the frame is malformed or unexpected.
+        """
+        if self.done:
+            raise RemoteProtocolError("reconcile: frame after the end", REASON_UNEXPECTED)
+        if self._my_turn:
+            raise RemoteProtocolError("reconcile: frame while it is our turn", REASON_UNEXPECTED)
+        if self.started_at is None:
+            self.started_at = now
+        self.last_at = now
+        try:
+            final = self._parse(frame)
+        except RemoteProtocolError:
+            self.done = True
+            raise
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:  # defensive
+            self.done = True
+            raise _bad("bad frame (%s)" % (type(exc).__name__,)) from None
+        if not final:
+            return []
+        self.turns += 1
+        self._old_lists = {}
+        if not self._peer_requested:
+            # the peer's turn asked nothing: the exchange is over
+            self.done = True
+            for index in self._outstanding:
+                self._state[index] = STATE_DONE
+            return []
+        if self.turns > self.max_turns:
+            self.done = True
+            raise RemoteProtocolError("reconcile: too many turns", REASON_UNEXPECTED)
+        for index in self._outstanding:
+            if index not in self._next_outstanding and self._state[index] != STATE_DONE:
+                self._state[index] = STATE_DONE
+        return self._end_turn()
+
+    @property
+    def all_in_sync(self) -> bool:
+        """True once done, if every log matched at the first check."""
+        return self.done and all(r.in_sync for r in self.results)
+
+    # -- turn handling ----------------------------------------------------------------------------
+
+    def _end_turn(self) -> "list[bytes]":
+        frames = self._writer.finish()
+        self._outstanding = self._next_outstanding
+        self._next_outstanding = set()
+        self._old_lists = self._sent_lists
+        self._sent_lists = {}
+        self._peer_requested = False
+        self._my_turn = False
+        if not self._outstanding:
+            # we asked nothing: the peer will not answer; the exchange is over for us
+            self.done = True
+        return frames
+
+    def _parse(self, frame: bytes) -> bool:
+        if len(frame) < 2:
+            raise _bad("frame shorter than its 2-byte header")
+        if len(frame) > self.max_frame:
+            raise RemoteProtocolError("reconcile: frame larger than max_frame", "too-large")
+        if frame[0] != VERSION:
+            raise _bad("unknown version 0x%02x at offset 0" % frame[0])
+        flags = frame[1]
+        if flags & ~FLAG_FINAL:
+            raise _bad("unknown flags 0x%02x at offset 1" % flags)
+        reader = _Reader(frame, 2)
+        while reader.pos < len(frame):
+            start = reader.pos
+            index = reader.uvarint()
+            if index >= len(self.logs):
+                raise _bad("log index %d out of range at offset %d" % (index, start))
+            op = reader.byte()
+            if op == OP_OPEN:
+                self._on_open(index, reader)
+            elif op == OP_AHEAD:
+                self._on_ahead(index, reader)
+            elif op == OP_CUTS:
+                self._on_cuts(index, reader)
+            elif op == OP_RANGES:
+                self._on_ranges(index, reader)
+            else:
+                raise _bad("unknown op %d at offset %d" % (op, reader.pos - 1))
+        if flags & FLAG_FINAL:
+            self._my_turn = True
+            return True
+        return False
+
+    def _expect_state(self, index: int, states: "tuple[int, ...]", what: str) -> None:
+        if self._state[index] not in states or (
+            self._state[index] != STATE_FRESH and index not in self._outstanding
+        ):
+            raise RemoteProtocolError(
+                "reconcile: unexpected %s for log %d" % (what, index), REASON_UNEXPECTED
+            )
+
+    def _request(self, index: int) -> None:
+        self._next_outstanding.add(index)
+
+    # -- OPEN / AHEAD / CUTS ----------------------------------------------------------------------
+
+    def _on_open(self, index: int, reader: _Reader) -> None:
+        if self.initiator or self.turns != 0:
+            raise RemoteProtocolError("reconcile: unexpected OPEN", REASON_UNEXPECTED)
+        self._expect_state(index, (STATE_FRESH,), "OPEN")
+        count = reader.uvarint()
+        fp = reader.take(FINGERPRINT_BYTES)
+        self._peer_requested = True
+        keyset = self.logs[index]
+        mine = len(keyset)
+        result = self.results[index]
+        if count <= mine and keyset.fingerprint(0, count) == fp:
+            self._state[index] = STATE_DONE
+            if count == mine:
+                return
+            result.in_sync = False
+            result.send.extend(keyset.keys_between(count, mine))
+            self._emit(index, OP_AHEAD, encode_uvarint(mine))
+            return
+        result.in_sync = False
+        self._state[index] = STATE_CUT
+        self._sent_count[index] = mine
+        cuts = bytearray()
+        n_cuts = 0
+        step = 1
+        while mine - step >= 1 and n_cuts < MAX_CUTS:
+            cuts.extend(keyset.fingerprint(0, mine - step)[:CUT_BYTES])
+            n_cuts += 1
+            step *= 2
+        body = encode_uvarint(mine) + keyset.fingerprint(0, mine) + bytes((n_cuts,)) + cuts
+        self._emit(index, OP_CUTS, body)
+        self._request(index)
+
+    def _on_ahead(self, index: int, reader: _Reader) -> None:
+        self._expect_state(index, (STATE_OPENED, STATE_CUT), "AHEAD")
+        count = reader.uvarint()
+        sent = self._sent_count[index]
+        if count <= sent:
+            raise _bad("AHEAD count %d not above ours %d" % (count, sent))
+        result = self.results[index]
+        result.in_sync = False
+        result.expect += count - sent
+        self._state[index] = STATE_DONE
+
+    def _on_cuts(self, index: int, reader: _Reader) -> None:
+        if not self.initiator:
+            raise RemoteProtocolError("reconcile: unexpected CUTS", REASON_UNEXPECTED)
+        self._expect_state(index, (STATE_OPENED,), "CUTS")
+        peer_count = reader.uvarint()
+        peer_fp = reader.take(FINGERPRINT_BYTES)
+        n_cuts = reader.byte()
+        if n_cuts > MAX_CUTS:
+            raise _bad("too many cuts: %d" % n_cuts)
+        cuts = reader.take(n_cuts * CUT_BYTES)
+        self._peer_requested = True
+        keyset = self.logs[index]
+        mine = len(keyset)
+        result = self.results[index]
+        result.in_sync = False
+        if peer_count <= mine and keyset.fingerprint(0, peer_count) == peer_fp:
+            self._state[index] = STATE_DONE
+            if peer_count < mine:
+                result.send.extend(keyset.keys_between(peer_count, mine))
+                self._emit(index, OP_AHEAD, encode_uvarint(mine))
+            return
+        common = 0
+        step = 1
+        for j in range(n_cuts):
+            cut = peer_count - step
+            step *= 2
+            if cut < 1:
+                break
+            if (
+                cut <= mine
+                and keyset.fingerprint(0, cut)[:CUT_BYTES]
+                == cuts[j * CUT_BYTES : (j + 1) * CUT_BYTES]
+            ):
+                common = cut
+                break
+        self._state[index] = STATE_RANGING
+        if common == 0:
+            lower: Key = (0, ZERO32)
+        elif common < mine:
+            lower = bound_between(keyset.key_at(common - 1), keyset.key_at(common))
+        else:
+            lower = bound_after(keyset.key_at(common - 1))
+        out = _RangeOut(self, index, lower)
+        if mine - common <= self.tail_ids:
+            self._ids_ranges(out, index, lower, None, common, mine, MODE_IDS)
+        else:
+            self._split_range(out, index, lower, None, common, mine)
+        out.close()
+
+    # -- RANGES -----------------------------------------------------------------------------------
+
+    def _on_ranges(self, index: int, reader: _Reader) -> None:
+        self._expect_state(index, (STATE_CUT, STATE_RANGING), "RANGES")
+        self._state[index] = STATE_RANGING
+        n_ranges = reader.uvarint()
+        if n_ranges == 0:
+            raise _bad("RANGES with no range at offset %d" % reader.pos)
+        lower = reader.bound(0)
+        if lower is None:
+            raise _bad("RANGES lower bound is infinity")
+        keyset = self.logs[index]
+        out = _RangeOut(self, index, lower)
+        prev_time = lower[0]
+        lo_index = keyset.rank(lower)
+        for _ in range(n_ranges):
+            if lower is None:
+                raise _bad("range after infinity at offset %d" % reader.pos)
+            upper = reader.bound(prev_time)
+            if not _less(lower, upper):
+                raise _bad("range bounds do not increase at offset %d" % reader.pos)
+            mode = reader.byte()
+            hi_index = len(keyset) if upper is None else keyset.rank(upper)
+            if mode == MODE_SKIP:
+                pass
+            elif mode == MODE_FP:
+                fp = reader.take(FINGERPRINT_BYTES)
+                self._peer_requested = True
+                if keyset.fingerprint(lo_index, hi_index) != fp:
+                    if hi_index - lo_index <= self.ids_threshold:
+                        self._ids_ranges(out, index, lower, upper, lo_index, hi_index, MODE_IDS)
+                    else:
+                        self._split_range(out, index, lower, upper, lo_index, hi_index)
+            elif mode in (MODE_IDS, MODE_FULLIDS):
+                size = 32 if mode == MODE_FULLIDS else reader.byte()
+                if size < 4 or size > 32:
+                    raise _bad("ID prefix size %d out of range" % size)
+                count = reader.uvarint()
+                if count * size > len(reader.data) - reader.pos:
+                    raise _bad("ID list longer than the frame at offset %d" % reader.pos)
+                blob = reader.take(count * size)
+                self._peer_requested = True
+                self._on_ids(out, index, lower, upper, lo_index, hi_index, blob, size, mode)
+            elif mode == MODE_NEED:
+                count = reader.uvarint()
+                bitmap = reader.take((count + 7) // 8)
+                self._on_need(index, lower, upper, count, bitmap)
+            else:
+                raise _bad("unknown range mode %d at offset %d" % (mode, reader.pos - 1))
+            if upper is not None:
+                prev_time = upper[0]
+            lower = upper
+            lo_index = hi_index
+        out.close()
+
+    def _on_ids(
+        self,
+        out: "_RangeOut",
+        index: int,
+        lower: "Key",
+        upper: "Bound",
+        lo_index: int,
+        hi_index: int,
+        blob: bytes,
+        size: int,
+        mode: int,
+    ) -> None:
+        keyset = self.logs[index]
+        mine = keyset.keys_between(lo_index, hi_index)
+        theirs = {}
+        for i in range(len(blob) // size):
+            theirs[blob[i * size : (i + 1) * size]] = i
+        own_prefixes = set()
+        send = []
+        for key in mine:
+            prefix = key[1][:size]
+            own_prefixes.add(prefix)
+            if prefix not in theirs:
+                send.append(key)
+        count = len(blob) // size
+        bitmap = bytearray((count + 7) // 8)
+        lacking = 0
+        for prefix, position in theirs.items():
+            if prefix not in own_prefixes:
+                bitmap[position >> 3] |= 1 << (position & 7)
+                lacking += 1
+        result = self.results[index]
+        if not send and not lacking:
+            if mode == MODE_IDS and size < 32:
+                # the peer saw a mismatch we cannot see: a prefix collision or a concurrent change
+                self._ids_ranges(out, index, lower, upper, lo_index, hi_index, MODE_FULLIDS)
+            return
+        result.in_sync = False
+        result.send.extend(send)
+        if lacking:
+            result.expect += lacking
+            out.add(lower, upper, bytes((MODE_NEED,)) + encode_uvarint(count) + bytes(bitmap))
+
+    def _on_need(self, index: int, lower: "Key", upper: "Bound", count: int, bitmap: bytes) -> None:
+        sent = self._old_lists.pop((index, lower, upper), None)
+        if sent is None or len(sent) != count:
+            raise RemoteProtocolError(
+                "reconcile: NEED for a list we did not send (log %d)" % index, REASON_UNEXPECTED
+            )
+        result = self.results[index]
+        result.in_sync = False
+        for i in range(count):
+            if bitmap[i >> 3] & (1 << (i & 7)):
+                result.send.append(sent[i])
+
+    # -- producing ranges -------------------------------------------------------------------------
+
+    def _ids_ranges(
+        self,
+        out: "_RangeOut",
+        index: int,
+        lower: "Key",
+        upper: "Bound",
+        lo_index: int,
+        hi_index: int,
+        mode: int,
+    ) -> None:
+        """Our keys [lo_index, hi_index) as ID lists, cut into pieces that fit a frame."""
+        keyset = self.logs[index]
+        size = 32 if mode == MODE_FULLIDS else self.id_prefix
+        per_piece = max(1, (self.max_frame - 2 - 120) // size)
+        start = lo_index
+        piece_lower = lower
+        while True:
+            end = min(hi_index, start + per_piece)
+            keys = keyset.keys_between(start, end)
+            if end < hi_index:
+                piece_upper: Bound = bound_between(keys[-1], keyset.key_at(end))
+            else:
+                piece_upper = upper
+            head = bytes((mode,)) if mode == MODE_FULLIDS else bytes((mode, size))
+            body = bytearray(head + encode_uvarint(len(keys)))
+            for key in keys:
+                body.extend(key[1][:size])
+            out.add(piece_lower, piece_upper, bytes(body))
+            self._sent_lists[(index, piece_lower, piece_upper)] = keys
+            self._request(index)
+            if end >= hi_index:
+                return
+            start = end
+            piece_lower = piece_upper  # type: ignore[assignment]
+
+    def _split_range(
+        self,
+        out: "_RangeOut",
+        index: int,
+        lower: "Key",
+        upper: "Bound",
+        lo_index: int,
+        hi_index: int,
+    ) -> None:
+        keyset = self.logs[index]
+        count = hi_index - lo_index
+        buckets = self.split
+        prev_lower = lower
+        prev_index = lo_index
+        for b in range(1, buckets + 1):
+            if b == buckets:
+                cut = hi_index
+                bucket_upper: Bound = upper
+            else:
+                cut = lo_index + count * b // buckets
+                if cut <= prev_index:
+                    continue
+                bucket_upper = bound_between(keyset.key_at(cut - 1), keyset.key_at(cut))
+            fp = keyset.fingerprint(prev_index, cut)
+            out.add(prev_lower, bucket_upper, bytes((MODE_FP,)) + fp)
+            prev_index = cut
+            prev_lower = bucket_upper  # type: ignore[assignment]
+        self._request(index)
+
+    def _emit(self, index: int, op: int, body: bytes) -> None:
+        self._writer.add(encode_uvarint(index) + bytes((op,)) + body)
+
+
+class _RangeOut:
+    """Collects the ranges of one RANGES reply, filling gaps with SKIP and splitting to fit."""
+
+    __slots__ = ("first", "index", "parts", "prev", "prev_time", "reconciler", "size")
+
+    def __init__(self, reconciler: Reconciler, index: int, lower: "Key") -> None:
+        self.reconciler = reconciler
+        self.index = index
+        self.first: Key | None = None
+        self.prev: Bound = lower
+        self.prev_time = 0
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, lower: "Key", upper: "Bound", payload: bytes) -> None:
+        budget = self.reconciler.max_frame - 2 - 24
+        if self.first is not None and self.prev != lower:
+            self._add(lower, bytes((MODE_SKIP,)), budget)
+        self._add(upper, payload, budget, lower)
+
+    def _add(self, upper: "Bound", payload: bytes, budget: int, lower: "Key | None" = None) -> None:
+        if self.first is None:
+            start = lower if lower is not None else self.prev
+            assert start is not None
+            self.first = start
+            self.prev_time = start[0]
+            self.size = len(_encode_bound(start, 0))
+        encoded = _encode_bound(upper, self.prev_time) + payload
+        if self.parts and self.size + len(encoded) > budget:
+            self.close()
+            start = self.prev
+            assert start is not None
+            self.first = start
+            self.prev_time = start[0]
+            self.size = len(_encode_bound(start, 0))
+            encoded = _encode_bound(upper, self.prev_time) + payload
+        self.parts.append(encoded)
+        self.size += len(encoded)
+        self.prev = upper
+        if upper is not None:
+            self.prev_time = upper[0]
+
+    def close(self) -> None:
+        if not self.parts or self.first is None:
+            return
+        body = (
+            encode_uvarint(self.index)
+            + bytes((OP_RANGES,))
+            + encode_uvarint(len(self.parts))
+            + _encode_bound(self.first, 0)
+            + b"".join(self.parts)
+        )
+        self.reconciler._writer.add(body)
+        self.parts = []
+        self.first = None
