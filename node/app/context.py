@@ -1,0 +1,184 @@
+"""What every link driver of one node shares: store, suite, commits, new-entry fan-out, policy.
+
+Nothing here is a module-level singleton: the daemon (or `waystation peer sync`) builds one
+NodeContext and passes it to each LinkDriver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from node.crypto.address import verify_address
+from node.crypto.api import Suite
+from node.errors import IntegrityError
+from node.proto.session import SessionLimits
+from node.sync.store import Store
+from node.sync.wire import log_header
+
+Key = tuple[int, bytes]
+
+
+class Committer:
+    """Group commit: many drivers ask for durability, one store commit serves them all.
+
+    A driver that stored entries calls `after_commit(callback)`; `run()` (a task in the daemon's
+    TaskGroup) commits whenever callbacks wait, at most once per `interval` seconds, then calls
+    them. So entries are acknowledged only after they are durable, and N links cost one fsync per
+    interval instead of one per batch.
+    """
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._callbacks: list[Callable[[], None]] = []
+        self._wake = asyncio.Event()
+        self.commits = 0
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once everything stored so far is durable."""
+        self._callbacks.append(callback)
+        self._wake.set()
+
+    def commit_now(self) -> None:
+        """Commit at once and run the waiting callbacks (also used at shutdown)."""
+        callbacks, self._callbacks = self._callbacks, []
+        self.store.commit()
+        self.commits += 1
+        for callback in callbacks:
+            callback()
+
+    async def run(self) -> None:
+        """Commit loop; runs until cancelled, committing what is pending when cancelled."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self.interval > 0:
+                    await asyncio.sleep(self.interval)  # gather more batches into this commit
+                self.commit_now()
+        finally:
+            if self._callbacks or self.store.pending():
+                self.commit_now()
+
+
+class Hub:
+    """Fan-out of newly stored entries to the other open links that carry the same log."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[int, Callable[[str, list[Key], object], None]] = {}
+        self._next_id = 0
+        self.on_new_entries: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str, list[Key], object], None]) -> int:
+        """Register `listener(log_id, keys, source)`; returns a token for unsubscribe."""
+        self._next_id += 1
+        self._listeners[self._next_id] = listener
+        return self._next_id
+
+    def unsubscribe(self, token: int) -> None:
+        """Forget a listener (idempotent)."""
+        self._listeners.pop(token, None)
+
+    def published(self, log_id: str, keys: list[Key], source: object) -> None:
+        """New entries of `log_id` were stored, received from `source` (a driver, or None)."""
+        for listener in list(self._listeners.values()):
+            listener(log_id, keys, source)
+        for hook in self.on_new_entries:
+            hook(log_id)
+
+
+@dataclass
+class LogPolicy:
+    """Which logs this node carries and declares.
+
+    Attributes:
+        community: accept any log a peer offers (relays), within `max_logs`.
+        max_logs: most logs the store may carry.
+        own: logs this node always declares: address -> (sign_pub, identity signature or b"");
+            a member's groups, or a relay's pinned logs.
+        declare_all: declare every stored log when initiating (relay to relay).
+    """
+
+    community: bool = True
+    max_logs: int = 10000
+    own: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    declare_all: bool = True
+
+
+class NodeContext:
+    """Everything a LinkDriver needs from its node."""
+
+    def __init__(
+        self,
+        store: Store,
+        suite: Suite,
+        committer: Committer,
+        policy: LogPolicy,
+        limits: SessionLimits,
+        hub: Hub | None = None,
+        static_private: bytes | None = None,
+        role: int = 1,
+        clock: Callable[[], int] | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.store = store
+        self.suite = suite
+        self.committer = committer
+        self.policy = policy
+        self.limits = limits
+        self.hub = hub or Hub()
+        self.static_private = static_private
+        self.role = role
+        self.clock = clock or (lambda: int(time.monotonic() * 1000))
+        self.wall_clock = wall_clock or time.time
+        self.identity_signatures: dict[str, bytes] = {}
+        self.stats: dict[str, int] = {}
+
+    def count(self, name: str, delta: int = 1) -> None:
+        """Bump a counter in `stats` (links opened, byes by reason, refusals...)."""
+        self.stats[name] = self.stats.get(name, 0) + delta
+
+    def session_static(self) -> bytes:
+        """Our X25519 static key for a new session: the node key, or a fresh one (members)."""
+        if self.static_private is not None:
+            return self.static_private
+        return self.suite.random_bytes(32)
+
+    def header_for(self, address: str) -> bytes | None:
+        """Our wire header for a log we carry (sign_pub + identity signature when known)."""
+        if address in self.policy.own:
+            sign_pub, id_sig = self.policy.own[address]
+        elif address in self.store.logs():
+            sign_pub = self.store.log_info(address).sign_pub
+            id_sig = b""
+        else:
+            return None
+        id_sig = id_sig or self.identity_signatures.get(address, b"") or bytes(64)
+        return log_header(sign_pub, id_sig)
+
+    def accept_log(self, address: str, sign_pub: bytes) -> str | None:
+        """Carry a log a peer offered? None if yes (registered now), else the reason why not.
+
+        Raises:
+            RemoteProtocolError: the address does not commit to `sign_pub` (a forged offer).
+        """
+        if address in self.policy.own:
+            if self.policy.own[address][0] != sign_pub:
+                raise IntegrityError("log %s offered with another signing key" % address[:80])
+            if address not in self.store.logs():
+                self.store.add_log(address, sign_pub, pinned=True)
+            return None
+        if address in self.store.logs():
+            if self.store.log_info(address).sign_pub != sign_pub:
+                raise IntegrityError("log %s offered with another signing key" % address[:80])
+            return None
+        if not self.policy.community:
+            return "not-carried"
+        if len(self.store.logs()) >= self.policy.max_logs:
+            return "too-many-logs"
+        verify_address(self.suite, address, sign_pub)  # raises IntegrityError for a forgery
+        self.store.add_log(address, sign_pub)
+        return None
