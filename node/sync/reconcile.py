@@ -239,9 +239,9 @@ class Reconciler:
         logs: "list[KeySet]",
         initiator: bool,
         max_frame: int = 4096,
-        split: int = 16,
+        split: int = 32,
         ids_threshold: int = 32,
-        tail_ids: int = 4096,
+        tail_ids: int = 256,
         id_prefix: int = 8,
         max_turns: int = 64,
     ) -> None:
@@ -262,6 +262,7 @@ class Reconciler:
         self.last_at: int | None = None
         self._state = [STATE_FRESH] * len(logs)
         self._sent_count = [0] * len(logs)
+        self._seen: list[bytes | None] = [None] * len(logs)  # whole-log fingerprint at first look
         self._outstanding: set[int] = set()  # logs we sent a request for in our last turn
         self._next_outstanding: set[int] = set()
         self._peer_requested = False
@@ -285,12 +286,9 @@ class Reconciler:
             count = len(keyset)
             self._sent_count[index] = count
             self._state[index] = STATE_OPENED
-            section = (
-                encode_uvarint(index)
-                + bytes((OP_OPEN,))
-                + encode_uvarint(count)
-                + keyset.fingerprint(0, count)
-            )
+            whole = keyset.fingerprint(0, count)
+            self._seen[index] = whole
+            section = encode_uvarint(index) + bytes((OP_OPEN,)) + encode_uvarint(count) + whole
             self._writer.add(section)
             self._next_outstanding.add(index)
         return self._end_turn()
@@ -337,7 +335,14 @@ class Reconciler:
     @property
     def all_in_sync(self) -> bool:
         """True once done, if every log matched at the first check."""
-        return self.done and all(r.in_sync for r in self.results)
+        if not self.done or not all(r.in_sync for r in self.results):
+            return False
+        # a key added or removed here since we first looked means another pass is needed
+        for index, keyset in enumerate(self.logs):
+            seen = self._seen[index]
+            if seen is not None and keyset.fingerprint(0, len(keyset)) != seen:
+                return False
+        return True
 
     # -- turn handling ----------------------------------------------------------------------------
 
@@ -409,6 +414,7 @@ class Reconciler:
         keyset = self.logs[index]
         mine = len(keyset)
         result = self.results[index]
+        self._seen[index] = keyset.fingerprint(0, mine)
         if count <= mine and keyset.fingerprint(0, count) == fp:
             self._state[index] = STATE_DONE
             if count == mine:
@@ -478,12 +484,9 @@ class Reconciler:
                 common = cut
                 break
         self._state[index] = STATE_RANGING
-        if common == 0:
-            lower: Key = (0, ZERO32)
-        elif common < mine:
-            lower = bound_between(keyset.key_at(common - 1), keyset.key_at(common))
-        else:
-            lower = bound_after(keyset.key_at(common - 1))
+        # the tail starts just after the last common key (the peer may hold keys between it and
+        # our next key, so a bound between our own neighbours would be wrong here)
+        lower: Key = (0, ZERO32) if common == 0 else bound_after(keyset.key_at(common - 1))
         out = _RangeOut(self, index, lower)
         if mine - common <= self.tail_ids:
             self._ids_ranges(out, index, lower, None, common, mine, MODE_IDS)
@@ -529,11 +532,17 @@ class Reconciler:
                 if size < 4 or size > 32:
                     raise _bad("ID prefix size %d out of range" % size)
                 count = reader.uvarint()
-                if count * size > len(reader.data) - reader.pos:
+                unit = 33 if mode == MODE_FULLIDS else size
+                if count * unit > len(reader.data) - reader.pos:
                     raise _bad("ID list longer than the frame at offset %d" % reader.pos)
-                blob = reader.take(count * size)
+                items: list[object] = []
+                for _ in range(count):
+                    if mode == MODE_FULLIDS:
+                        items.append((reader.uvarint(), reader.take(32)))
+                    else:
+                        items.append(reader.take(size))
                 self._peer_requested = True
-                self._on_ids(out, index, lower, upper, lo_index, hi_index, blob, size, mode)
+                self._on_ids(out, index, lower, upper, lo_index, hi_index, items, size, mode)
             elif mode == MODE_NEED:
                 count = reader.uvarint()
                 bitmap = reader.take((count + 7) // 8)
@@ -554,23 +563,24 @@ class Reconciler:
         upper: "Bound",
         lo_index: int,
         hi_index: int,
-        blob: bytes,
+        items: "list[object]",
         size: int,
         mode: int,
     ) -> None:
         keyset = self.logs[index]
         mine = keyset.keys_between(lo_index, hi_index)
-        theirs = {}
-        for i in range(len(blob) // size):
-            theirs[blob[i * size : (i + 1) * size]] = i
-        own_prefixes = set()
+        full = mode == MODE_FULLIDS
+        theirs: dict[object, int] = {}
+        for i, item in enumerate(items):
+            theirs[item] = i
+        own_prefixes: set[object] = set()
         send = []
         for key in mine:
-            prefix = key[1][:size]
+            prefix: object = key if full else key[1][:size]
             own_prefixes.add(prefix)
             if prefix not in theirs:
                 send.append(key)
-        count = len(blob) // size
+        count = len(items)
         bitmap = bytearray((count + 7) // 8)
         lacking = 0
         for prefix, position in theirs.items():
@@ -616,7 +626,9 @@ class Reconciler:
         """Our keys [lo_index, hi_index) as ID lists, cut into pieces that fit a frame."""
         keyset = self.logs[index]
         size = 32 if mode == MODE_FULLIDS else self.id_prefix
-        per_piece = max(1, (self.max_frame - 2 - 120) // size)
+        per_piece = max(
+            1, (self.max_frame - 2 - 120) // (size + 9 if mode == MODE_FULLIDS else size)
+        )
         start = lo_index
         piece_lower = lower
         while True:
@@ -629,7 +641,11 @@ class Reconciler:
             head = bytes((mode,)) if mode == MODE_FULLIDS else bytes((mode, size))
             body = bytearray(head + encode_uvarint(len(keys)))
             for key in keys:
-                body.extend(key[1][:size])
+                if mode == MODE_FULLIDS:
+                    body.extend(encode_uvarint(key[0]))
+                    body.extend(key[1])
+                else:
+                    body.extend(key[1][:size])
             out.add(piece_lower, piece_upper, bytes(body))
             self._sent_lists[(index, piece_lower, piece_upper)] = keys
             self._request(index)

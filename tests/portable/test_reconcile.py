@@ -1,0 +1,209 @@
+# Portable tests for node.sync.reconcile: convergence, round trips, bytes, malformed input.
+
+import hashlib
+
+from harness import TestCase
+
+from node.errors import LocalProtocolError, RemoteProtocolError
+from node.sync.keyset import KeySet
+from node.sync.reconcile import Reconciler
+
+
+def key(i, time=None):
+    return (i if time is None else time, hashlib.sha256(b"r%d" % i).digest())
+
+
+def exchange(a_sets, b_sets, max_frame=4096, between=None):
+    """Runs one pass; returns (initiator, responder, half_rounds, bytes, largest frame)."""
+    a = Reconciler(a_sets, True, max_frame=max_frame)
+    b = Reconciler(b_sets, False, max_frame=max_frame)
+    frames = a.start(0)
+    half_rounds = 1 if frames else 0
+    total = sum(len(f) for f in frames)
+    largest = max([len(f) for f in frames] or [0])
+    receiver = b
+    while frames:
+        if between is not None:
+            between(half_rounds)
+        out = []
+        for frame in frames:
+            out.extend(receiver.receive(frame, half_rounds))
+        frames = out
+        if out:
+            half_rounds += 1
+            total += sum(len(f) for f in out)
+            largest = max(largest, max(len(f) for f in out))
+        receiver = a if receiver is b else b
+    assert a.done and b.done
+    return a, b, half_rounds, total, largest
+
+
+def apply(a_sets, b_sets, a, b):
+    for index in range(len(a_sets)):
+        for k in a.results[index].send:
+            b_sets[index].add(k)
+        for k in b.results[index].send:
+            a_sets[index].add(k)
+
+
+def converge(test, a_keys, b_keys, max_frame=4096):
+    a_set, b_set = KeySet(a_keys), KeySet(b_keys)
+    a, b, half_rounds, total, largest = exchange([a_set], [b_set], max_frame)
+    union = set(a_keys) | set(b_keys)
+    test.assertEqual(set(b_keys) | set(a.results[0].send), union)
+    test.assertEqual(set(a_keys) | set(b.results[0].send), union)
+    # nothing is sent twice or sent to a side that has it
+    test.assertEqual(len(a.results[0].send), len(union - set(b_keys)))
+    test.assertEqual(len(b.results[0].send), len(union - set(a_keys)))
+    test.assertLessEqual(largest, max_frame)
+    return a, b, half_rounds, total
+
+
+class ReconcileTests(TestCase):
+    def setUp(self):
+        self.base = [key(i) for i in range(600)]
+
+    def test_in_sync_one_round_trip(self):
+        a, b, half_rounds, total = converge(self, self.base, self.base)
+        self.assertEqual(half_rounds, 2)
+        self.assertLessEqual(total, 40)
+        self.assertTrue(a.all_in_sync and b.all_in_sync)
+
+    def test_initiator_behind_gets_entries_after_one_round_trip(self):
+        a, b, half_rounds, _total = converge(self, self.base[:-25], self.base)
+        self.assertEqual(half_rounds, 2)
+        self.assertEqual(b.results[0].send, self.base[-25:])
+        self.assertEqual(a.results[0].expect, 25)
+        self.assertFalse(a.all_in_sync)
+
+    def test_responder_behind_initiator_pushes_after_one_round_trip(self):
+        a, b, half_rounds, _total = converge(self, self.base, self.base[:-25])
+        self.assertEqual(half_rounds, 3)
+        self.assertEqual(a.results[0].send, self.base[-25:])
+        self.assertEqual(b.results[0].expect, 25)
+
+    def test_clustered_two_sided(self):
+        mine = self.base + [key(1000 + i) for i in range(20)]
+        theirs = self.base + [key(2000 + i) for i in range(30)]
+        _a, _b, half_rounds, total = converge(self, mine, theirs)
+        self.assertLessEqual(half_rounds, 6)
+        self.assertLessEqual(total, 3000 + 40 * 50)
+
+    def test_scattered_and_equal_times(self):
+        a_keys = [k for i, k in enumerate(self.base) if i % 37 != 3]
+        b_keys = [k for i, k in enumerate(self.base) if i % 41 != 5]
+        converge(self, a_keys, b_keys)
+        same_time = [key(i, time=7) for i in range(300)]
+        converge(self, same_time[::2], same_time[1::3])
+
+    def test_empty_disjoint_single(self):
+        converge(self, [], [])
+        converge(self, [], self.base)
+        converge(self, self.base, [])
+        converge(self, [key(1)], [key(2)])
+        converge(self, self.base[:50], [key(5000 + i) for i in range(70)])
+
+    def test_small_frames(self):
+        a_keys = [k for i, k in enumerate(self.base) if i % 3]
+        b_keys = [k for i, k in enumerate(self.base) if i % 5]
+        converge(self, a_keys, b_keys, max_frame=256)
+
+    def test_many_logs_in_sync_cost_little(self):
+        a_sets = [KeySet(self.base[i : i + 60]) for i in range(30)]
+        b_sets = [KeySet(self.base[i : i + 60]) for i in range(30)]
+        a, _b, half_rounds, total, _ = exchange(a_sets, b_sets)
+        self.assertEqual(half_rounds, 2)
+        self.assertLessEqual(total, 30 * 24)
+        self.assertTrue(a.all_in_sync)
+
+    def test_many_logs_mixed(self):
+        a_sets = [KeySet(self.base[: 100 + i]) for i in range(5)] + [KeySet(self.base)]
+        b_sets = [KeySet(self.base[: 103 - i]) for i in range(5)] + [KeySet([key(9999)])]
+        a, b, _, _, _ = exchange(a_sets, b_sets)
+        apply(a_sets, b_sets, a, b)
+        for i in range(len(a_sets)):
+            self.assertEqual(list(a_sets[i]), list(b_sets[i]))
+        a, b, half_rounds, _, _ = exchange(a_sets, b_sets)
+        self.assertTrue(a.all_in_sync and b.all_in_sync)
+        self.assertEqual(half_rounds, 2)
+
+    def test_changes_during_exchange_converge_in_passes(self):
+        a_set = KeySet([k for i, k in enumerate(self.base) if i % 7])
+        b_set = KeySet([k for i, k in enumerate(self.base) if i % 11])
+        extra = [key(3000 + i, time=i * 3) for i in range(10)]
+
+        def between(half_round):
+            if half_round <= len(extra) // 2:
+                a_set.add(extra[2 * half_round - 2])
+                b_set.add(extra[2 * half_round - 1])
+
+        passes = 0
+        while True:
+            passes += 1
+            a, b, _, _, _ = exchange([a_set], [b_set], between=between if passes == 1 else None)
+            if a.all_in_sync:
+                break
+            apply([a_set], [b_set], a, b)
+            self.assertLess(passes, 5)
+        self.assertEqual(list(a_set), list(b_set))
+
+    def test_malformed_frames_raise_remote_protocol_error_only(self):
+        a_keys = [k for i, k in enumerate(self.base[:150]) if i % 3]
+        b_keys = [k for i, k in enumerate(self.base[:150]) if i % 5]
+        transcript = []
+        a = Reconciler([KeySet(a_keys)], True)
+        b = Reconciler([KeySet(b_keys)], False)
+        frames = a.start(0)
+        sides = [b, a]
+        turn = 0
+        while frames:
+            transcript.append((turn % 2, frames))
+            out = []
+            for f in frames:
+                out.extend(sides[turn % 2].receive(f, 0))
+            frames = out
+            turn += 1
+        self.assertGreater(len(transcript), 3)
+        for position in range(len(transcript)):
+            _who, turn_frames = transcript[position]
+            frame = turn_frames[0]
+            cuts = list(range(len(frame))) + [len(frame) + 1]  # noqa: RUF005 (MicroPython)
+            for cut in cuts:
+                variants = [frame[:cut]]
+                if cut < len(frame):
+                    variants.append(frame[:cut] + bytes((frame[cut] ^ 0x5A,)) + frame[cut + 1 :])
+                for bad in variants:
+                    fresh = self._replay(transcript, position, a_keys, b_keys)
+                    try:  # noqa: SIM105 (no contextlib on MicroPython)
+                        fresh.receive(bad, 0)
+                    except RemoteProtocolError:
+                        pass
+
+    def _replay(self, transcript, position, a_keys, b_keys):
+        a = Reconciler([KeySet(a_keys)], True)
+        b = Reconciler([KeySet(b_keys)], False)
+        a.start(0)
+        sides = [b, a]
+        for who, frames in transcript[:position]:
+            for f in frames:
+                sides[who].receive(f, 0)
+        return sides[transcript[position][0]]
+
+    def test_garbage_and_misuse(self):
+        b = Reconciler([KeySet(self.base)], False)
+        for junk in (
+            b"",
+            b"\x57",
+            b"\x00\x01",
+            b"\x57\x02",
+            b"\x57\x01\x05\x01",
+            b"\x57\x01\x00\x09",
+        ):
+            b = Reconciler([KeySet(self.base)], False)
+            self.assertRaises(RemoteProtocolError, b.receive, junk, 0)
+        a = Reconciler([KeySet(self.base)], True)
+        a.start(0)
+        self.assertRaises(LocalProtocolError, a.start, 0)
+        self.assertRaises(LocalProtocolError, Reconciler, [], True, 16)
+        # an OPEN sent to the initiator is unexpected
+        self.assertRaises(RemoteProtocolError, a.receive, b"\x57\x01\x00\x01\x00" + bytes(16), 0)
