@@ -55,6 +55,7 @@ from node.member.store_files import ensure_private_dir, read_json, write_json
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
 from node.sync.store import Store
+from node.sync.wire import log_header
 
 ACCOUNT_FILE = "account.json"
 GROUPS_DIR = "groups"
@@ -151,11 +152,21 @@ class SyncLog:
         address: the store address (the entries' log id).
         sign_pub: the group signing public key every entry is signed with.
         group_pk, store_type: what the address is made of.
+        identity_signature: Sign(group signing key, utf8(hex(sign_pub))), the identity signature
+            every entry of the group carries (Ed25519 is deterministic); with sign_pub it makes
+            the session's per-log header (`header`, node.sync.wire.log_header).
         replication: the zero-knowledge group record (public_key, sign_pub, link_key,
             link_key_sig) -- what a relay may be given; never the secret.
     """
 
-    __slots__ = ("address", "group_pk", "replication", "sign_pub", "store_type")
+    __slots__ = (
+        "address",
+        "group_pk",
+        "identity_signature",
+        "replication",
+        "sign_pub",
+        "store_type",
+    )
 
     def __init__(
         self,
@@ -163,13 +174,20 @@ class SyncLog:
         sign_pub: bytes,
         group_pk: bytes,
         store_type: str,
+        identity_signature: bytes,
         replication: ReplicationGroup,
     ) -> None:
         self.address = address
         self.sign_pub = sign_pub
         self.group_pk = group_pk
         self.store_type = store_type
+        self.identity_signature = identity_signature
         self.replication = replication
+
+    @property
+    def header(self) -> bytes:
+        """The session's per-log header: 0x01 || sign_pub || identity signature."""
+        return log_header(self.sign_pub, self.identity_signature)
 
     def __repr__(self) -> str:
         return "SyncLog(%s)" % self.address
@@ -532,6 +550,8 @@ class MemberClient:
         for group_id in sorted(self.groups):
             state = self.groups[group_id]
             group = state.group
+            sign_sk = group.signing_keypair(self.suite)[1]
+            identity_signature = self.suite.ed25519_sign(sign_sk, group.sign_pub.hex().encode())
             for address, store_type in (
                 (state.metadata_address, METADATA_STORE),
                 (state.messages_address, MESSAGES_STORE),
@@ -542,6 +562,7 @@ class MemberClient:
                         group.sign_pub,
                         group.public_key,
                         store_type,
+                        identity_signature,
                         group.for_replication(),
                     )
                 )
