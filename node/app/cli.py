@@ -1,13 +1,18 @@
 """The ``waystation`` command: ``run`` starts the relay, ``peer …`` is the desktop member client."""
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from node import __version__
+from node.app.config import apply_overrides, load_config
+from node.app.daemon import Daemon
 from node.app.identity import load_or_create_identity
+from node.app.logs import setup_logging
 from node.crypto._nacl import NaclSuite
 from node.errors import NodeError
 
@@ -27,9 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="waystation " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="run the relay daemon")
-    run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument("--config", type=Path, help="TOML configuration file (default: built in)")
     run.add_argument("--data", type=Path, help="data directory (default: %s)" % default_data_dir())
-    commands.add_parser("identity", help="print this node's identity and exit")
+    run.add_argument("--listen", metavar="HOST:PORT", help="address to accept links on")
+    run.add_argument(
+        "--peer", metavar="HOST:PORT", action="append", default=[], help="a relay to sync with"
+    )
+    run.add_argument("--no-zeroconf", action="store_true", help="neither advertise nor browse")
+    identity = commands.add_parser("identity", help="print this node's identity and exit")
+    identity.add_argument("--data", type=Path, help="data directory")
     return parser
 
 
@@ -42,16 +53,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     suite = NaclSuite()
     try:
-        if args.command in ("run", "identity"):
-            data_dir = getattr(args, "data", None) or default_data_dir()
+        if args.command == "identity":
+            data_dir = args.data or default_data_dir()
             identity = load_or_create_identity(data_dir, suite)
             print("node %s" % identity.fingerprint(suite))
             print("data %s" % data_dir)
-            if args.command == "run":
-                print("the relay daemon is not built yet: identity only, nothing is relayed")
             return 0
+        if args.command == "run":
+            return run_daemon(args, suite)
     except NodeError as exc:
         print("waystation: %s" % exc, file=sys.stderr)
         return 2
     parser.error("unknown command %r" % args.command)
     return 2
+
+
+def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
+    """`waystation run`: configuration (file, then flags), then the daemon until a signal."""
+    config = apply_overrides(
+        load_config(args.config), data=args.data, listen=args.listen, peers=args.peer
+    )
+    if args.no_zeroconf:
+        config = replace(config, lan=replace(config.lan, zeroconf=False))
+    setup_logging(config.log.level)
+    data_dir = config.node.data_dir or default_data_dir()
+    daemon = Daemon(config, suite, data_dir)
+    asyncio.run(daemon.run())
+    return 0

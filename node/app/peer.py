@@ -160,6 +160,10 @@ class LinkDriver:
         self._stopping = False
         self._hub_token = ctx.hub.subscribe(self._on_published)
 
+    def request_close(self, reason: str, text: str = "") -> None:
+        """Ask the driver to say Bye and end (shutdown, operator action); safe from any task."""
+        self._inbox.put_nowait(("close", reason, text))
+
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> SyncOutcome:
@@ -219,6 +223,11 @@ class LinkDriver:
                     exc = item[1]
                     assert isinstance(exc, RemoteProtocolError)
                     raise exc
+                elif kind == "close":
+                    reason, text = item[1], item[2]
+                    assert isinstance(reason, str) and isinstance(text, str)
+                    self.outcome.reason = self.outcome.reason or reason
+                    session.close(reason, text, self.ctx.clock())
                 elif kind == "acked":
                     ref, count, credit = item[1], item[2], item[3]
                     assert isinstance(ref, int) and isinstance(count, int)

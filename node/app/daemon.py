@@ -1,0 +1,346 @@
+"""The relay daemon (L2): builds store, suite and context; runs every task under one TaskGroup.
+
+Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
+  committer     group commit of the store (acks are sent only after it)
+  acceptor      takes accepted TCP connections from a bounded queue and starts one LinkDriver each
+                (a link beyond relay.max_sessions is closed at once and counted)
+  drivers       one per link, member or relay
+  peer syncs    every lan.sync_interval_s, and soon after new entries arrive, a short sync session
+                with each relay in lan.peers or found by zeroconf (one at a time per relay)
+  discovery     zeroconf advertisement with a rotating token, and browsing for other relays
+  housekeeping  expiry, the watchdog, and data_dir/status.json (counters for the operator)
+
+SIGTERM/SIGINT: stop accepting, say Bye "shutdown" on every link, wait for them (bounded), commit
+what is pending (nothing unacknowledged is lost because nothing was acknowledged before commit),
+close the store, notify systemd STOPPING=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from node.app.config import Config, HostPort
+from node.app.context import Committer, Hub, LogPolicy, NodeContext
+from node.app.identity import NodeIdentity, load_or_create_identity
+from node.app.peer import LinkDriver, SyncOutcome
+from node.app.sdnotify import Notifier
+from node.crypto.api import Suite
+from node.crypto.rendezvous import discovery_key, relay_token, round_period
+from node.errors import LinkError, NodeError, StoreError
+from node.lan.tcp import TcpLink, connect
+from node.proto.messages import ROLE_RELAY
+from node.proto.session import SessionLimits
+from node.store.sqlite import SQLiteStore
+from node.sync.store import Limits
+
+log = logging.getLogger("waystation.daemon")
+
+TOKEN_INTERVAL_S = 900
+SHUTDOWN_GRACE_S = 3.0
+STATUS_INTERVAL_S = 10.0
+EXPIRY_INTERVAL_S = 3600.0
+NEW_ENTRY_DEBOUNCE_S = 0.2
+DISCOVERED_TTL_S = 600.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+def session_limits(config: Config) -> SessionLimits:
+    """Session deadlines and window from the [session] section."""
+    s = config.session
+    return SessionLimits(
+        handshake_timeout=int(s.handshake_timeout_s * 1000),
+        idle_timeout=int(s.idle_timeout_s * 1000),
+        keepalive_interval=max(1000, int(s.idle_timeout_s * 1000 / 3)),
+        window=s.credit_bytes,
+        max_item=config.store.max_entry_bytes + 4096,
+    )
+
+
+def store_limits(config: Config) -> Limits:
+    """Store limits from the [store] section."""
+    s = config.store
+    return Limits(
+        max_entry_bytes=s.max_entry_bytes,
+        max_log_bytes=s.max_log_bytes,
+        max_total_bytes=s.max_total_bytes,
+        expiry_seconds=s.expiry_days * 86400,
+    )
+
+
+class Daemon:
+    """One relay node.
+
+    Args:
+        config: the validated configuration.
+        suite: the crypto suite.
+        data_dir: where the node key, store and status live.
+    """
+
+    def __init__(self, config: Config, suite: Suite, data_dir: Path) -> None:
+        self.config = config
+        self.suite = suite
+        self.data_dir = data_dir
+        self.identity: NodeIdentity | None = None
+        self.ctx: NodeContext | None = None
+        self.port: int | None = None
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._drivers: set[LinkDriver] = set()
+        self._incoming: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue(maxsize=16)
+        )
+        self._sync_wanted = asyncio.Event()
+        self._discovered: dict[tuple[str, int], float] = {}
+        self._syncing: set[tuple[str, int]] = set()
+        self._notifier = Notifier.from_environ()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (signal handlers call this)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until stop() or a signal; raises NodeError if the node cannot start."""
+        self.identity = load_or_create_identity(self.data_dir, self.suite)
+        store = SQLiteStore.open_in(
+            self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
+        )
+        try:
+            await self._run_with_store(store)
+        finally:
+            store.close()
+
+    async def _run_with_store(self, store: SQLiteStore) -> None:
+        assert self.identity is not None
+        config = self.config
+        committer = Committer(store, config.store.commit_interval_ms / 1000)
+        hub = Hub()
+        hub.on_new_entries.append(lambda _log_id: self._sync_wanted.set())
+        self.ctx = NodeContext(
+            store,
+            self.suite,
+            committer,
+            LogPolicy(community=config.relay.community_mode, declare_all=True),
+            session_limits(config),
+            hub=hub,
+            static_private=self.suite.ed25519_sk_to_x25519(self.identity.secret_key),
+            role=ROLE_RELAY,
+        )
+        listen = config.lan.listen
+        server = await asyncio.start_server(self._on_connect, listen.host, listen.port)
+        self.port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        log.info(
+            "relay %s listening on %s:%d, data in %s",
+            self.identity.fingerprint(self.suite),
+            listen.host,
+            self.port,
+            self.data_dir,
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                background = [
+                    tasks.create_task(committer.run()),
+                    tasks.create_task(self._acceptor(tasks)),
+                    tasks.create_task(self._peer_sync_loop(tasks)),
+                    tasks.create_task(self._housekeeping()),
+                ]
+                if config.lan.zeroconf:
+                    background.append(tasks.create_task(self._discovery()))
+                self._notifier.ready("relaying on port %d" % self.port)
+                self.started.set()
+                await self._stop.wait()
+                self._notifier.stopping("shutting down")
+                log.info("shutting down")
+                server.close()
+                for driver in list(self._drivers):
+                    driver.request_close("shutdown", "relay is shutting down")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SHUTDOWN_GRACE_S):
+                        while self._drivers:
+                            await asyncio.sleep(0.05)
+                for task in background:
+                    task.cancel()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            with contextlib.suppress(StoreError):
+                committer.commit_now()
+            self._write_status()
+
+    # -- links --------------------------------------------------------------------------------
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Runs in asyncio's server task: hand the connection to the acceptor (bounded) and return.
+        try:
+            self._incoming.put_nowait((reader, writer))
+        except asyncio.QueueFull:
+            assert self.ctx is not None
+            self.ctx.count("links.rejected.backlog")
+            writer.close()
+
+    async def _acceptor(self, tasks: asyncio.TaskGroup) -> None:
+        assert self.ctx is not None
+        while True:
+            reader, writer = await self._incoming.get()
+            if self._stop.is_set() or len(self._drivers) >= self.config.relay.max_sessions:
+                self.ctx.count("links.rejected.busy")
+                writer.close()
+                continue
+            link = TcpLink(reader, writer, self.config.session.max_frame_bytes + 4)
+            tasks.create_task(self._drive(LinkDriver(self.ctx, link, initiator=False)))
+
+    async def _drive(self, driver: LinkDriver) -> SyncOutcome:
+        self._drivers.add(driver)
+        try:
+            outcome = await driver.run()
+        finally:
+            self._drivers.discard(driver)
+        log.info(
+            "%s closed: %s%s (sent %d, received %d, refused %d)",
+            driver.link.label,
+            outcome.reason,
+            " by peer" if outcome.by_peer else "",
+            outcome.entries_sent,
+            outcome.entries_received,
+            outcome.entries_refused,
+        )
+        return outcome
+
+    # -- relay peers --------------------------------------------------------------------------
+
+    def _relay_peers(self) -> list[tuple[str, int]]:
+        now = time.monotonic()
+        for key, seen in list(self._discovered.items()):
+            if now - seen > DISCOVERED_TTL_S:
+                del self._discovered[key]
+        peers = [(p.host, p.port) for p in self.config.lan.peers]
+        peers.extend(k for k in self._discovered if k not in peers)
+        return peers
+
+    async def _peer_sync_loop(self, tasks: asyncio.TaskGroup) -> None:
+        interval = self.config.lan.sync_interval_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._sync_wanted.wait()
+                    await asyncio.sleep(NEW_ENTRY_DEBOUNCE_S)  # gather a burst into one sync
+            self._sync_wanted.clear()
+            for host, port in self._relay_peers():
+                if (host, port) not in self._syncing:
+                    tasks.create_task(self._sync_with(host, port))
+
+    async def _sync_with(self, host: str, port: int) -> None:
+        assert self.ctx is not None
+        key = (host, port)
+        self._syncing.add(key)
+        try:
+            link = await connect(
+                host, port, self.config.session.max_frame_bytes + 4, CONNECT_TIMEOUT_S
+            )
+        except LinkError as exc:
+            self.ctx.count("peers.unreachable")
+            log.info("relay %s:%d unreachable: %s", host, port, exc)
+            self._syncing.discard(key)
+            return
+        try:
+            await self._drive(LinkDriver(self.ctx, link, initiator=True, until_synced=True))
+        finally:
+            self._syncing.discard(key)
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def _token(self) -> bytes:
+        assert self.identity is not None
+        key = discovery_key(self.identity.secret_key[:32])
+        return relay_token(key, round_period(int(time.time()), TOKEN_INTERVAL_S))
+
+    async def _discovery(self) -> None:
+        from zeroconf.asyncio import AsyncZeroconf
+
+        from node.lan.discovery import Advertiser, Browser
+
+        assert self.port is not None
+        host = self.config.lan.listen.host
+        interfaces = [host] if host not in ("0.0.0.0", "::") else None
+        azc = AsyncZeroconf(interfaces=interfaces) if interfaces else AsyncZeroconf()
+        advertiser = Advertiser(azc, self.port, self._token, interfaces)
+        browser = Browser(azc, ignore_name=advertiser.is_own)
+        try:
+            await advertiser.start()
+            await browser.start()
+            refresh_every = TOKEN_INTERVAL_S / 3
+            next_refresh = time.monotonic() + refresh_every
+            while True:
+                timeout = max(0.0, next_refresh - time.monotonic())
+                try:
+                    async with asyncio.timeout(timeout):
+                        seen = await browser.events.get()
+                except TimeoutError:
+                    await advertiser.refresh()
+                    next_refresh = time.monotonic() + refresh_every
+                    continue
+                key = (seen.host, seen.port)
+                if key not in self._discovered:
+                    log.info("found a relay at %s:%d", seen.host, seen.port)
+                    self._sync_wanted.set()
+                self._discovered[key] = time.monotonic()
+        finally:
+            await browser.close()
+            await advertiser.close()
+            await azc.async_close()
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        assert self.ctx is not None
+        watchdog = self._notifier.watchdog_interval()
+        next_expiry = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_expiry:
+                removed = self.ctx.store.expire(time.time())
+                if removed:
+                    log.info("expired %d entries", removed)
+                next_expiry = now + EXPIRY_INTERVAL_S
+            self._write_status()
+            self._notifier.watchdog()
+            await asyncio.sleep(min(STATUS_INTERVAL_S, watchdog or STATUS_INTERVAL_S))
+
+    def status(self) -> dict[str, object]:
+        """Counters and store figures for the operator (also written to status.json)."""
+        ctx = self.ctx
+        if ctx is None:
+            return {}
+        return {
+            "links_open": len(self._drivers),
+            "logs": len(ctx.store.logs()),
+            "store": ctx.store.stats(),
+            "counters": dict(sorted(ctx.stats.items())),
+            "commits": ctx.committer.commits,
+            "relay_peers": ["%s:%d" % p for p in self._relay_peers()],
+        }
+
+    def _write_status(self) -> None:
+        path = self.data_dir / "status.json"
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        except (OSError, NodeError) as exc:
+            log.warning("cannot write %s: %s", path, exc)
+
+
+def listen_address(config: Config) -> HostPort:
+    """The configured listen address (for messages)."""
+    return config.lan.listen

@@ -1,0 +1,90 @@
+"""One sync session from a member (desktop client) to a relay: `waystation peer sync`.
+
+The member opens a TCP link, runs the same LinkDriver as the relay (initiator, until in sync),
+commits what it received, and reports. A relay found by zeroconf (`--discover`) is the first
+`_waystation._tcp` service that answers within the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from node.app.context import Committer, LogPolicy, NodeContext
+from node.app.peer import LinkDriver, SyncOutcome
+from node.crypto.api import Suite
+from node.errors import LinkError
+from node.lan.tcp import connect
+from node.proto.messages import ROLE_MEMBER
+from node.proto.session import SessionLimits
+from node.sync.store import Store
+
+MAX_FRAME = 65535 + 4
+
+
+def member_context(store: Store, suite: Suite, logs: dict[str, tuple[bytes, bytes]]) -> NodeContext:
+    """A NodeContext for a member: declares only its own logs, accepts no others, fresh keys."""
+    return NodeContext(
+        store,
+        suite,
+        Committer(store, 0.0),
+        LogPolicy(community=False, own=dict(logs), declare_all=False),
+        SessionLimits(),
+        static_private=None,  # a fresh Noise static key per session: unlinkable
+        role=ROLE_MEMBER,
+    )
+
+
+async def sync_with_relay(
+    ctx: NodeContext,
+    host: str,
+    port: int,
+    timeout: float,
+    progress: Callable[[SyncOutcome], None] | None = None,
+) -> SyncOutcome:
+    """Sync every log of `ctx` with the relay at host:port; returns how it went.
+
+    Raises:
+        LinkError: the relay could not be reached.
+        TimeoutError: the sync did not finish within `timeout` seconds.
+    """
+    async with asyncio.timeout(timeout):
+        link = await connect(host, port, MAX_FRAME, min(timeout, 10.0))
+        async with asyncio.TaskGroup() as tasks:
+            committer = tasks.create_task(ctx.committer.run())
+            try:
+                outcome = await LinkDriver(
+                    ctx, link, initiator=True, until_synced=True, progress=progress
+                ).run()
+            finally:
+                committer.cancel()
+    return outcome
+
+
+async def discover_relay(timeout: float, interfaces: list[str] | None = None) -> tuple[str, int]:
+    """The address of the first relay that answers on the LAN.
+
+    Raises:
+        LinkError: none answered within `timeout` seconds.
+    """
+    from zeroconf import IPVersion
+    from zeroconf.asyncio import AsyncZeroconf
+
+    from node.lan.discovery import Browser
+
+    if interfaces:
+        azc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+    else:
+        azc = AsyncZeroconf()
+    browser = Browser(azc)
+    try:
+        await browser.start()
+        try:
+            async with asyncio.timeout(timeout):
+                seen = await browser.events.get()
+        except TimeoutError:
+            raise LinkError("no relay answered on the LAN within %.0f s" % timeout) from None
+        return seen.host, seen.port
+    finally:
+        await browser.close()
+        await azc.async_close()
