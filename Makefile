@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 
 # The portable tests under the MicroPython unix port (pytest runs them under CPython too).
 portable: $(STAMP)
-	$(BIN)/micropython tests/portable/run.py
+	$(BIN)/micropython -X heapsize=64M tests/portable/run.py
 
 unit: $(STAMP)
 	$(BIN)/pytest

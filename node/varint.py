@@ -1,4 +1,4 @@
-# Unsigned LEB128 varints as multiformats uses them (L0, portable; shared by node.sync and node.proto).
+# Unsigned LEB128 varints as multiformats uses them (L0; shared by node.sync and node.proto).
 #
 # Theory of operation: a value is written 7 bits at a time, least significant group first; every
 # byte except the last has its high bit (0x80) set. Multiformats requires the minimal encoding (no
