@@ -13,6 +13,7 @@ from node.app.config import apply_overrides, load_config
 from node.app.daemon import Daemon
 from node.app.identity import load_or_create_identity
 from node.app.logs import setup_logging
+from node.app.peer_cli import add_peer_commands, run_peer_command
 from node.crypto._nacl import NaclSuite
 from node.errors import NodeError
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--peer", metavar="HOST:PORT", action="append", default=[], help="a relay to sync with"
     )
     run.add_argument("--no-zeroconf", action="store_true", help="neither advertise nor browse")
+    add_peer_commands(commands)
     identity = commands.add_parser("identity", help="print this node's identity and exit")
     identity.add_argument("--data", type=Path, help="data directory")
     return parser
@@ -61,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return run_daemon(args, suite)
+        if args.command == "peer":
+            return run_peer_command(args)
     except NodeError as exc:
         print("waystation: %s" % exc, file=sys.stderr)
         return 2

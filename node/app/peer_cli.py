@@ -13,7 +13,7 @@ GROUP is a group id (64 hex digits), a unique prefix of one (>= 4 digits), or a 
 with --json it prints JSON Lines: one object per message with the keys cid, lamport, author,
 member, device, sent_ms, time (UTC ISO 8601), body, mine.
 
-Wiring: NaclSuite + SQLiteStore (DIR/store.db) + MemberClient (DIR/account.json, DIR/groups/).
+Wiring: NaclSuite + SQLiteStore (DIR/store.sqlite3) + MemberClient (DIR/account.json, DIR/groups/).
 `send` and `read` first process whatever entries are in the store. User mistakes (no account,
 unknown group, bad invitation) print one line "waystation peer: ..." to stderr and exit 1.
 
@@ -23,6 +23,7 @@ them (address -> (sign_pub, identity signature)); after_sync(client) processes w
 """
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -32,12 +33,11 @@ from pathlib import Path
 from types import TracebackType
 
 from node.crypto._nacl import NaclSuite
-from node.errors import NodeError
+from node.errors import LinkError, NodeError
 from node.member.client import MemberClient, Message, ProcessReport, SyncLog, is_initialised
 from node.member.errors import MemberError
 from node.store.sqlite import SQLiteStore
 
-STORE_FILE = "store.db"
 EXIT_USER_ERROR = 1
 
 
@@ -68,7 +68,7 @@ class PeerSession:
                 self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise MemberError("cannot create %s: %s" % (self.data_dir, exc)) from exc
-        self.store = SQLiteStore(self.data_dir / STORE_FILE, self.suite.ed25519_verify)
+        self.store = SQLiteStore.open_in(self.data_dir, self.suite.ed25519_verify)
         try:
             if create_name is not None:
                 self.client = MemberClient.init(self.suite, self.store, self.data_dir, create_name)
@@ -163,6 +163,16 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     send.add_argument("group", metavar="GROUP")
     send.add_argument("text", metavar="TEXT")
 
+    sync = commands.add_parser("sync", help="exchange entries with a relay")
+    _data_arg(sync)
+    where = sync.add_mutually_exclusive_group(required=True)
+    where.add_argument("--relay", metavar="HOST:PORT", help="the relay to sync with")
+    where.add_argument("--discover", action="store_true", help="find a relay on the LAN")
+    sync.add_argument("--timeout", type=float, default=60.0, help="give up after S seconds")
+    sync.add_argument(
+        "--interface", action="append", default=None, help="zeroconf interface (with --discover)"
+    )
+
     read = commands.add_parser("read", help="print a group's messages in order")
     _data_arg(read)
     read.add_argument("group", metavar="GROUP")
@@ -228,6 +238,8 @@ def _run(args: argparse.Namespace) -> int:
         elif command == "send":
             client.process(now)
             _out(str(client.send(args.group, args.text, now)))
+        elif command == "sync":
+            return _sync(session, args)
         elif command == "read":
             client.process(now)
             messages = client.read(args.group)
@@ -241,6 +253,70 @@ def _run(args: argparse.Namespace) -> int:
             waiting = client.pending(args.group)
             if waiting:
                 _err("%d message(s) wait for their sender's key (sync again later)" % waiting)
+    return 0
+
+
+EXIT_SYNC_FAILED = 3
+MAX_SYNC_ROUNDS = 3
+
+
+def _sync(session: PeerSession, args: argparse.Namespace) -> int:
+    """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
+    from node.app.config import parse_host_port
+    from node.app.peer import SyncOutcome
+    from node.app.sync_client import discover_relay, member_context, sync_with_relay
+
+    client = session.client
+    deadline = time.monotonic() + args.timeout
+    if args.discover:
+        host, port = asyncio.run(discover_relay(args.timeout, args.interface))
+    else:
+        address = parse_host_port(args.relay, "--relay")
+        host, port = address.host, address.port
+    shown = [0.0]
+
+    def progress(outcome: SyncOutcome) -> None:
+        moved = outcome.entries_sent + outcome.entries_received
+        if moved >= 200 and time.monotonic() - shown[0] >= 1.0:
+            shown[0] = time.monotonic()
+            _err(
+                "  ... sent %d, received %d entries"
+                % (outcome.entries_sent, outcome.entries_received)
+            )
+
+    client.process(time.time())
+    sent = received = opened = 0
+    for _ in range(MAX_SYNC_ROUNDS):
+        ctx = member_context(session.store, session.suite, sync_policy_logs(client))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _err("waystation peer: sync with %s:%d timed out" % (host, port))
+            return EXIT_SYNC_FAILED
+        try:
+            outcome = asyncio.run(sync_with_relay(ctx, host, port, remaining, progress))
+        except TimeoutError:
+            _err("waystation peer: sync with %s:%d timed out" % (host, port))
+            return EXIT_SYNC_FAILED
+        except LinkError as exc:
+            _err("waystation peer: cannot sync: %s" % exc)
+            return EXIT_SYNC_FAILED
+        sent += outcome.entries_sent
+        received += outcome.entries_received
+        if not outcome.in_sync:
+            _err(
+                "waystation peer: sync with %s:%d ended: %s %s"
+                % (host, port, outcome.reason or "closed", outcome.text)
+            )
+            return EXIT_SYNC_FAILED
+        before = session.store.stats().get("entries", 0)
+        report = after_sync(client)
+        opened += report.opened
+        if session.store.stats().get("entries", 0) == before:
+            break  # processing wrote nothing new: nothing more to upload
+    _out(
+        "synced with %s:%d: sent %d, received %d entries, %d new message(s)"
+        % (host, port, sent, received, opened)
+    )
     return 0
 
 
