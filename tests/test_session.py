@@ -249,3 +249,14 @@ def test_acks_and_pairing_in_closing_are_ignored() -> None:
     assert server.state == S.CLOSING
     peer.send(Bye("ok"))
     assert server.state == S.CLOSED
+
+
+def test_non_empty_handshake_payload_is_refused() -> None:
+    from node.crypto.noise import NoiseHandshake
+    from node.proto.session import PROLOGUE
+
+    server = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    hs = NoiseHandshake(SUITE, True, SUITE.random_bytes(32), PROLOGUE)
+    with pytest.raises(RemoteProtocolError, match="payloads must be empty"):
+        server.receive_frame(hs.write_message(b"hello in clear"), 0)
+    assert server.state == S.ERROR

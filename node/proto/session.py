@@ -500,7 +500,8 @@ class Session:
             raise LocalProtocolError("no handshake in progress")
         if handshake.is_my_turn():
             raise RemoteProtocolError("handshake message out of turn", REASON_UNEXPECTED)
-        handshake.read_message(frame)
+        if handshake.read_message(frame):
+            raise RemoteProtocolError("handshake payloads must be empty")
         if not handshake.is_complete():
             self._queue_frame(handshake.write_message(b""))
         if handshake.is_complete():
