@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from node.proto import _states as S  # noqa: E402
+from node.proto import _states as S  # noqa: E402, N812
 
 DOC = ROOT / "docs" / "protocol.md"
 BEGIN = "<!-- states:begin -->"
