@@ -96,6 +96,7 @@ class LogPolicy:
 
     Attributes:
         community: accept any log a peer offers (relays), within `max_logs`.
+        community_quota: byte quota of each log accepted that way (None: the store's default).
         max_logs: most logs the store may carry.
         own: logs this node always declares: address -> (sign_pub, identity signature or b"");
             a member's groups, or a relay's pinned logs.
@@ -103,6 +104,7 @@ class LogPolicy:
     """
 
     community: bool = True
+    community_quota: int | None = None
     max_logs: int = 10000
     own: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
     declare_all: bool = True
@@ -180,5 +182,5 @@ class NodeContext:
         if len(self.store.logs()) >= self.policy.max_logs:
             return "too-many-logs"
         verify_address(self.suite, address, sign_pub)  # raises IntegrityError for a forgery
-        self.store.add_log(address, sign_pub)
+        self.store.add_log(address, sign_pub, quota=self.policy.community_quota)
         return None

@@ -126,7 +126,11 @@ class Daemon:
             store,
             self.suite,
             committer,
-            LogPolicy(community=config.relay.community_mode, declare_all=True),
+            LogPolicy(
+                community=config.relay.community_mode,
+                community_quota=config.relay.community_log_bytes,
+                declare_all=True,
+            ),
             session_limits(config),
             hub=hub,
             static_private=self.suite.ed25519_sk_to_x25519(self.identity.secret_key),
