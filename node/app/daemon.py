@@ -93,8 +93,10 @@ class Daemon:
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._drivers: set[LinkDriver] = set()
+        # Room for a whole burst of max_sessions connections: they are all accepted before the
+        # acceptor task runs once.
         self._incoming: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue(maxsize=16)
+            asyncio.Queue(maxsize=config.relay.max_sessions)
         )
         self._sync_wanted = asyncio.Event()
         self._discovered: dict[tuple[str, int], float] = {}
@@ -202,7 +204,9 @@ class Daemon:
                 writer.close()
                 continue
             link = TcpLink(reader, writer, self.config.session.max_frame_bytes + 4)
-            tasks.create_task(self._drive(LinkDriver(self.ctx, link, initiator=False)))
+            driver = LinkDriver(self.ctx, link, initiator=False)
+            self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
+            tasks.create_task(self._drive(driver))
 
     async def _drive(self, driver: LinkDriver) -> SyncOutcome:
         self._drivers.add(driver)
