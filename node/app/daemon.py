@@ -33,7 +33,7 @@ from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
 from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
-from node.errors import LinkError, NodeError, StoreError
+from node.errors import ConfigError, LinkError, NodeError, StoreError
 from node.lan.tcp import TcpLink, connect
 from node.proto.messages import ROLE_RELAY
 from node.proto.session import SessionLimits
@@ -139,7 +139,12 @@ class Daemon:
             role=ROLE_RELAY,
         )
         listen = config.lan.listen
-        server = await asyncio.start_server(self._on_connect, listen.host, listen.port)
+        try:
+            server = await asyncio.start_server(self._on_connect, listen.host, listen.port)
+        except OSError as exc:  # address in use, not ours, unknown host
+            raise ConfigError(
+                "lan.listen", "cannot listen on %s: %s" % (listen, exc.strerror or exc)
+            ) from exc
         self.port = server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -322,7 +327,8 @@ class Daemon:
                     log.info("expired %d entries", removed)
                 next_expiry = now + EXPIRY_INTERVAL_S
             self._write_status()
-            self._notifier.watchdog()
+            if watchdog:
+                self._notifier.watchdog()
             await asyncio.sleep(min(STATUS_INTERVAL_S, watchdog or STATUS_INTERVAL_S))
 
     def status(self) -> dict[str, object]:
