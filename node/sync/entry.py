@@ -378,6 +378,38 @@ def encode_entry(entry: Entry) -> bytes:
     )
 
 
+def assemble_entry(
+    log_id: str,
+    payload: str,
+    next: "list[CID]",
+    refs: "list[CID]",
+    clock_time: int,
+    key: bytes,
+    sig: bytes,
+    identity: Identity,
+) -> Entry:
+    """Encode and name a v2 entry from its fields (no signing, no checks; see create_entry)."""
+    block = dagcbor.encode(
+        _entry_obj(
+            log_id, payload, next, refs, VERSION, key, sig, key, clock_time, identity, None, None
+        )
+    )
+    return Entry(
+        log_id,
+        payload,
+        next,
+        refs,
+        VERSION,
+        key,
+        sig,
+        key,
+        clock_time,
+        identity,
+        block,
+        CID.from_block(block, DAG_CBOR),
+    )
+
+
 def create_entry(
     log_id: str,
     payload: str,
@@ -419,25 +451,7 @@ def create_entry(
     if len(sig) != SIGNATURE_LENGTH or len(identity_sig) != SIGNATURE_LENGTH:
         raise LocalProtocolError("sign() must return 64-byte signatures")
     identity = Identity(identity_id, key, identity_sig)
-    block = dagcbor.encode(
-        _entry_obj(
-            log_id, payload, next, refs, VERSION, key, sig, key, clock_time, identity, None, None
-        )
-    )
-    entry = Entry(
-        log_id,
-        payload,
-        next,
-        refs,
-        VERSION,
-        key,
-        sig,
-        key,
-        clock_time,
-        identity,
-        block,
-        CID.from_block(block, DAG_CBOR),
-    )
+    entry = assemble_entry(log_id, payload, next, refs, clock_time, key, sig, identity)
     entry._signed = message
     entry._cid_checked = True
     return entry

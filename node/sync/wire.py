@@ -34,8 +34,8 @@ from node.sync.entry import (
     VERSION,
     Entry,
     Identity,
+    assemble_entry,
     decode_entry,
-    encode_entry,
 )
 from node.varint import decode_uvarint, encode_uvarint
 
@@ -194,21 +194,4 @@ def decode_item(
         raise RemoteProtocolError("entry item: a link is listed twice")
     key = KEY_PREFIX + sign_pub
     identity = Identity(sign_pub.hex(), key, identity_signature)
-    entry = Entry(
-        log_id,
-        payload,
-        next,
-        refs,
-        VERSION,
-        key,
-        sig,
-        key,
-        clock_time,
-        identity,
-        b"",
-        CID(DAG_CBOR, bytes(32)),
-    )
-    block = encode_entry(entry)
-    entry.block = block
-    entry.cid = CID.from_block(block, DAG_CBOR)
-    return entry
+    return assemble_entry(log_id, payload, next, refs, clock_time, key, sig, identity)
