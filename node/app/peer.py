@@ -543,12 +543,13 @@ class LinkDriver:
         ]
         results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
         stored_keys: list[Key] = []
+        forgery: IntegrityError | None = None
         for entry, result in zip(entries, results, strict=True):
             if result.status == REFUSED:
                 self.outcome.entries_refused += 1
                 self.ctx.count("entries.refused." + result.reason)
-                if result.reason == "integrity":
-                    raise IntegrityError("entry %s refused: %s" % (result.cid, result.detail))
+                if result.reason == "integrity" and forgery is None:
+                    forgery = IntegrityError("entry %s refused: %s" % (result.cid, result.detail))
             elif result.status == STORED:
                 stored_keys.append((entry.clock_time, entry.cid.digest))
                 if not self.ctx.identity_signatures.get(slog.address):
@@ -556,9 +557,11 @@ class LinkDriver:
         self.ctx.count("entries.received", len(items))
         self.outcome.entries_received += len(items)
         self._received_in_pass += len(items)
-        if stored_keys:
+        if stored_keys:  # genuine entries beside a forgery are kept: count and announce them
             self.ctx.count("entries.stored", len(stored_keys))
             self.ctx.hub.published(slog.address, stored_keys, self)
+        if forgery is not None:
+            raise forgery
         self._pending_commits += 1
         count = len(items)
         self.ctx.committer.after_commit(lambda: self._inbox.put_nowait(("acked", ref, count, size)))
