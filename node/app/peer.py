@@ -420,6 +420,8 @@ class LinkDriver:
             prefix = header if i == 0 else b"\x00"
             self.session.send_reconcile(self._pass, prefix + frame, now)
         self._collect_results()
+        if not logs:  # a pass over no logs is settled at once; no reply will come to wake us
+            self._maybe_next_pass()
 
     def _begin_pass(self, logs: list[SessionLog], initiator: bool) -> None:
         keysets = [self.ctx.store.keyset(s.address) for s in logs]
@@ -458,6 +460,11 @@ class LinkDriver:
                     )
                 logs.append(slog)
             self._pass = number
+            if not logs:  # neither side carries a log yet: the pass has no reconciler frame
+                if pos != len(data):
+                    raise RemoteProtocolError("reconcile: a pass over no logs carries a frame")
+                self._reconciler = None
+                return
             self._begin_pass(logs, initiator=False)
         elif number != self._pass or self._reconciler is None:
             raise RemoteProtocolError("reconcile: message for pass %d" % number, REASON_UNEXPECTED)
