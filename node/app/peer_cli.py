@@ -205,6 +205,20 @@ def _printable(text: str) -> str:
     return "".join(out)
 
 
+# Characters json.dumps(ensure_ascii=False) leaves raw that common line splitters (Python's
+# str.splitlines, older JavaScript) treat as line ends: a message containing one would cut its
+# JSON Lines record in two.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _json_line(record: dict[str, object]) -> str:
+    """One JSON Lines record: UTF-8 text kept readable, every line-breaking character escaped."""
+    line = json.dumps(record, ensure_ascii=False, sort_keys=True)
+    for raw, escaped in _LINE_BREAKS.items():
+        line = line.replace(raw, escaped)
+    return line
+
+
 def _message_line(message: Message) -> str:
     head = "%s  %s: " % (_utc(message.sent_date), _printable(message.author))
     body = _printable(message.body).replace("\n", "\n" + " " * len(head))
@@ -247,7 +261,7 @@ def _run(args: argparse.Namespace) -> int:
                 if args.json:
                     record = message.to_json()
                     record["time"] = _utc(message.sent_date)
-                    _out(json.dumps(record, ensure_ascii=False, sort_keys=True))
+                    _out(_json_line(record))
                 else:
                     _out(_message_line(message))
             waiting = client.pending(args.group)
