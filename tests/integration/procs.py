@@ -73,7 +73,11 @@ class Relay:
         )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        self.port = int(self.wait_for_line(LISTENING, START_DEADLINE_S).group(1))
+        try:
+            self.port = int(self.wait_for_line(LISTENING, START_DEADLINE_S).group(1))
+        except BaseException:
+            self.kill()  # __exit__ will not run for a relay that never started
+            raise
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
