@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from node.app.context import Key, NodeContext
-from node.errors import REASON_UNEXPECTED, IntegrityError, LinkError, RemoteProtocolError
+from node.errors import (
+    REASON_TIMEOUT,
+    REASON_UNEXPECTED,
+    IntegrityError,
+    LinkError,
+    RemoteProtocolError,
+)
 from node.proto.messages import ROLE_RELAY, LogDeclaration
 from node.proto.session import (
     AckReceived,
@@ -243,8 +249,18 @@ class LinkDriver:
 
     async def _flush(self) -> None:
         frames = self.session.frames_to_send()
-        if frames:
-            await self.link.send(frames)
+        if not frames:
+            return
+        # A peer that stops reading stalls our writes, and no timer runs meanwhile: bound them
+        # by the idle deadline, as we bound its silence. No Bye can reach it; the link ends.
+        limit = self.ctx.limits.idle_timeout / 1000
+        try:
+            async with asyncio.timeout(limit):
+                await self.link.send(frames)
+        except TimeoutError:
+            log.warning("%s: peer read nothing for %.0f s", self.link.label, limit)
+            self.outcome.reason = self.outcome.reason or REASON_TIMEOUT
+            raise LinkError("%s: writes stalled for %.0f s" % (self.link.label, limit)) from None
 
     def _peer_failed(self, exc: RemoteProtocolError) -> None:
         """The peer broke a rule: say why (if the session can still speak) and stop."""

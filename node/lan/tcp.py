@@ -16,6 +16,7 @@ from node.errors import LinkError
 from node.proto.framing import FrameDecoder, encode_frame
 
 READ_CHUNK = 65536
+CLOSE_FLUSH_S = 2.0  # how long close() lets buffered frames drain before aborting
 
 
 class TcpLink:
@@ -84,11 +85,19 @@ class TcpLink:
             ) from exc
 
     async def close(self) -> None:
-        """Close the connection (idempotent, never raises)."""
+        """Close the connection (idempotent, never raises).
+
+        What is still buffered gets CLOSE_FLUSH_S to reach the peer (a Bye, say); a peer that
+        reads nothing does not hold the connection open: after that it is aborted.
+        """
         with contextlib.suppress(OSError, ConnectionError):
             if not self._writer.is_closing():
                 self._writer.close()
-            await self._writer.wait_closed()
+            try:
+                async with asyncio.timeout(CLOSE_FLUSH_S):
+                    await self._writer.wait_closed()
+            except TimeoutError:
+                self._writer.transport.abort()
 
 
 async def connect(host: str, port: int, max_frame: int, timeout: float) -> TcpLink:

@@ -15,19 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
+import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from node.app.peer import LinkDriver
+from node.app.sync_client import MAX_FRAME, member_context
 from node.crypto.address import verify_address
 from node.errors import IntegrityError
+from node.lan.tcp import TcpLink
 from node.proto.messages import LogDeclaration
+from node.proto.session import SessionLimits
 from node.store.sqlite import SQLiteStore
 from node.sync.entry import create_entry
+from node.sync.store import MemoryStore
 from node.sync.wire import FULL, encode_item, log_header
-from tests.integration.relay_process import Group, RawClient, RelayProcess, counters
+from tests.integration.relay_process import Group, Member, RawClient, RelayProcess, counters
 from tests.sync_helpers import SUITE, GroupLog
 
 DEADLINE_S = 40.0
@@ -44,6 +51,7 @@ DECLARED_LOG = GroupLog.make(102)
 OTHER_LOG = GroupLog.make(104)
 MIXED_LOG = GroupLog.make(106)
 
+CLOSED_TIMEOUT = re.compile(r'logger=waystation\.daemon msg="tcp:\S+ closed: timeout')
 Scenario = Callable[[int], Coroutine[Any, Any, None]]
 
 
@@ -275,3 +283,71 @@ def test_forged_offer_really_is_forged() -> None:
     verify_address(SUITE, OTHER_LOG.address, OTHER_LOG.sign_pub)
     with pytest.raises(IntegrityError):
         verify_address(SUITE, OTHER_LOG.address, DECLARED_LOG.sign_pub)
+
+
+class StopsReading:
+    """A member's TCP link that reads nothing more once the first entry (a big frame) arrives."""
+
+    def __init__(self, link: TcpLink) -> None:
+        self.link = link
+        self.label = link.label
+        self.stopped = asyncio.Event()
+
+    async def recv(self) -> bytes | None:
+        if not self.stopped.is_set():
+            frame = await self.link.recv()
+            if frame is None or len(frame) < 8192:
+                return frame
+            self.stopped.set()
+        await asyncio.Event().wait()  # never: the peer has stopped reading
+        return None
+
+    async def send(self, frames: list[bytes]) -> None:
+        await self.link.send(frames)
+
+    async def close(self) -> None:
+        await self.link.close()
+
+
+def test_peer_that_stops_reading_loses_its_link(tmp_path: Path) -> None:
+    """A peer that asks for entries, grants a huge window and then reads nothing: the relay's
+    writes stall once the kernel's buffers are full (a few MB on loopback), and the link must
+    still end at the idle deadline, not hold a session slot for ever."""
+    log = GroupLog.make(110)
+    chain = [log.append("%d %s" % (i, "x" * 100_000)) for i in range(48)]  # 6.4 MB
+    uploader = Member("uploader", log, chain)
+
+    async def lazy_member(port: int) -> StopsReading:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        return StopsReading(TcpLink(reader, writer, MAX_FRAME))
+
+    async def main() -> dict[str, object]:
+        relay = await RelayProcess.start(tmp_path / "relay", RELAY_CONFIG)
+        lazy: asyncio.Task[object] | None = None
+        try:
+            async with asyncio.timeout(DEADLINE_S):
+                assert await uploader.sync(relay.port) == "ok"
+                link = await lazy_member(relay.port)
+                store = MemoryStore(SUITE.ed25519_verify)
+                store.add_log(log.address, log.sign_pub, pinned=True)
+                ctx = member_context(store, SUITE, {log.address: (log.sign_pub, b"")})
+                ctx.limits = SessionLimits(window=1 << 26)
+                lazy = asyncio.create_task(LinkDriver(ctx, link, True, until_synced=True).run())
+                await link.stopped.wait()
+                await relay.wait_for_line(CLOSED_TIMEOUT, 15.0)
+                late = Member("late", log, [])  # the relay serves others, before and after
+                assert await late.sync(relay.port) == "ok"
+                assert late.missing(chain) == []
+            return await relay.stop()
+        finally:
+            if lazy is not None:
+                lazy.cancel()
+            await relay.kill()
+
+    stats = counters(asyncio.run(main()))
+    assert stats["links.closed.timeout"] == 1
+    assert stats["links.closed.ok"] == 2
