@@ -6,7 +6,9 @@ One JSON line per case with n, d, layout ("clustered": the differences are the n
 "scattered": uniformly random keys), sides (1: the initiator lacks d keys; 2: each side lacks about
 half of the d), rtt (request/response exchanges, i.e. half-rounds / 2 rounded up), overhead_bytes
 (every reconciliation byte in both directions; entry bodies are not counted and not sent here),
-cpu_ms (process CPU time of both sides' reconciliation), and beside them:
+cpu_ms (process CPU time of both sides' reconciliation, with each KeySet's IBLT already built, as
+a store keeps it: sketch_build_ms is the one-off O(n) build of both sides' IBLTs, measured apart),
+and beside them:
   lower_bound_bytes  d x 32 (the IDs of the differences, once)
   idlist_bytes       a full ID-list exchange: the initiator sends all its IDs (varint count +
                      32 B each), the responder answers a bitmap of the ones it lacks
@@ -104,6 +106,10 @@ def case(n: int, d: int, layout: str, sides: int, seed: int) -> "dict[str, objec
         lacks_b = set(diff[1::2])
     a = KeySet.from_sorted([k for i, k in enumerate(keys) if i not in lacks_a])
     b = KeySet.from_sorted([k for i, k in enumerate(keys) if i not in lacks_b])
+    cpu0 = time.process_time()
+    a.build_sketch()
+    b.build_sketch()
+    build_ms = (time.process_time() - cpu0) * 1000.0
     half_rounds, total, cpu_ms = run_exchange([a], [b])
     orbit = orbitdb_rounds(n, lacks_a)
     if lacks_b:
@@ -117,6 +123,8 @@ def case(n: int, d: int, layout: str, sides: int, seed: int) -> "dict[str, objec
         "half_rounds": half_rounds,
         "overhead_bytes": total,
         "cpu_ms": round(cpu_ms, 2),
+        "bytes_per_diff": round(total / d, 1) if d else None,
+        "sketch_build_ms": round(build_ms, 1),
         "lower_bound_bytes": 32 * d,
         "idlist_bytes": idlist_bytes(len(a)),
         "orbitdb_rtt": orbit,

@@ -22,11 +22,29 @@
 #                          (O(n/CHUNK)), at most once per CHUNK inserts
 #   from_sorted(keys)      bulk load in O(n) (one int.from_bytes per key), no per-key insert
 # Sums are kept exact (not reduced) inside the trees and reduced mod 2**256 only for a fingerprint.
+#
+# Set-difference sketches (node/sync/sketch.py) are kept here too, so reconciliation never scans:
+#   estimator_bytes(L)     the difference estimator (EST_LEVELS x 4 cells), maintained always
+#                          (O(1) amortised per add/discard, built in O(n) by bulk load)
+#   sketch(m)              the IBLT folded to m cells per sub-table: O(FULL) work. The full table
+#                          (3 x 720 cells, ~0.3 MB on CPython) is built on first use (O(n)) and then
+#                          maintained by add/discard (3 cell updates each)
+#   find_item(time, p)     the key whose digest starts with p's bytes at that time, O(log n)
 
 import hashlib
 
 from node._compat import TYPE_CHECKING
 from node.errors import LocalProtocolError
+from node.sync.sketch import (
+    EST_CELLS,
+    EST_LEVELS,
+    FULL,
+    ID_BYTES,
+    MASK128,
+    Table,
+    est_fingerprint,
+    est_slot,
+)
 from node.sync.varint import encode_uvarint
 
 if TYPE_CHECKING:
@@ -77,7 +95,19 @@ class KeySet:
     Indexes are ranks: key_at(0) is the oldest key. Ranges are half-open index ranges [lo, hi).
     """
 
-    __slots__ = ("_fcount", "_fsum", "_ids", "_keys", "_len", "_maxes", "_pre", "_stale")
+    __slots__ = (
+        "_est_count",
+        "_est_xor",
+        "_fcount",
+        "_fsum",
+        "_ids",
+        "_keys",
+        "_len",
+        "_maxes",
+        "_pre",
+        "_stale",
+        "_table",
+    )
 
     def __init__(self, keys: "Iterable[Key] | None" = None) -> None:
         """An empty set, or the keys given (any order, duplicates collapse)."""
@@ -89,6 +119,9 @@ class KeySet:
         self._fsum: list[int] = [0]
         self._len = 0
         self._stale = False
+        self._est_count = [0] * (EST_LEVELS * EST_CELLS)
+        self._est_xor = [0] * (EST_LEVELS * EST_CELLS)
+        self._table: Table | None = None
         if keys is not None:
             items = sorted(set(keys))
             for key in items:
@@ -117,6 +150,25 @@ class KeySet:
             self._maxes.append(chunk[-1])
         self._len = len(items)
         self._rebuild()
+        est_count = self._est_count
+        est_xor = self._est_xor
+        for ids in self._ids:
+            for value in ids:
+                p = value & MASK128
+                level, cell = est_slot(p)
+                for slot in range(cell, (level + 1) * EST_CELLS, EST_CELLS):
+                    est_count[slot] += 1
+                    est_xor[slot] ^= p
+
+    def _account(self, time: int, value: int, sign: int) -> None:
+        """Keep the estimator and (if built) the IBLT in step with one add (1) or discard (-1)."""
+        p = value & MASK128
+        level, cell = est_slot(p)
+        for slot in range(cell, (level + 1) * EST_CELLS, EST_CELLS):
+            self._est_count[slot] += sign
+            self._est_xor[slot] ^= p
+        if self._table is not None:
+            self._table.toggle(time, p, sign)
 
     # -- Fenwick trees over chunks ------------------------------------------------------------
 
@@ -270,6 +322,47 @@ class KeySet:
             offset = 0
         return out
 
+    def find_item(self, time: int, prefix: bytes) -> "Key | None":
+        """The key at `time` whose digest starts with `prefix` (ID_BYTES), or None."""
+        probe = (time, prefix + bytes(32 - len(prefix)))
+        index = self.rank(probe)
+        if index >= self._len:
+            return None
+        key = self.key_at(index)
+        if key[0] == time and key[1][: len(prefix)] == prefix:
+            return key
+        return None
+
+    # -- sketches (node/sync/sketch.py) ---------------------------------------------------------
+
+    def estimator_bytes(self, levels: int) -> bytes:
+        """4-bit fingerprints of the estimator cells of levels [0, levels), two per byte."""
+        count = self._est_count
+        xor = self._est_xor
+        out = bytearray(levels * EST_CELLS // 2)
+        for i in range(0, levels * EST_CELLS, 2):
+            low = est_fingerprint(count[i], xor[i])
+            out[i >> 1] = low | (est_fingerprint(count[i + 1], xor[i + 1]) << 4)
+        return bytes(out)
+
+    def build_sketch(self) -> None:
+        """Build the full IBLT now (O(n)); afterwards add/discard keep it current."""
+        if self._table is not None:
+            return
+        table = Table(FULL)
+        for chunk in self._keys:
+            for key in chunk:
+                table.toggle(key[0], int.from_bytes(key[1][:ID_BYTES], "little"), 1)
+        self._table = table
+
+    def sketch(self, m: int) -> Table:
+        """A fresh copy of the IBLT folded to m cells per sub-table (m divides FULL)."""
+        if FULL % m:
+            raise LocalProtocolError("sketch size %d does not divide %d" % (m, FULL))
+        self.build_sketch()
+        assert self._table is not None
+        return self._table.fold(m)
+
     def _clamp(self, lo: int, hi: int) -> "tuple[int, int]":
         if lo < 0:
             lo = 0
@@ -292,6 +385,7 @@ class KeySet:
             maxes.append(key)
             self._len = 1
             self._rebuild()
+            self._account(key[0], self._ids[0][0], 1)
             return True
         chunk = _bisect_left(maxes, key)
         if chunk == len(maxes):
@@ -301,6 +395,7 @@ class KeySet:
         if pos < len(keys) and keys[pos] == key:
             return False
         value = id_int(key[1])
+        self._account(key[0], value, 1)
         keys.insert(pos, key)
         self._ids[chunk].insert(pos, value)
         self._pre[chunk] = None
@@ -330,6 +425,7 @@ class KeySet:
             return False
         del keys[pos]
         value = self._ids[chunk].pop(pos)
+        self._account(key[0], value, -1)
         self._pre[chunk] = None
         self._len -= 1
         if not keys:

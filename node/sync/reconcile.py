@@ -45,8 +45,11 @@
 #
 # Malformed input of any kind raises RemoteProtocolError; nothing else escapes `receive`.
 
-from node._compat import TYPE_CHECKING
+import math
+
+from node._compat import TYPE_CHECKING, bit_length
 from node.errors import REASON_MALFORMED, REASON_UNEXPECTED, LocalProtocolError, RemoteProtocolError
+from node.sync import sketch
 from node.sync.keyset import FINGERPRINT_BYTES, KeySet
 from node.sync.varint import decode_uvarint, encode_uvarint
 
@@ -61,6 +64,8 @@ OP_OPEN = 1
 OP_AHEAD = 2
 OP_CUTS = 3
 OP_RANGES = 4
+OP_SKETCH = 5
+OP_DIFF = 6
 
 MODE_SKIP = 0
 MODE_FP = 1
@@ -79,6 +84,13 @@ STATE_OPENED = 1  # initiator sent OPEN
 STATE_CUT = 2  # responder sent CUTS
 STATE_RANGING = 3
 STATE_DONE = 4
+STATE_SKETCH = 5  # we sent a SKETCH and wait for DIFF, a bigger SKETCH or RANGES
+
+EST_SEND_LEVELS = 10  # estimator levels in CUTS: resolves d up to ~2^10 * 16 / 8
+SKETCH_CELLS_PER_DIFF = 2.0  # first sketch: cells per estimated difference
+SPARSE = 4  # sketch only if the estimated differences are <= tail / SPARSE
+MAX_SKETCH_D = 1400  # above this estimate (full table: 2160 cells), ranges are used
+CELL_MAX = 1 + 10 + sketch.ID_BYTES + sketch.CHECK_BYTES
 
 
 class LogResult:
@@ -270,6 +282,9 @@ class Reconciler:
         self._old_lists: dict[tuple[int, Bound, Bound], list[Key]] = {}
         self._writer = _Writer(max_frame)
         self._my_turn = initiator
+        self._sketch_m = [0] * len(logs)  # size of the last sketch we sent (0: none)
+        self._work: dict[int, sketch.Table] = {}  # log -> difference table being received
+        self._work_next: dict[int, int] = {}  # log -> next cell index expected
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -384,9 +399,15 @@ class Reconciler:
                 self._on_cuts(index, reader)
             elif op == OP_RANGES:
                 self._on_ranges(index, reader)
+            elif op == OP_SKETCH:
+                self._on_sketch(index, reader)
+            elif op == OP_DIFF:
+                self._on_diff(index, reader)
             else:
                 raise _bad("unknown op %d at offset %d" % (op, reader.pos - 1))
         if flags & FLAG_FINAL:
+            if self._work:
+                raise _bad("turn ended inside a SKETCH")
             self._my_turn = True
             return True
         return False
@@ -433,7 +454,9 @@ class Reconciler:
             cuts.extend(keyset.fingerprint(0, mine - step)[:CUT_BYTES])
             n_cuts += 1
             step *= 2
+        levels = min(EST_SEND_LEVELS, bit_length(mine))
         body = encode_uvarint(mine) + keyset.fingerprint(0, mine) + bytes((n_cuts,)) + cuts
+        body += bytes((levels,)) + keyset.estimator_bytes(levels)
         self._emit(index, OP_CUTS, body)
         self._request(index)
 
@@ -458,6 +481,10 @@ class Reconciler:
         if n_cuts > MAX_CUTS:
             raise _bad("too many cuts: %d" % n_cuts)
         cuts = reader.take(n_cuts * CUT_BYTES)
+        levels = reader.byte()
+        if levels > sketch.EST_LEVELS:
+            raise _bad("too many estimator levels: %d" % levels)
+        estimator = reader.take(levels * sketch.EST_CELLS // 2)
         self._peer_requested = True
         keyset = self.logs[index]
         mine = len(keyset)
@@ -487,6 +514,12 @@ class Reconciler:
         # the tail starts just after the last common key (the peer may hold keys between it and
         # our next key, so a bound between our own neighbours would be wrong here)
         lower: Key = (0, ZERO32) if common == 0 else bound_after(keyset.key_at(common - 1))
+        if mine - common > self.ids_threshold:
+            # a long tail: if the differences look sparse in it, an IBLT costs O(d), not O(n)
+            guess = self._estimate(keyset, levels, estimator, abs(peer_count - mine))
+            if guess <= MAX_SKETCH_D and guess * SPARSE <= max(mine, peer_count) - common:
+                self._send_sketch(index, sketch.size_for(int(guess * SKETCH_CELLS_PER_DIFF) + 1))
+                return
         out = _RangeOut(self, index, lower)
         if mine - common <= self.tail_ids:
             self._ids_ranges(out, index, lower, None, common, mine, MODE_IDS)
@@ -497,7 +530,7 @@ class Reconciler:
     # -- RANGES -----------------------------------------------------------------------------------
 
     def _on_ranges(self, index: int, reader: _Reader) -> None:
-        self._expect_state(index, (STATE_CUT, STATE_RANGING), "RANGES")
+        self._expect_state(index, (STATE_CUT, STATE_RANGING, STATE_SKETCH), "RANGES")
         self._state[index] = STATE_RANGING
         n_ranges = reader.uvarint()
         if n_ranges == 0:
@@ -610,6 +643,157 @@ class Reconciler:
         for i in range(count):
             if bitmap[i >> 3] & (1 << (i & 7)):
                 result.send.append(sent[i])
+
+    # -- SKETCH / DIFF ----------------------------------------------------------------------------
+
+    def _estimate(self, keyset: KeySet, levels: int, theirs: bytes, floor: int) -> int:
+        mine = keyset.estimator_bytes(levels)
+        mismatched = []
+        for level in range(levels):
+            hits = 0
+            for cell in range(level * sketch.EST_CELLS // 2, (level + 1) * sketch.EST_CELLS // 2):
+                diff = mine[cell] ^ theirs[cell]
+                hits += (1 if diff & 0x0F else 0) + (1 if diff & 0xF0 else 0)
+            mismatched.append(hits)
+        return max(sketch.estimate(levels, mismatched), floor, 1)
+
+    def _send_sketch(self, index: int, m: int) -> None:
+        """Our IBLT folded to m cells per sub-table, in sections that fit a frame."""
+        table = self.logs[index].sketch(m)
+        size = sketch.TABLES * m
+        head = encode_uvarint(index) + bytes((OP_SKETCH,)) + encode_uvarint(m)
+        per_section = max(1, (self.max_frame - 2 - len(head) - 6) // CELL_MAX)
+        for start in range(0, size, per_section):
+            end = min(size, start + per_section)
+            body = bytearray(head + encode_uvarint(start) + encode_uvarint(end - start))
+            for i in range(start, end):
+                body.append(table.count[i] & 0xFF)
+                body.extend(encode_uvarint(table.txor[i]))
+                body.extend(table.pxor[i].to_bytes(sketch.ID_BYTES, "little"))
+                body.extend(table.cxor[i].to_bytes(sketch.CHECK_BYTES, "little"))
+            self._writer.add(bytes(body))
+        self._sketch_m[index] = m
+        self._state[index] = STATE_SKETCH
+        self._request(index)
+
+    def _on_sketch(self, index: int, reader: _Reader) -> None:
+        start_pos = reader.pos
+        m = reader.uvarint()
+        first = reader.uvarint()
+        count = reader.uvarint()
+        table = self._work.get(index)
+        if table is None:
+            if first != 0:
+                raise _bad("SKETCH does not start at cell 0 (offset %d)" % start_pos)
+            self._expect_state(index, (STATE_CUT, STATE_SKETCH), "SKETCH")
+            if m < 1 or sketch.FULL % m or m <= self._sketch_m[index]:
+                raise _bad("SKETCH size %d not allowed at offset %d" % (m, start_pos))
+            # the difference table starts as the negation of ours: theirs - ours after adding
+            table = self.logs[index].sketch(m)
+            table.count = [-c & 0xFF for c in table.count]
+            self._work[index] = table
+            self._work_next[index] = 0
+            self._peer_requested = True
+        size = sketch.TABLES * table.m
+        if m != table.m or first != self._work_next[index] or count < 1 or first + count > size:
+            raise _bad("SKETCH cells out of order at offset %d" % start_pos)
+        for i in range(first, first + count):
+            table.count[i] = (table.count[i] + reader.byte()) & 0xFF
+            table.txor[i] ^= reader.uvarint()
+            table.pxor[i] ^= int.from_bytes(reader.take(sketch.ID_BYTES), "little")
+            table.cxor[i] ^= int.from_bytes(reader.take(sketch.CHECK_BYTES), "little")
+        self._work_next[index] = first + count
+        if first + count == size:
+            del self._work[index]
+            self.results[index].in_sync = False
+            self._decode(index, table)
+
+    def _decode(self, index: int, table: "sketch.Table") -> None:
+        keyset = self.logs[index]
+        m = table.m
+        decoded = sketch.peel(m, table.count, table.txor, table.pxor, table.cxor)
+        ours: list[Key] = []
+        theirs: list[tuple[int, bytes]] = []
+        if decoded is not None:
+            for time, p in decoded[0]:  # only the peer has these
+                prefix = p.to_bytes(sketch.ID_BYTES, "little")
+                if keyset.find_item(time, prefix) is not None:
+                    decoded = None
+                    break
+                theirs.append((time, prefix))
+        if decoded is not None:
+            unique: set[Key] = set()
+            for time, p in decoded[1]:  # only we have these
+                key = keyset.find_item(time, p.to_bytes(sketch.ID_BYTES, "little"))
+                if key is None:
+                    decoded = None
+                    break
+                if key not in unique:
+                    unique.add(key)
+                    ours.append(key)
+        if decoded is None:
+            self._sketch_failed(index, table)
+            return
+        self._state[index] = STATE_DONE
+        result = self.results[index]
+        result.send.extend(ours)
+        result.expect += len(theirs)
+        head = encode_uvarint(index) + bytes((OP_DIFF,))
+        per_section = max(1, (self.max_frame - 2 - len(head) - 12) // (10 + sketch.ID_BYTES))
+        start = 0
+        while True:
+            part = theirs[start : start + per_section]
+            body = bytearray(head + encode_uvarint(len(ours) if start == 0 else 0))
+            body.extend(encode_uvarint(len(part)))
+            for time, prefix in part:
+                body.extend(encode_uvarint(time))
+                body.extend(prefix)
+            self._writer.add(bytes(body))
+            start += per_section
+            if start >= len(theirs):
+                return
+
+    def _sketch_failed(self, index: int, table: "sketch.Table") -> None:
+        """Answer a sketch that did not decode: a bigger one of ours, or ranges at the limit."""
+        m = table.m
+        if m >= sketch.FULL:
+            keyset = self.logs[index]
+            self._state[index] = STATE_RANGING
+            out = _RangeOut(self, index, (0, ZERO32))
+            self._split_range(out, index, (0, ZERO32), None, 0, len(keyset))
+            out.close()
+            return
+        # estimate what is left from the cells still non-empty in each sub-table
+        busy = 0
+        for i in range(sketch.TABLES * m):
+            if table.count[i] or table.pxor[i]:
+                busy += 1
+        share = busy / (sketch.TABLES * m)
+        guess = m * 4 if share >= 0.95 else -m * math.log(1.0 - share)
+        cells = max(int(guess * SKETCH_CELLS_PER_DIFF) + 1, sketch.TABLES * m * 2)
+        self._send_sketch(index, sketch.size_for(cells))
+
+    def _on_diff(self, index: int, reader: _Reader) -> None:
+        self._expect_state(index, (STATE_SKETCH,), "DIFF")
+        start = reader.pos
+        will_send = reader.uvarint()
+        count = reader.uvarint()
+        if count * (1 + sketch.ID_BYTES) > len(reader.data) - reader.pos:
+            raise _bad("DIFF list longer than the frame at offset %d" % start)
+        if will_send > 2 * sketch.TABLES * sketch.FULL:
+            raise _bad("DIFF announces %d entries at offset %d" % (will_send, start))
+        keyset = self.logs[index]
+        result = self.results[index]
+        result.in_sync = False
+        result.expect += will_send
+        already = set(result.send)
+        for _ in range(count):
+            time = reader.uvarint()
+            prefix = reader.take(sketch.ID_BYTES)
+            key = keyset.find_item(time, prefix)
+            if key is not None and key not in already:
+                already.add(key)
+                result.send.append(key)
 
     # -- producing ranges -------------------------------------------------------------------------
 

@@ -108,3 +108,27 @@ class KeySetTests(TestCase):
         self.assertRaises(LocalProtocolError, ks.add, (1, b"short"))
         self.assertRaises(LocalProtocolError, ks.add, (-1, bytes(32)))
         self.assertRaises(LocalProtocolError, KeySet.from_sorted, [make_key(5), make_key(1)])
+
+
+class SketchMaintenanceTests(TestCase):
+    def test_sketch_and_estimator_follow_add_and_discard(self):
+        keys = [make_key(i) for i in range(700)]
+        grown = KeySet.from_sorted(sorted(keys[:400]))
+        grown.build_sketch()
+        for k in keys[400:]:
+            grown.add(k)
+        for k in keys[::5]:
+            grown.discard(k)
+        fresh = KeySet.from_sorted(sorted(set(keys) - set(keys[::5])))
+        self.assertEqual(grown.estimator_bytes(10), fresh.estimator_bytes(10))
+        for m in (1, 16, 720):
+            a, b = grown.sketch(m), fresh.sketch(m)
+            self.assertEqual((a.count, a.txor, a.pxor, a.cxor), (b.count, b.txor, b.pxor, b.cxor))
+        self.assertRaises(LocalProtocolError, grown.sketch, 7)
+
+    def test_find_item(self):
+        keys = sorted(make_key(i) for i in range(300))
+        ks = KeySet.from_sorted(keys)
+        for k in keys[::17]:
+            self.assertEqual(ks.find_item(k[0], k[1][:16]), k)
+            self.assertEqual(ks.find_item(k[0] + 1000, k[1][:16]), None)

@@ -5,6 +5,7 @@ import hashlib
 from harness import TestCase
 
 from node.errors import LocalProtocolError, RemoteProtocolError
+from node.sync import reconcile
 from node.sync.keyset import KeySet
 from node.sync.reconcile import Reconciler
 
@@ -55,6 +56,10 @@ def converge(test, a_keys, b_keys, max_frame=4096):
     # nothing is sent twice or sent to a side that has it
     test.assertEqual(len(a.results[0].send), len(union - set(b_keys)))
     test.assertEqual(len(b.results[0].send), len(union - set(a_keys)))
+    # `expect` never exceeds what the peer will push (peer.py waits for that many before the next
+    # pass); ID-list answers push without announcing, so it may be lower
+    test.assertLessEqual(a.results[0].expect, len(b.results[0].send))
+    test.assertLessEqual(b.results[0].expect, len(a.results[0].send))
     test.assertLessEqual(largest, max_frame)
     return a, b, half_rounds, total
 
@@ -147,9 +152,45 @@ class ReconcileTests(TestCase):
             self.assertLess(passes, 5)
         self.assertEqual(list(a_set), list(b_set))
 
+    def test_scattered_differences_use_a_sketch(self):
+        base = [key(i) for i in range(3000)]
+        for d, sides in ((1, 1), (12, 2), (40, 1), (40, 2)):
+            holes = [(i * 7919 + d) % 3000 for i in range(d)]
+            a_keys = [k for i, k in enumerate(base) if i not in holes[0::sides]]
+            b_keys = [k for i, k in enumerate(base) if sides == 2 and i not in holes[1::2]]
+            if sides == 1:
+                b_keys = base
+            a, b, half_rounds, total = converge(self, a_keys, b_keys)
+            self.assertLessEqual(half_rounds, 6)
+            # a decoded sketch announces exactly what each side pushes
+            self.assertEqual(a.results[0].expect, len(b.results[0].send))
+            self.assertEqual(b.results[0].expect, len(a.results[0].send))
+            # fixed ~250 B (OPEN, CUTS with estimator) + about 30-90 B per difference
+            self.assertLessEqual(total, 400 + 100 * d)
+
+    def test_undersized_sketch_escalates_and_still_converges(self):
+        base = [key(i) for i in range(2000)]
+        a_keys = [k for i, k in enumerate(base) if i % 61 != 7]
+        b_keys = [k for i, k in enumerate(base) if i % 53 != 3]
+        saved = reconcile.SKETCH_CELLS_PER_DIFF
+        reconcile.SKETCH_CELLS_PER_DIFF = 0.05  # first sketch far too small: must not decode
+        try:
+            _a, _b, half_rounds, _total = converge(self, a_keys, b_keys, max_frame=512)
+        finally:
+            reconcile.SKETCH_CELLS_PER_DIFF = saved
+        self.assertGreater(half_rounds, 4)
+
     def test_malformed_frames_raise_remote_protocol_error_only(self):
         a_keys = [k for i, k in enumerate(self.base[:150]) if i % 3]
         b_keys = [k for i, k in enumerate(self.base[:150]) if i % 5]
+        self._fuzz(a_keys, b_keys)
+
+    def test_malformed_sketch_frames_raise_remote_protocol_error_only(self):
+        a_keys = [k for i, k in enumerate(self.base[:300]) if i not in (17, 140, 222)]
+        b_keys = [k for i, k in enumerate(self.base[:300]) if i not in (60, 261)]
+        self._fuzz(a_keys, b_keys)
+
+    def _fuzz(self, a_keys, b_keys):
         transcript = []
         a = Reconciler([KeySet(a_keys)], True)
         b = Reconciler([KeySet(b_keys)], False)

@@ -63,6 +63,9 @@ def test_any_two_sets_converge(
         assert set(a.results[index].send) == mine - theirs
         assert set(b.results[index].send) == theirs - mine
         assert a.results[index].in_sync == (mine == theirs)
+        # never more than the peer pushes, or the caller's pass would never settle
+        assert a.results[index].expect <= len(b.results[index].send)
+        assert b.results[index].expect <= len(a.results[index].send)
 
 
 @settings(max_examples=60, deadline=None)
