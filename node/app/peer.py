@@ -64,7 +64,7 @@ from node.varint import decode_uvarint, encode_uvarint
 log = logging.getLogger("waystation.link")
 
 PASS_START = 0x01  # Reconcile data flag: this message starts a pass and names its logs
-MAX_PASSES = 8
+MAX_PASSES = 8  # passes in a row that found differences and moved nothing: "unsettled"
 RECONCILE_FRAME = 16000  # bytes per reconciler frame, inside a Reconcile message
 SEND_BATCH = 64  # entries fetched from the store at a time for one log
 MAX_OUTBOUND = 100_000  # keys queued per link; beyond that the next pass finds the rest
@@ -153,6 +153,9 @@ class LinkDriver:
         self._inbox: asyncio.Queue[tuple[object, ...]] = asyncio.Queue()
         self._frame_slots = asyncio.Semaphore(FRAME_SLOTS)
         self._pass = 0
+        self._unsettled_passes = 0  # passes in a row that neither matched nor moved entries
+        self._pass_mark = (0, 0)  # (entries sent, entries stored) when the current pass began
+        self._entries_stored = 0
         self._reconciler: Reconciler | None = None
         self._pass_logs: list[SessionLog] = []
         self._reported_send: list[int] = []
@@ -412,7 +415,13 @@ class LinkDriver:
             self._need_pass = True
         if not self._need_pass:
             return
-        if self._pass >= MAX_PASSES:
+        if reconciler is not None and (
+            all(r.in_sync for r in reconciler.results) or self._progress() != self._pass_mark
+        ):
+            # That pass matched or moved entries: another one is for entries stored or pushed
+            # since (an online member's long-lived session), not a failure to converge.
+            self._unsettled_passes = 0
+        if self._unsettled_passes >= MAX_PASSES:
             self.session.close(
                 "unsettled", "no agreement after %d passes" % MAX_PASSES, self.ctx.clock()
             )
@@ -422,6 +431,8 @@ class LinkDriver:
     def _start_pass(self) -> None:
         self._need_pass = False
         self._pass += 1
+        self._unsettled_passes += 1
+        self._pass_mark = self._progress()
         self.outcome.passes = self._pass
         logs = self._agreed_logs()
         self._begin_pass(logs, initiator=True)
@@ -438,6 +449,9 @@ class LinkDriver:
         self._collect_results()
         if not logs:  # a pass over no logs is settled at once; no reply will come to wake us
             self._maybe_next_pass()
+
+    def _progress(self) -> tuple[int, int]:
+        return (self.outcome.entries_sent, self._entries_stored)
 
     def _begin_pass(self, logs: list[SessionLog], initiator: bool) -> None:
         keysets = [self.ctx.store.keyset(s.address) for s in logs]
@@ -581,6 +595,7 @@ class LinkDriver:
         self.outcome.entries_received += len(items)
         self._received_in_pass += len(items)
         if stored_keys:  # genuine entries beside a forgery are kept: count and announce them
+            self._entries_stored += len(stored_keys)
             self.ctx.count("entries.stored", len(stored_keys))
             self.ctx.hub.published(slog.address, stored_keys, self)
         if forgery is not None:
