@@ -108,18 +108,33 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
-        """Run until stop() or a signal; raises NodeError if the node cannot start."""
-        self.identity = load_or_create_identity(self.data_dir, self.suite)
-        store = SQLiteStore.open_in(
-            self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
-        )
-        try:
-            await self._run_with_store(store)
-        finally:
-            store.close()
+        """Run until stop() or a signal; raises NodeError if the node cannot start.
 
-    async def _run_with_store(self, store: SQLiteStore) -> None:
-        assert self.identity is not None
+        The listening socket is opened first, so a port that is taken stops the daemon before it
+        creates a key or a store.
+        """
+        listen = self.config.lan.listen
+        try:
+            server = await asyncio.start_server(self._on_connect, listen.host, listen.port)
+        except OSError as exc:  # address in use, not ours, unknown host
+            raise ConfigError(
+                "lan.listen", "cannot listen on %s: %s" % (listen, exc.strerror or exc)
+            ) from exc
+        self.port = server.sockets[0].getsockname()[1]
+        try:
+            self.identity = load_or_create_identity(self.data_dir, self.suite)
+            store = SQLiteStore.open_in(
+                self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
+            )
+            try:
+                await self._run_with_store(store, server)
+            finally:
+                store.close()
+        finally:
+            server.close()
+
+    async def _run_with_store(self, store: SQLiteStore, server: asyncio.Server) -> None:
+        assert self.identity is not None and self.port is not None
         config = self.config
         committer = Committer(store, config.store.commit_interval_ms / 1000)
         hub = Hub()
@@ -139,13 +154,6 @@ class Daemon:
             role=ROLE_RELAY,
         )
         listen = config.lan.listen
-        try:
-            server = await asyncio.start_server(self._on_connect, listen.host, listen.port)
-        except OSError as exc:  # address in use, not ours, unknown host
-            raise ConfigError(
-                "lan.listen", "cannot listen on %s: %s" % (listen, exc.strerror or exc)
-            ) from exc
-        self.port = server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -196,8 +204,8 @@ class Daemon:
         try:
             self._incoming.put_nowait((reader, writer))
         except asyncio.QueueFull:
-            assert self.ctx is not None
-            self.ctx.count("links.rejected.backlog")
+            if self.ctx is not None:
+                self.ctx.count("links.rejected.backlog")
             writer.close()
 
     async def _acceptor(self, tasks: asyncio.TaskGroup) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 
 from node.errors import LinkError
@@ -108,8 +109,14 @@ async def connect(host: str, port: int, max_frame: int, timeout: float) -> TcpLi
     """
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, TimeoutError) as exc:
+    except TimeoutError as exc:
         raise LinkError(
-            "cannot connect to %s:%d: %s" % (host, port, exc or "timed out"), type(exc).__name__
+            "cannot connect to %s:%d: timed out" % (host, port), "TimeoutError"
+        ) from exc
+    except OSError as exc:
+        # "Connection refused" rather than asyncio's "[Errno 111] Connect call failed (...)".
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise LinkError(
+            "cannot connect to %s:%d: %s" % (host, port, reason), type(exc).__name__
         ) from exc
     return TcpLink(reader, writer, max_frame)
