@@ -15,7 +15,8 @@
 #                   AHEAD    n_B, if B[0:n_A] == A (fp of R's first n_A keys): I is simply behind;
 #                            R sends B[n_A:] at once (entries flow after 1 RTT)
 #                   CUTS     n_B, fp(B), and 8-byte fingerprints of B's prefixes B[0:n_B - 2^j],
-#                            j = 0, 1, 2, ... (geometric cuts from the newest end)
+#                            j = 0, 1, 2, ... (geometric cuts from the newest end), and B's
+#                            difference estimator (<= 10 levels x 16 4-bit cells)
 #   turn 3  I -> R  AHEAD    n_A, if A[0:n_B] == B: R is simply behind; I sends A[n_B:] now
 #                   RANGES   otherwise: the longest cut c with A[0:c] == B[0:c] is the common
 #                            prefix (to within a factor 2 of the tail); the tail [c:) is reconciled
@@ -29,19 +30,28 @@
 #                  concurrent change) hid it: it answers FULLIDS (full 32-byte digests) instead
 #             FULLIDS same with full digests
 #             NEED terminal: the bitmap names the entries of our list the peer lacks; we send them
+#   SKETCH   instead of RANGES at turn 3 when the tail is longer than ids_threshold and the
+#            difference estimator (in CUTS) says the differences are sparse in it (d_est * 4 <=
+#            tail, d_est <= 1400): our IBLT (node/sync/sketch.py) folded to ~2 cells per estimated
+#            difference. The receiver subtracts its own, peels: decoded -> DIFF (terminal: how many
+#            we push, and the (time, 16-byte ID prefix) of each key the peer must push); not decoded
+#            -> its own SKETCH at least twice as big (sizes strictly grow), or at the full size
+#            RANGES over the whole log.
 #   Differences clustered at the newest end are found by the cuts in one round trip and their IDs
-#   exchanged in the next (2 RTT); scattered differences descend log_split(n) levels.
+#   exchanged in the next (2 RTT); scattered ones by one sketch (2 RTT, ~30-90 B per difference,
+#   independent of n), one more half-round per undersized sketch.
 #
 # Push model. Each side learns exactly which of its keys the peer lacks (LogResult.send) and sends
-# those entries; what it lacks arrives from the peer (LogResult.expect counts them). Nobody needs
-# to request by ID.
+# those entries; what it lacks arrives from the peer. LogResult.expect never exceeds what the peer
+# pushes: it is exact after AHEAD, NEED and DIFF, and lower when an IDS answer pushes keys it does
+# not announce. Nobody needs to request by ID.
 #
-# Ending. A turn that contains no request (OPEN, CUTS, FP, IDS, FULLIDS) ends the exchange; a side
-# that received requests always answers (possibly with an empty FINAL frame). `done` is then true
-# on both sides. Keys added on either side mid-exchange are handled safely but may be missed by this
-# pass; the caller is finished when a pass reports `all_in_sync` (every log matched at OPEN), which
-# costs 1 RTT and ~22 B per log. So: reconcile, transfer the entries, reconcile again until a pass
-# is all in sync (normally the second pass is).
+# Ending. A turn that contains no request (OPEN, CUTS, SKETCH, FP, IDS, FULLIDS) ends the exchange;
+# a side that received requests always answers (possibly with an empty FINAL frame). `done` is then
+# true on both sides. Keys added on either side mid-exchange are handled safely but may be missed
+# by this pass; the caller is finished when a pass reports `all_in_sync` (every log matched at
+# OPEN), which costs 1 RTT and ~22 B per log. So: reconcile, transfer the entries, reconcile again
+# until a pass is all in sync (normally the second pass is).
 #
 # Malformed input of any kind raises RemoteProtocolError; nothing else escapes `receive`.
 
