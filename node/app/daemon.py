@@ -225,6 +225,13 @@ class Daemon:
         self._drivers.add(driver)
         try:
             outcome = await driver.run()
+        except Exception:  # a bug in the link code costs this link, never the daemon
+            assert self.ctx is not None
+            self.ctx.count("links.closed.internal-error")
+            log.exception("%s: internal error, link dropped", driver.link.label)
+            with contextlib.suppress(Exception):
+                await driver.link.close()
+            return SyncOutcome(reason="internal-error")
         finally:
             self._drivers.discard(driver)
         log.info(
