@@ -85,3 +85,38 @@ def test_in_sync_pair_converges_in_one_pass() -> None:
     outcome, _ = asyncio.run(sync_over_tcp(alice, relay))
     assert outcome.in_sync and outcome.passes == 1
     assert outcome.entries_sent == 0 and outcome.entries_received == 0
+
+
+class ForgetfulStore(MemoryStore):
+    """Loses one entry the first time it is asked for it (as if evicted during the pass)."""
+
+    def __init__(self, verify) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(verify)
+        self.forgot = False
+
+    def entries_by_keys(self, log_id, keys):  # type: ignore[no-untyped-def]
+        found = super().entries_by_keys(log_id, keys)
+        if found and not self.forgot:
+            self.forgot = True
+            return found[1:]
+        return found
+
+
+def test_an_entry_that_vanishes_mid_pass_does_not_stall_the_sync() -> None:
+    group = GroupLog.make(5)
+    for i in range(12):
+        group.append("e%d" % i)
+    relay_store = ForgetfulStore(SUITE.ed25519_verify)
+    relay_store.add_log(group.address, group.sign_pub)
+    relay_store.put_entries(group.entries, 1_000_000)
+    relay_store.commit()
+    bob_store = MemoryStore(SUITE.ed25519_verify)
+    bob_store.add_log(group.address, group.sign_pub, pinned=True)
+    bob = make_context(
+        bob_store, ROLE_MEMBER, own={group.address: (group.sign_pub, group.identity_signature)}
+    )
+    relay = make_context(relay_store, ROLE_RELAY)
+    outcome, _ = asyncio.run(sync_over_tcp(bob, relay, timeout=10))
+    assert relay_store.forgot
+    assert outcome.in_sync and outcome.passes >= 2
+    assert keys_of(bob_store, group.address) == keys_of(relay_store, group.address)

@@ -64,6 +64,7 @@ from node.varint import decode_uvarint, encode_uvarint
 log = logging.getLogger("waystation.link")
 
 PASS_START = 0x01  # Reconcile data flag: this message starts a pass and names its logs
+PASS_SENT = 0x02  # Reconcile data flag (responder only): every entry this pass decided was sent
 MAX_PASSES = 8  # passes in a row that found differences and moved nothing: "unsettled"
 RECONCILE_FRAME = 16000  # bytes per reconciler frame, inside a Reconcile message
 SEND_BATCH = 64  # entries fetched from the store at a time for one log
@@ -159,8 +160,8 @@ class LinkDriver:
         self._reconciler: Reconciler | None = None
         self._pass_logs: list[SessionLog] = []
         self._reported_send: list[int] = []
-        self._expected = 0
-        self._received_in_pass = 0
+        self._peer_sent_all = False  # initiator: the responder said PASS_SENT for this pass
+        self._sent_all_said = False  # responder: we said PASS_SENT for this pass
         self._unacked = 0
         self._pending_commits = 0
         self._heard_interest = False
@@ -246,6 +247,7 @@ class LinkDriver:
                         session.send_ack(ref, count, credit, self.ctx.clock())
                 self._handle_events()
                 self._pump_outbound()
+                self._maybe_say_sent_all()
                 self._maybe_next_pass()
             except RemoteProtocolError as exc:
                 self._peer_failed(exc)
@@ -398,7 +400,9 @@ class LinkDriver:
             return False
         if any(s.outbound for s in self._logs_by_ref.values()):
             return False
-        return self._received_in_pass >= self._expected
+        # Entries the peer decided to send may still be on their way until it says so. (Its
+        # announced count is not enough: an entry evicted meanwhile is never sent.)
+        return self._peer_sent_all or not self._pass_logs
 
     def _maybe_next_pass(self) -> None:
         if not self.initiator or not self.session.is_open or not self._heard_interest:
@@ -458,14 +462,21 @@ class LinkDriver:
         self._reconciler = Reconciler(keysets, initiator, max_frame=RECONCILE_FRAME)
         self._pass_logs = logs
         self._reported_send = [0] * len(logs)
-        self._expected = 0
-        self._received_in_pass = 0
+        self._peer_sent_all = False
+        self._sent_all_said = False
 
     def _on_reconcile(self, number: int, data: bytes) -> None:
         if not data:
             raise RemoteProtocolError("empty reconcile message")
         flags = data[0]
         pos = 1
+        if flags == PASS_SENT:
+            if not self.initiator or number != self._pass or len(data) != 1:
+                raise RemoteProtocolError(
+                    "reconcile: unexpected end of pass %d" % number, REASON_UNEXPECTED
+                )
+            self._peer_sent_all = True
+            return
         if flags & ~PASS_START:
             raise RemoteProtocolError("reconcile: unknown flags 0x%02x" % flags)
         if flags & PASS_START:
@@ -494,6 +505,7 @@ class LinkDriver:
                 if pos != len(data):
                     raise RemoteProtocolError("reconcile: a pass over no logs carries a frame")
                 self._reconciler = None
+                self._pass_logs = []
                 return
             self._begin_pass(logs, initiator=False)
         elif number != self._pass or self._reconciler is None:
@@ -510,14 +522,21 @@ class LinkDriver:
         reconciler = self._reconciler
         if reconciler is None:
             return
-        expected = 0
         for index, result in enumerate(reconciler.results):
-            expected += result.expect
             new = result.send[self._reported_send[index] :]
             if new:
                 self._reported_send[index] = len(result.send)
                 self._queue_keys(self._pass_logs[index], new)
-        self._expected = expected
+
+    def _maybe_say_sent_all(self) -> None:
+        """Responder: once this pass's reconciler is done and its entries are all sent, say so."""
+        reconciler = self._reconciler
+        if self.initiator or self._sent_all_said or reconciler is None or not reconciler.done:
+            return
+        if any(s.outbound for s in self._pass_logs) or not self.session.is_open:
+            return
+        self._sent_all_said = True
+        self.session.send_reconcile(self._pass, bytes((PASS_SENT,)), self.ctx.clock())
 
     # -- entries ----------------------------------------------------------------------------
 
@@ -593,7 +612,6 @@ class LinkDriver:
                     self.ctx.identity_signatures[slog.address] = entry.identity.signature_id
         self.ctx.count("entries.received", len(items))
         self.outcome.entries_received += len(items)
-        self._received_in_pass += len(items)
         if stored_keys:  # genuine entries beside a forgery are kept: count and announce them
             self._entries_stored += len(stored_keys)
             self.ctx.count("entries.stored", len(stored_keys))
