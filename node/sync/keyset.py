@@ -57,6 +57,9 @@ FINGERPRINT_BYTES = 16
 MASK256 = (1 << 256) - 1
 
 
+# Below this many keys a sketch is built on demand instead of cached (see KeySet.sketch).
+SKETCH_CACHE_MIN = 4 * FULL
+
 def id_int(digest: bytes) -> int:
     """The digest as a little-endian integer (the unit the fingerprints sum)."""
     return int.from_bytes(digest, "little")
@@ -356,9 +359,20 @@ class KeySet:
         self._table = table
 
     def sketch(self, m: int) -> Table:
-        """A fresh copy of the IBLT folded to m cells per sub-table (m divides FULL)."""
+        """A fresh copy of the IBLT folded to m cells per sub-table (m divides FULL).
+
+        A small set (fewer than SKETCH_CACHE_MIN keys) gets its table built directly, O(n), and
+        keeps nothing: the full table (~0.23 MB on CPython) is cached and maintained only for sets
+        large enough that it costs less than the keys themselves.
+        """
         if FULL % m:
             raise LocalProtocolError("sketch size %d does not divide %d" % (m, FULL))
+        if self._table is None and self._len < SKETCH_CACHE_MIN:
+            table = Table(m)
+            for chunk in self._keys:
+                for key in chunk:
+                    table.toggle(key[0], int.from_bytes(key[1][:ID_BYTES], "little"), 1)
+            return table
         self.build_sketch()
         assert self._table is not None
         return self._table.fold(m)

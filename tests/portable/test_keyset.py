@@ -132,3 +132,16 @@ class SketchMaintenanceTests(TestCase):
         for k in keys[::17]:
             self.assertEqual(ks.find_item(k[0], k[1][:16]), k)
             self.assertEqual(ks.find_item(k[0] + 1000, k[1][:16]), None)
+
+
+class SmallSketchTests(TestCase):
+    def test_small_sets_build_the_same_sketch_without_caching_it(self):
+        keys = sorted(make_key(i) for i in range(150))
+        direct = KeySet.from_sorted(keys)
+        cached = KeySet.from_sorted(keys)
+        cached.build_sketch()
+        for m in (1, 8, 90, 720):
+            a = direct.sketch(m)
+            b = cached.sketch(m)
+            self.assertEqual((a.count, a.txor, a.pxor, a.cxor), (b.count, b.txor, b.pxor, b.cxor))
+        self.assertIsNone(direct._table)  # nothing kept for a small set
