@@ -70,6 +70,8 @@ DEFAULT_MAX_ENTRY_BYTES = 256 * 1024
 DEFAULT_MAX_LOG_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 512 * 1024 * 1024
 DEFAULT_EXPIRY_SECONDS = 30 * 24 * 3600
+# An unpinned log over its quota is evicted down to (1 - 1/EVICT_HEADROOM) of it when possible.
+EVICT_HEADROOM = 16
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -393,7 +395,13 @@ class Store:
             self._acks.append(cid)
 
     def _plan_room(self, record: LogRecord, size: int, now: int) -> "list[Candidate] | None":
-        """The entries to evict so `size` more bytes fit; None when impossible."""
+        """The entries to evict so `size` more bytes fit; None when impossible.
+
+        When the quota of an unpinned log overflows, the log is brought down to a low-water mark
+        (1/EVICT_HEADROOM of its quota below the limit) when it has that much to evict, so a full
+        community log does not pay one eviction query per new entry. Pinned logs and the total
+        limit evict only what is needed.
+        """
         quota = record.quota if record.quota is not None else self.limits.max_log_bytes
         need_log = record.byte_count + size - quota
         need_total = self._total_bytes() + size - self.limits.max_total_bytes
@@ -403,11 +411,12 @@ class Store:
         chosen: set[CID] = set()
         freed = 0
         if need_log > 0:
+            target = need_log if record.pinned else need_log + quota // EVICT_HEADROOM
             for candidate in self._candidates(now, record, record.pinned):
                 plan.append(candidate)
                 chosen.add(candidate.cid)
                 freed += candidate.size
-                if freed >= need_log:
+                if freed >= target:
                     break
             if freed < need_log:
                 return None

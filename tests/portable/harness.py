@@ -55,6 +55,10 @@ except ImportError:  # MicroPython
             if not a <= b:
                 raise AssertionError(msg or "%r not less than or equal to %r" % (a, b))
 
+        def assertGreaterEqual(self, a, b, msg=None):
+            if not a >= b:
+                raise AssertionError(msg or "%r not greater than or equal to %r" % (a, b))
+
         def assertGreater(self, a, b, msg=None):
             if not a > b:
                 raise AssertionError(msg or "%r not greater than %r" % (a, b))

@@ -219,6 +219,41 @@ class TestSpace(TestCase):
         self.assertTrue(store.has(b1.cid))
         self.assertEqual(store.heads(LOG_A), [a2.cid])
 
+    def test_full_unpinned_log_is_evicted_to_a_low_water_mark(self):
+        entries = [make(LOG_A, PUB_A, 1, payload="e" * 200)]
+        for t in range(2, 41):
+            entries.append(make(LOG_A, PUB_A, t, [entries[-1]], payload="e" * 200))
+        quota = sum(len(e.block) for e in entries[:32])  # exactly 32 entries fit
+        store = new_store()
+        store.add_log(LOG_A, PUB_A, False, quota)
+        for i, entry in enumerate(entries[:32]):
+            store.put_entries([entry], i)
+        self.assertEqual(store.stats().get("evicted", 0), 0)
+        store.put_entries([entries[32]], 100)  # overflows: evicts what is needed + 1/16 quota
+        evicted = store.stats()["evicted"]
+        self.assertGreaterEqual(evicted, 3)
+        store.put_entries([entries[33]], 101)  # fits in the headroom: nothing more evicted
+        self.assertEqual(store.stats()["evicted"], evicted)
+        self.assertLessEqual(store.log_info(LOG_A).byte_count, quota - quota // 16 + 400)
+        self.assertEqual(store.log_info(LOG_A).entry_count, 34 - evicted)
+        self.assertTrue(store.has(entries[33].cid))
+
+    def test_pinned_log_over_quota_evicts_only_what_is_needed(self):
+        entries = [make(LOG_A, PUB_A, 1, payload="e" * 200)]
+        for t in range(2, 12):
+            entries.append(make(LOG_A, PUB_A, t, [entries[-1]], payload="e" * 200))
+        quota = sum(len(e.block) for e in entries[:10])
+        store = new_store()
+        store.add_log(LOG_A, PUB_A, True, quota)
+        for i, entry in enumerate(entries):
+            store.put_entries([entry], i)
+        need = len(entries[10].block)
+        minimal, freed = 0, 0
+        while freed < need:  # the oldest entries go first (same size class, oldest weigh most)
+            freed += len(entries[minimal].block)
+            minimal += 1
+        self.assertEqual(store.stats()["evicted"], minimal)
+
     def test_unpinned_never_evicts_pinned_and_pinned_goes_last(self):
         p1 = make(LOG_A, PUB_A, 1, payload="p" * 300)
         p2 = make(LOG_A, PUB_A, 2, [p1], payload="p" * 300)
