@@ -320,7 +320,7 @@ def test_replication_group_verify_rejects(field, value, message):
         record.verify(SUITE, require_signature=False)
 
 
-# -- the worked example of docs/parts/keys-address.md -------------------------------------------
+# -- the worked example in docs/protocol.md (store address) ------------------------------------
 
 
 def test_worked_example_group():

@@ -7,7 +7,7 @@ by key, so it only needs the keys it changes; command-line flags are applied las
 section in a fixed order: the first unknown key, wrong type or out-of-range value raises one
 :class:`~node.errors.ConfigError` naming the dotted key (``store.max_entry_bytes``) and the reason,
 so the daemon never starts half-configured. ``config/waystation.toml`` documents every key and
-is checked against ``default.toml`` by the tests. docs/parts/config.md lists the keys.
+is checked against ``default.toml`` by the tests. docs/operations.md lists the keys.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 # Theory of operation
 # -------------------
 # Field numbers are weshnet's (berty/weshnet api/protocol/protocoltypes.proto, checked against
-# the stored copy at commit 4aa7314e; see docs/parts/envelope-ratchet.md). Every function takes
+# the stored copy at commit 4aa7314e; see docs/protocol.md). Every function takes
 # keys as raw bytes and a Suite; nothing here keeps state (the ratchet does, node.crypto.ratchet).
 #
 # Metadata log (berty-wesh.md §3.1): an entry payload is

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from node.crypto.api import Suite
 
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_BLAKE2b"
-# The prologue every Waystation link uses (proposed in docs/parts/noise.md): a version change makes
+# The prologue every Waystation link uses (docs/protocol.md, "Noise XX"): a version change makes
 # the handshake fail at message 2 instead of running with mismatched expectations.
 WAYSTATION_PROLOGUE = b"waystation/1"
 DHLEN = 32

@@ -10,7 +10,7 @@
 # starts with a Noise handshake whose prologue names the protocol version, and every payload after
 # the handshake is an AEAD ciphertext, so a version or CRC byte here would be unauthenticated and
 # would add nothing. A length of 0 is a valid, empty frame (a keep-alive if the session wants one).
-# docs/parts/framing.md shows the bytes.
+# docs/protocol.md ("Framing and fragmentation") shows the bytes.
 #
 # FrameDecoder is bounded. It is built with `max_frame_size`; as soon as the 4 header bytes of a
 # frame are in, a length above that bound raises RemoteProtocolError(reason "too-large"), before a

@@ -1,4 +1,4 @@
-# ipfs-log v2 entries exactly as Berty writes them (L0, portable). See docs/parts/entry.md.
+# ipfs-log v2 entries exactly as Berty writes them (L0). See docs/protocol.md, "Log entries".
 #
 # Theory of operation
 # -------------------
@@ -28,7 +28,7 @@
 #                 cache of already-verified (verify, sign_pub, signature) triples avoids paying a
 #                 second Ed25519 verification per entry.
 #
-# Decisions (documented in docs/parts/entry.md):
+# Decisions (documented in docs/protocol.md, "Log entries"):
 #   * v must be 2. Berty writes only v2; v0/v1 blocks have other shapes and signed bytes.
 #   * enc_links / enc_links_nonce (go-ipfs-log's encrypted links, §4.6) are parsed when present
 #     (both text, both or neither) and kept on the entry, never emitted by create_entry;

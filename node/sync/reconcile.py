@@ -1,6 +1,6 @@
 # Range-based set reconciliation of many logs in one session (L0, sans-IO, portable).
 #
-# Theory of operation (wire format byte by byte: docs/parts/reconcile.md)
+# Theory of operation (wire format byte by byte: docs/protocol.md, "Reconciliation")
 # ------------------------------------------------------------------------
 # Each log is a KeySet of keys (lamport time, 32-byte digest), in the same order on both sides.
 # Both sides build a Reconciler over the SAME ordered list of logs (the session agrees on it, e.g.

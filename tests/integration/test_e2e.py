@@ -1,7 +1,7 @@
 """End to end with real processes on loopback: relays (`waystation run`) and members (`waystation
 peer ...`), each member command a fresh process over its own data directory.
 
-What "a member that joins later reads from the moment it joined" means here (docs/parts/member.md,
+What "a member that joins later reads from the moment it joined" means here (docs/member.md,
 "Forward secrecy for late joiners"): when member X processes the newcomer's
 GroupMemberDeviceAdded, X sends the newcomer its chain key in its *current* state (CK_n, n). The
 newcomer can derive message keys for counters n, n+1, ... only. So the newcomer reads exactly the
