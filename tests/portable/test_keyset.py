@@ -145,3 +145,66 @@ class SmallSketchTests(TestCase):
             b = cached.sketch(m)
             self.assertEqual((a.count, a.txor, a.pxor, a.cxor), (b.count, b.txor, b.pxor, b.cxor))
         self.assertIsNone(direct._table)  # nothing kept for a small set
+
+
+class PackedStorageTests(TestCase):
+    """The keys are kept as packed records; these pin the edges of that representation."""
+
+    def test_rank_of_probes_matches_tuple_order(self):
+        keys = sorted(make_key(i, time=i % 5) for i in range(3 * CHUNK))
+        ks = KeySet.from_sorted(keys)
+        top = (1 << 64) - 1
+        probes = [
+            (-1, bytes(32)),
+            (0, b""),
+            (2, b"\x80"),
+            (2, keys[100][1][:3]),
+            (keys[100][0], keys[100][1]),
+            (keys[100][0], keys[100][1] + b"\x00"),
+            (3, b"\xff" * 32),
+            (top, b"\xff" * 32),
+            (top + 1, bytes(32)),
+            (10**30, b""),
+        ]
+        for probe in probes:
+            expected = sum(1 for key in keys if key < probe)
+            self.assertEqual(ks.rank(probe), expected)
+
+    def test_full_chunk_of_largest_ids_sums_exactly(self):
+        # 2 * CHUNK - 1 keys in one chunk (the most a chunk holds), IDs and times near their
+        # maxima: the worst case for the in-chunk sums.
+        top = (1 << 64) - 1
+        keys = [(top - (i & 1), b"\xff" * 31 + bytes((i,))) for i in range(2 * CHUNK - 1)]
+        ks = KeySet()
+        for key in keys:
+            ks.add(key)
+        keys.sort()
+        n = len(keys)
+        for lo in range(0, n, 37):
+            for hi in range(lo, n + 1, 11):
+                self.assertEqual(ks.fingerprint(lo, hi), brute_fingerprint(keys, lo, hi))
+        self.assertEqual(ks.fingerprint(0, n), brute_fingerprint(keys, 0, n))
+        self.assertEqual(list(ks), keys)
+
+    def test_from_sorted_reads_any_iterable(self):
+        keys = sorted(make_key(i) for i in range(CHUNK + 9))
+        streamed = KeySet.from_sorted(key for key in keys)
+        self.assertEqual(list(streamed), keys)
+        self.assertEqual(streamed.fingerprint(0, len(keys)), brute_fingerprint(keys, 0, len(keys)))
+        self.assertEqual(len(KeySet.from_sorted(iter([]))), 0)
+
+    def test_keys_come_back_as_int_and_bytes(self):
+        ks = KeySet([make_key(i) for i in range(10)])
+        for time, digest in list(ks) + ks.keys_between(0, 10) + [ks.key_at(3)]:
+            self.assertTrue(type(time) is int)
+            self.assertTrue(type(digest) is bytes)
+            self.assertEqual(len(digest), 32)
+
+    def test_times_must_fit_64_bits_and_odd_lookups_are_absent(self):
+        ks = KeySet([make_key(1)])
+        self.assertRaises(LocalProtocolError, ks.add, (1 << 64, bytes(32)))
+        self.assertTrue(ks.add(((1 << 64) - 1, bytes(32))))
+        for odd in ((1 << 64, bytes(32)), (-1, bytes(32)), (0, b"x"), "key", (1, 2, 3), (1, None)):
+            self.assertFalse(odd in ks)
+            self.assertFalse(ks.discard(odd))
+        self.assertEqual(len(ks), 2)
