@@ -127,7 +127,9 @@ BAD = [
     ("[session]\nhandshake_timeout_s = 0\n", "session.handshake_timeout_s", "0.1..300"),
     ("[session]\nidle_timeout_s = nan\n", "session.idle_timeout_s", "seconds"),
     ("[session]\nidle_timeout_s = inf\n", "session.idle_timeout_s", "seconds"),
-    ("[session]\nmax_frame_bytes = 100\n", "session.max_frame_bytes", "512.."),
+    ("[session]\nmax_frame_bytes = 100\n", "session.max_frame_bytes", "65535.."),
+    ("[session]\nmax_frame_bytes = 512\n", "session.max_frame_bytes", "65535.."),
+    ("[session]\ncredit_bytes = 512\n", "session.credit_bytes", "65536.."),
     ("[lan]\nsync_interval_s = 0.5\n", "lan.sync_interval_s", "1..86400"),
     ("[console]\nbaud = 12345\n", "console.baud", "one of"),
     ('[console]\ndevices = ["ttyS0"]\n', "console.devices[0]", "absolute path"),
@@ -160,7 +162,11 @@ BAD = [
         "relay.community_log_bytes",
         "at most store.max_log_bytes",
     ),
-    ("[session]\ncredit_bytes = 1024\n", "session.credit_bytes", "at least session.max_frame"),
+    (
+        "[session]\nmax_frame_bytes = 131072\ncredit_bytes = 65536\n",
+        "session.credit_bytes",
+        "at least session.max_frame",
+    ),
 ]
 
 

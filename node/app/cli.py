@@ -82,5 +82,12 @@ def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
     setup_logging(config.log.level)
     data_dir = config.node.data_dir or default_data_dir()
     daemon = Daemon(config, suite, data_dir)
-    asyncio.run(daemon.run())
+    failed: list[BaseException] = []
+    try:
+        asyncio.run(daemon.run())
+    except* NodeError as group:  # raised inside the daemon's TaskGroup: say it plainly
+        failed.extend(group.exceptions)
+    if failed:
+        print("waystation: %s" % failed[0], file=sys.stderr)
+        return 2
     return 0

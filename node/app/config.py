@@ -21,7 +21,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from node.errors import ConfigError
+from node.errors import ConfigError, LocalProtocolError
+from node.proto.session import MIN_WINDOW, SessionLimits
+from node.sync.store import Limits
+
+# Members and relays send whole Noise messages, up to 65535 bytes, as single frames: a relay that
+# accepted less would refuse ordinary traffic.
+MAX_NOISE_MESSAGE = 65535
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -299,8 +305,8 @@ class SessionConfig:
 
     handshake_timeout_s: float = field(metadata=_rule(_Seconds(0.1, 300)))
     idle_timeout_s: float = field(metadata=_rule(_Seconds(1, 86400)))
-    max_frame_bytes: int = field(metadata=_rule(_Int(512, 16 * MIB)))
-    credit_bytes: int = field(metadata=_rule(_Int(512, 256 * MIB)))
+    max_frame_bytes: int = field(metadata=_rule(_Int(MAX_NOISE_MESSAGE, 16 * MIB)))
+    credit_bytes: int = field(metadata=_rule(_Int(MIN_WINDOW, 256 * MIB)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +449,39 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     table = _merge(_parse_toml(default_toml(), "node/app/default.toml"), _parse_toml(text, source))
     config: Config = _build(Config, table, "")
     _check_relations(config)
+    # Build what the daemon will build, so nothing it needs can fail after it has started.
+    try:
+        session_limits(config)
+    except LocalProtocolError as exc:
+        raise ConfigError("session", str(exc)) from None
+    try:
+        store_limits(config)
+    except LocalProtocolError as exc:
+        raise ConfigError("store", str(exc)) from None
     return config
+
+
+def session_limits(config: Config) -> SessionLimits:
+    """Session deadlines (ms) and window from the [session] and [store] sections."""
+    s = config.session
+    return SessionLimits(
+        handshake_timeout=int(s.handshake_timeout_s * 1000),
+        idle_timeout=int(s.idle_timeout_s * 1000),
+        keepalive_interval=max(1000, int(s.idle_timeout_s * 1000 / 3)),
+        window=s.credit_bytes,
+        max_item=config.store.max_entry_bytes + 4096,
+    )
+
+
+def store_limits(config: Config) -> Limits:
+    """Store limits from the [store] section."""
+    s = config.store
+    return Limits(
+        max_entry_bytes=s.max_entry_bytes,
+        max_log_bytes=s.max_log_bytes,
+        max_total_bytes=s.max_total_bytes,
+        expiry_seconds=s.expiry_days * 86400,
+    )
 
 
 def default_config() -> Config:

@@ -26,7 +26,7 @@ import signal
 import time
 from pathlib import Path
 
-from node.app.config import Config, HostPort
+from node.app.config import Config, HostPort, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
@@ -36,9 +36,7 @@ from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
 from node.lan.tcp import TcpLink, connect
 from node.proto.messages import ROLE_RELAY
-from node.proto.session import SessionLimits
 from node.store.sqlite import SQLiteStore
-from node.sync.store import Limits
 
 log = logging.getLogger("waystation.daemon")
 
@@ -48,30 +46,10 @@ STATUS_INTERVAL_S = 10.0
 EXPIRY_INTERVAL_S = 3600.0
 NEW_ENTRY_DEBOUNCE_S = 0.2
 DISCOVERED_TTL_S = 600.0
+MAX_DISCOVERED = 32  # relays adopted from zeroconf (anyone on the LAN can announce some)
+MAX_OUTGOING_SYNCS = 4  # relay-to-relay syncs at once
+DISCOVERY_RETRY_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
-
-
-def session_limits(config: Config) -> SessionLimits:
-    """Session deadlines and window from the [session] section."""
-    s = config.session
-    return SessionLimits(
-        handshake_timeout=int(s.handshake_timeout_s * 1000),
-        idle_timeout=int(s.idle_timeout_s * 1000),
-        keepalive_interval=max(1000, int(s.idle_timeout_s * 1000 / 3)),
-        window=s.credit_bytes,
-        max_item=config.store.max_entry_bytes + 4096,
-    )
-
-
-def store_limits(config: Config) -> Limits:
-    """Store limits from the [store] section."""
-    s = config.store
-    return Limits(
-        max_entry_bytes=s.max_entry_bytes,
-        max_log_bytes=s.max_log_bytes,
-        max_total_bytes=s.max_total_bytes,
-        expiry_seconds=s.expiry_days * 86400,
-    )
 
 
 class Daemon:
@@ -93,6 +71,9 @@ class Daemon:
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._drivers: set[LinkDriver] = set()
+        self._link_tasks: set[asyncio.Task[object]] = set()
+        self._links_done = asyncio.Event()
+        self._links_done.set()
         # Room for a whole burst of max_sessions connections: they are all accepted before the
         # acceptor task runs once.
         self._incoming: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
@@ -158,6 +139,10 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        if config.radio.ble.enabled:
+            log.warning("radio.ble.enabled: BLE is not built in this version; ignored")
+        if config.console.devices:
+            log.warning("console.devices: the serial console is not built in this version; ignored")
         log.info(
             "relay %s listening on %s:%d, data in %s",
             self.identity.fingerprint(self.suite),
@@ -185,9 +170,9 @@ class Daemon:
                     driver.request_close("shutdown", "relay is shutting down")
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_GRACE_S):
-                        while self._drivers:
-                            await asyncio.sleep(0.05)
-                for task in background:
+                        await self._links_done.wait()
+                # Whatever did not finish within the grace (a peer that stops reading) is cut.
+                for task in [*background, *self._link_tasks]:
                     task.cancel()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -219,10 +204,17 @@ class Daemon:
             link = TcpLink(reader, writer, self.config.session.max_frame_bytes + 4)
             driver = LinkDriver(self.ctx, link, initiator=False)
             self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
-            tasks.create_task(self._drive(driver))
+            self._links_done.clear()
+            self._track(tasks.create_task(self._drive(driver)))
+
+    def _track(self, task: asyncio.Task[object]) -> None:
+        """Remember a link task (it belongs to the TaskGroup) so shutdown can cut it."""
+        self._link_tasks.add(task)
+        task.add_done_callback(self._link_tasks.discard)
 
     async def _drive(self, driver: LinkDriver) -> SyncOutcome:
         self._drivers.add(driver)
+        self._links_done.clear()
         try:
             outcome = await driver.run()
         except Exception:  # a bug in the link code costs this link, never the daemon
@@ -234,6 +226,8 @@ class Daemon:
             return SyncOutcome(reason="internal-error")
         finally:
             self._drivers.discard(driver)
+            if not self._drivers:
+                self._links_done.set()
         log.info(
             "%s closed: %s%s (sent %d, received %d, refused %d)",
             driver.link.label,
@@ -265,13 +259,16 @@ class Daemon:
                     await asyncio.sleep(NEW_ENTRY_DEBOUNCE_S)  # gather a burst into one sync
             self._sync_wanted.clear()
             for host, port in self._relay_peers():
-                if (host, port) not in self._syncing:
-                    tasks.create_task(self._sync_with(host, port))
+                if len(self._syncing) >= MAX_OUTGOING_SYNCS:
+                    self._sync_wanted.set()  # the rest next time round
+                    break
+                if (host, port) not in self._syncing and not self._stop.is_set():
+                    self._syncing.add((host, port))
+                    self._track(tasks.create_task(self._sync_with(host, port)))
 
     async def _sync_with(self, host: str, port: int) -> None:
         assert self.ctx is not None
         key = (host, port)
-        self._syncing.add(key)
         try:
             link = await connect(
                 host, port, self.config.session.max_frame_bytes + 4, CONNECT_TIMEOUT_S
@@ -294,14 +291,23 @@ class Daemon:
         return relay_token(key, round_period(int(time.time()), TOKEN_INTERVAL_S))
 
     async def _discovery(self) -> None:
-        from zeroconf.asyncio import AsyncZeroconf
+        """Advertise and browse; zeroconf trouble is logged, counted and retried, never fatal."""
+        while True:
+            try:
+                await self._discover()
+            except LinkError as exc:
+                assert self.ctx is not None
+                self.ctx.count("discovery.errors")
+                log.warning("zeroconf: %s; retrying in %.0f s", exc, DISCOVERY_RETRY_S)
+            await asyncio.sleep(DISCOVERY_RETRY_S)
 
-        from node.lan.discovery import Advertiser, Browser
+    async def _discover(self) -> None:
+        from node.lan.discovery import Advertiser, Browser, close_discovery, open_zeroconf
 
-        assert self.port is not None
+        assert self.port is not None and self.ctx is not None
         host = self.config.lan.listen.host
         interfaces = [host] if host not in ("0.0.0.0", "::") else None
-        azc = AsyncZeroconf(interfaces=interfaces) if interfaces else AsyncZeroconf()
+        azc = open_zeroconf(interfaces)
         advertiser = Advertiser(azc, self.port, self._token, interfaces)
         browser = Browser(azc, ignore_name=advertiser.is_own)
         try:
@@ -319,14 +325,15 @@ class Daemon:
                     next_refresh = time.monotonic() + refresh_every
                     continue
                 key = (seen.host, seen.port)
+                if key not in self._discovered and len(self._discovered) >= MAX_DISCOVERED:
+                    self.ctx.count("discovery.ignored.too-many")
+                    continue
                 if key not in self._discovered:
                     log.info("found a relay at %s:%d", seen.host, seen.port)
                     self._sync_wanted.set()
                 self._discovered[key] = time.monotonic()
         finally:
-            await browser.close()
-            await advertiser.close()
-            await azc.async_close()
+            await close_discovery(azc, advertiser, browser)
 
     # -- housekeeping -------------------------------------------------------------------------
 
@@ -337,7 +344,12 @@ class Daemon:
         while True:
             now = time.monotonic()
             if now >= next_expiry:
-                removed = self.ctx.store.expire(time.time())
+                try:
+                    removed = self.ctx.store.expire(time.time())
+                except StoreError as exc:  # counted and retried next time; links carry on
+                    self.ctx.count("store.errors")
+                    log.error("expiry failed: %s", exc)
+                    removed = 0
                 if removed:
                     log.info("expired %d entries", removed)
                 next_expiry = now + EXPIRY_INTERVAL_S

@@ -37,13 +37,27 @@ def load_or_create_identity(data_dir: Path, suite: Suite) -> NodeIdentity:
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise ConfigError("data_dir", "cannot create %s: %s" % (data_dir, exc.strerror)) from exc
+        raise ConfigError(
+            "node.data_dir", "cannot create %s: %s" % (data_dir, exc.strerror)
+        ) from exc
     path = data_dir / NODE_KEY_FILE
     try:
         seed = path.read_bytes()
     except FileNotFoundError:
         seed = suite.random_bytes(32)
-        tmp = path.with_suffix(".tmp")
+        _write_key(path, seed)
+    except OSError as exc:
+        raise StoreError("cannot read node key %s: %s" % (path, exc.strerror)) from exc
+    if len(seed) != 32:
+        raise StoreError("node key %s is %d bytes, expected a 32-byte seed" % (path, len(seed)))
+    public, secret = suite.ed25519_keypair(seed)
+    return NodeIdentity(public, secret)
+
+
+def _write_key(path: Path, seed: bytes) -> None:
+    """Write the key atomically (0600, fsync, rename, fsync of the directory)."""
+    tmp = path.with_suffix(".tmp")
+    try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, seed)
@@ -51,9 +65,10 @@ def load_or_create_identity(data_dir: Path, suite: Suite) -> NodeIdentity:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except OSError as exc:
-        raise StoreError("cannot read node key %s: %s" % (path, exc.strerror)) from exc
-    if len(seed) != 32:
-        raise StoreError("node key %s is %d bytes, expected a 32-byte seed" % (path, len(seed)))
-    public, secret = suite.ed25519_keypair(seed)
-    return NodeIdentity(public, secret)
+        raise StoreError("cannot write node key %s: %s" % (path, exc.strerror)) from exc

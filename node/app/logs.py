@@ -30,6 +30,10 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # A peer that misbehaves costs a few lines, not a disk: per message template, at most 10
+    # lines a minute from the link logger.
+    link = logging.getLogger("waystation.link")
+    link.filters[:] = [RateLimited()]
 
 
 class RateLimited(logging.Filter):

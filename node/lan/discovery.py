@@ -25,10 +25,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import ifaddr
+import zeroconf
 from zeroconf import ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from node.errors import LinkError
+
 log = logging.getLogger(__name__)
+
+# zeroconf's own errors, OSError (no multicast route, interface gone) and ValueError (bad address)
+# are translated to LinkError here, the one place that talks to the library.
+_FOREIGN = (zeroconf.Error, OSError, ValueError)
+
+
+def open_zeroconf(interfaces: Sequence[str] | None = None) -> AsyncZeroconf:
+    """An AsyncZeroconf on `interfaces` (IPv4 only when given), or on all interfaces.
+
+    Raises:
+        LinkError: the multicast sockets could not be opened.
+    """
+    try:
+        if interfaces:
+            return AsyncZeroconf(interfaces=list(interfaces), ip_version=zeroconf.IPVersion.V4Only)
+        return AsyncZeroconf()
+    except _FOREIGN as exc:
+        raise LinkError("zeroconf unavailable: %s" % exc, type(exc).__name__) from exc
+
 
 SERVICE_TYPE = "_waystation._tcp.local."
 PROTOCOL_VERSION = "1"
@@ -161,6 +183,23 @@ def local_addresses() -> list[str]:
     return found
 
 
+async def close_discovery(
+    azc: AsyncZeroconf, advertiser: Advertiser | None, browser: Browser | None
+) -> None:
+    """Withdraw the advertisement, stop browsing, close zeroconf; errors are logged, not raised."""
+    for step in (
+        browser.close if browser is not None else None,
+        advertiser.close if advertiser is not None else None,
+        azc.async_close,
+    ):
+        if step is None:
+            continue
+        try:
+            await step()
+        except _FOREIGN as exc:
+            log.info("zeroconf: error while closing: %s", exc)
+
+
 class Advertiser:
     """Advertises this node under a name and TXT record derived from the current token.
 
@@ -205,7 +244,16 @@ class Advertiser:
 
         Returns:
             True if a (new) registration was made.
+
+        Raises:
+            LinkError: zeroconf refused the registration.
         """
+        try:
+            return await self._refresh()
+        except _FOREIGN as exc:
+            raise LinkError("zeroconf registration failed: %s" % exc, type(exc).__name__) from exc
+
+    async def _refresh(self) -> bool:
         token = self._token_fn()
         if token == self._token and self._info is not None:
             return False
@@ -271,11 +319,18 @@ class Browser:
         return self._stats
 
     async def start(self) -> None:
-        """Start browsing."""
+        """Start browsing.
+
+        Raises:
+            LinkError: zeroconf could not start the browser.
+        """
         if self._browser is None:
-            self._browser = AsyncServiceBrowser(
-                self._zeroconf.zeroconf, [SERVICE_TYPE], handlers=[self._on_change]
-            )
+            try:
+                self._browser = AsyncServiceBrowser(
+                    self._zeroconf.zeroconf, [SERVICE_TYPE], handlers=[self._on_change]
+                )
+            except _FOREIGN as exc:
+                raise LinkError("zeroconf browsing failed: %s" % exc, type(exc).__name__) from exc
 
     async def close(self) -> None:
         """Stop browsing and cancel resolutions in flight."""

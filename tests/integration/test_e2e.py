@@ -301,6 +301,8 @@ BAD_CONFIGS = [
     ('[lan]\nsync_interval_s = "soon"\n', "lan.sync_interval_s"),
     ("[session]\nidle_timeout_s = 0\n", "session.idle_timeout_s"),
     ('[lan]\npeers = ["no-port-here"]\n', "lan.peers"),
+    ("[session]\ncredit_bytes = 512\n", "session.credit_bytes"),
+    ("[session]\nmax_frame_bytes = 512\n", "session.max_frame_bytes"),
 ]
 
 
