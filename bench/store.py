@@ -20,6 +20,9 @@ comparison only. Each case prints one JSON line:
     block_write_bytes_per_byte     /proc/self/io write_bytes per block byte: what the kernel
                         accounted for the storage device during the run (writeback may lag)
     file_bytes_per_byte (db + wal file sizes) per block byte after the run
+    has_per_s, get_block_per_s, miss_per_s   lookups by CID after the run (not in the child):
+                        has() and get_block() of 2,000 stored entries in random order, and has()
+                        of 2,000 CIDs that are not stored
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -40,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from node.crypto._nacl import NaclSuite  # noqa: E402
 from node.store.sqlite import FILENAME, SQLiteStore  # noqa: E402
+from node.sync.cid import CID  # noqa: E402
 from node.sync.entry import Entry, create_entry  # noqa: E402
 from node.sync.store import Limits  # noqa: E402
 
@@ -96,6 +101,7 @@ def ingest(directory: Path, entries: list[Entry], public: bytes, batch: int, syn
         acknowledged += len(store.commit())
     elapsed = time.perf_counter() - start
     io_after = proc_io()
+    lookups = lookup_rates(store, entries)
     stored = sum(len(e.block) for e in entries)
     files = sum(
         p.stat().st_size
@@ -108,6 +114,7 @@ def ingest(directory: Path, entries: list[Entry], public: bytes, batch: int, syn
         "entries_per_s": round(acknowledged / elapsed, 1) if elapsed else None,
         "block_bytes": stored,
         "file_bytes_per_byte": round(files / stored, 3) if stored else None,
+        **lookups,
     }
     if io_before and stored:
         result["write_syscall_bytes_per_byte"] = round(
@@ -117,6 +124,26 @@ def ingest(directory: Path, entries: list[Entry], public: bytes, batch: int, syn
             (io_after["write_bytes"] - io_before["write_bytes"]) / stored, 3
         )
     return result
+
+
+def lookup_rates(store: SQLiteStore, entries: list[Entry]) -> dict[str, float]:
+    """has/get_block per second for stored CIDs (random order) and has for missing ones."""
+    if not entries:
+        return {}
+    rng = random.Random(7)
+    stored = [e.cid for e in rng.sample(entries, min(len(entries), 2000))]
+    missing = [CID.from_block(b"missing %d" % i) for i in range(len(stored))]
+    rates: dict[str, float] = {}
+    for name, call, cids in (
+        ("has_per_s", store.has, stored),
+        ("get_block_per_s", store.get_block, stored),
+        ("miss_per_s", store.has, missing),
+    ):
+        start = time.perf_counter()
+        for cid in cids:
+            call(cid)
+        rates[name] = round(len(cids) / (time.perf_counter() - start), 1)
+    return rates
 
 
 def child(case: str, count: int, directory: Path) -> None:

@@ -53,6 +53,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from node.errors import NodeError, StoreError
+from node.store.cidindex import CidIndex, digest_prefix
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
 from node.sync.keyset import KeySet
@@ -61,6 +62,12 @@ from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, St
 FILENAME = "store.sqlite3"
 APPLICATION_ID = 0x57535431  # "WST1"
 _MAX_INT64 = (1 << 63) - 1
+
+# Statements of SQLiteStore._find: the stored CID first, then what the caller needs.
+_CID_BY_ROW = "SELECT cid FROM entries WHERE id = ?"
+_BLOCK_BY_ROW = "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.id WHERE e.id = ?"
+_LOG_BY_ROW = "SELECT cid, id, log FROM entries WHERE id = ?"
+_ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entries WHERE id = ?"
 
 Verify = Callable[[bytes, bytes, bytes], bool]
 Key = tuple[int, bytes]
@@ -100,8 +107,54 @@ def _create_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-# Migration i (0-based) takes the schema from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: no random-key B-tree is written per entry (see the module docstring).
+
+    `entries` is rebuilt without the UNIQUE CID index and with `refs`, the number of stored
+    entries of its log naming it in `next` (filled from the v1 links); `links` is re-keyed by
+    child; links to parents not stored in the child's log become `unresolved` counts; the
+    `heads` table becomes a partial index on refs = 0.
+    """
+    for statement in (
+        """CREATE TABLE entries_v2 (
+            id INTEGER PRIMARY KEY,
+            cid BLOB NOT NULL,
+            log INTEGER NOT NULL,
+            clock_time INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL,
+            refs INTEGER NOT NULL DEFAULT 0)""",
+        """INSERT INTO entries_v2 (id, cid, log, clock_time, digest, size, stored_at, refs)
+            SELECT e.id, e.cid, e.log, e.clock_time, e.digest, e.size, e.stored_at,
+                   (SELECT count(*) FROM links l WHERE l.log = e.log AND l.parent = e.cid)
+            FROM entries e ORDER BY e.id""",
+        """CREATE TABLE unresolved (
+            log INTEGER NOT NULL, parent BLOB NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY (log, parent)) WITHOUT ROWID""",
+        """INSERT INTO unresolved (log, parent, count)
+            SELECT l.log, l.parent, count(*) FROM links l
+            WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.cid = l.parent AND e.log = l.log)
+            GROUP BY l.log, l.parent""",
+        """CREATE TABLE links_v2 (
+            child INTEGER NOT NULL, parent BLOB NOT NULL,
+            PRIMARY KEY (child, parent)) WITHOUT ROWID""",
+        "INSERT INTO links_v2 (child, parent) SELECT child, parent FROM links ORDER BY child",
+        "DROP TABLE links",
+        "DROP TABLE heads",
+        "DROP TABLE entries",
+        "ALTER TABLE entries_v2 RENAME TO entries",
+        "ALTER TABLE links_v2 RENAME TO links",
+        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
+        "CREATE INDEX entries_by_age ON entries (stored_at)",
+        "CREATE INDEX entries_heads ON entries (log) WHERE refs = 0",
+    ):
+        conn.execute(statement)
+
+
+# Migration i (0-based) takes the schema from version i to version i + 1. A new database runs
+# them all (the v1 tables are empty when v2 converts them).
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v1_to_v2]
 
 
 def _corrupt(what: str) -> StoreError:
@@ -152,6 +205,7 @@ class SQLiteStore(Store):
         self._stats: dict[str, int] = {}
         self._stat_deltas: dict[str, int] = {}
         self._bytes = 0
+        self._cids = CidIndex()
         self._conn: sqlite3.Connection | None = None
         try:
             self._conn = sqlite3.connect(
@@ -239,8 +293,10 @@ class SQLiteStore(Store):
         total = 0
         current: LogRecord | None = None
         keys: list[Key] = []
-        for log, clock_time, digest, size in conn.execute(
-            "SELECT log, clock_time, digest, size FROM entries ORDER BY log, clock_time, digest"
+        cids: list[tuple[int, int]] = []
+        for row, log, clock_time, digest, size, refs in conn.execute(
+            "SELECT id, log, clock_time, digest, size, refs FROM entries"
+            " ORDER BY log, clock_time, digest"
         ):
             if current is None or log != current.row:
                 if current is not None:
@@ -252,6 +308,8 @@ class SQLiteStore(Store):
             if not isinstance(digest, bytes) or len(digest) != 32:
                 raise _corrupt("an entry of %s has a bad digest" % current.log_id)
             keys.append((_int(clock_time, "clock_time"), digest))
+            cids.append((digest_prefix(digest), row))
+            _int(refs, "refs")
             size = _int(size, "entry size")
             current.entry_count += 1
             current.byte_count += size
@@ -266,6 +324,7 @@ class SQLiteStore(Store):
         self._logs = logs
         self._by_row = by_row
         self._bytes = total
+        self._cids = CidIndex(cids)
         self._stats = stats
         self._stat_deltas = {}
         self._dirty_logs = set()
@@ -352,9 +411,8 @@ class SQLiteStore(Store):
             return super().stats()
 
     def has(self, cid: CID) -> bool:
-        with self._guard("has") as conn:
-            row = conn.execute("SELECT 1 FROM entries WHERE cid = ?", (cid.to_bytes(),)).fetchone()
-            return row is not None
+        with self._guard("has"):
+            return self._find(cid, _CID_BY_ROW) is not None
 
     def get_block(self, cid: CID) -> bytes | None:
         """The exact stored block, checked against its CID on the way out."""
@@ -428,54 +486,89 @@ class SQLiteStore(Store):
 
     def _heads(self, record: LogRecord) -> list[CID]:
         rows = self._db().execute(
-            "SELECT e.cid FROM heads h JOIN entries e ON e.id = h.entry"
-            " WHERE h.log = ? ORDER BY e.cid",
-            (record.row,),
+            "SELECT cid FROM entries WHERE log = ? AND refs = 0 ORDER BY cid", (record.row,)
         )
         return [_cid(cid) for (cid,) in rows]
 
-    def _block(self, cid: CID) -> bytes | None:
-        row = (
-            self._db()
-            .execute(
-                "SELECT b.data FROM entries e JOIN blocks b ON b.id = e.id WHERE e.cid = ?",
-                (cid.to_bytes(),),
-            )
-            .fetchone()
-        )
-        if row is None:
+    def _find(self, cid: CID, query: str) -> tuple[object, ...] | None:
+        """The row of `query` (one of the _BY_ROW statements: the stored CID, then columns, of
+        the entry with rowid ?) for the entry `cid`, or None when it is not stored.
+
+        The in-memory CidIndex names the candidate rows; the stored CID decides (a digest
+        prefix may be shared)."""
+        rows = self._cids.rows(int.from_bytes(cid.digest[:8], "big"))  # digest_prefix
+        if not rows:
             return None
-        if not isinstance(row[0], bytes):
-            raise _corrupt("block %s is %s" % (cid, type(row[0]).__name__))
-        return row[0]
+        binary = cid.to_bytes()
+        execute = self._db().execute
+        for row in rows:
+            found: tuple[object, ...] | None = execute(query, (row,)).fetchone()
+            if found is not None and found[0] == binary:
+                return found
+        return None
+
+    def _block(self, cid: CID) -> bytes | None:
+        found = self._find(cid, _BLOCK_BY_ROW)
+        if found is None:
+            return None
+        if not isinstance(found[1], bytes):
+            raise _corrupt("block %s is %s" % (cid, type(found[1]).__name__))
+        return found[1]
+
+    def _link(self, log: int, parent: CID, delta: int) -> None:
+        """Count (+1) or uncount (-1) a stored child of `log` naming `parent` in `next`.
+
+        A parent stored in the same log keeps the count in its `refs` (0 = a head); otherwise the
+        count waits in `unresolved` until the parent is stored (out-of-order sync) or the last
+        child naming it goes."""
+        conn = self._db()
+        found = self._find(parent, _LOG_BY_ROW)
+        if found is not None and found[2] == log:
+            conn.execute("UPDATE entries SET refs = refs + ? WHERE id = ?", (delta, found[1]))
+        elif delta > 0:
+            conn.execute(
+                "INSERT INTO unresolved (log, parent, count) VALUES (?, ?, ?)"
+                " ON CONFLICT (log, parent) DO UPDATE SET count = count + excluded.count",
+                (log, parent.to_bytes(), delta),
+            )
+        else:
+            binary = parent.to_bytes()
+            conn.execute(
+                "UPDATE unresolved SET count = count + ? WHERE log = ? AND parent = ?",
+                (delta, log, binary),
+            )
+            conn.execute(
+                "DELETE FROM unresolved WHERE log = ? AND parent = ? AND count <= 0", (log, binary)
+            )
 
     def _insert(self, entry: Entry, record: LogRecord, now: int) -> None:
         conn = self._db()
         cid = entry.cid.to_bytes()
         size = len(entry.block)
         key = (entry.clock_time, entry.cid.digest)
+        refs = 0
+        waiting = conn.execute(
+            "SELECT count FROM unresolved WHERE log = ? AND parent = ?", (record.row, cid)
+        ).fetchone()
+        if waiting is not None:
+            refs = _int(waiting[0], "unresolved count")
+            conn.execute("DELETE FROM unresolved WHERE log = ? AND parent = ?", (record.row, cid))
         row = conn.execute(
-            "INSERT INTO entries (cid, log, clock_time, digest, size, stored_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (cid, record.row, key[0], key[1], size, now),
+            "INSERT INTO entries (cid, log, clock_time, digest, size, stored_at, refs)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (cid, record.row, key[0], key[1], size, now, refs),
         ).lastrowid
+        assert row is not None
         conn.execute("INSERT INTO blocks (id, data) VALUES (?, ?)", (row, entry.block))
-        parents = sorted({parent.to_bytes() for parent in entry.next})
+        self._cids.add(digest_prefix(key[1]), row)
+        parents = sorted(set(entry.next))
         if parents:
             conn.executemany(
-                "INSERT OR IGNORE INTO links (log, parent, child) VALUES (?, ?, ?)",
-                [(record.row, parent, row) for parent in parents],
+                "INSERT INTO links (child, parent) VALUES (?, ?)",
+                [(row, parent.to_bytes()) for parent in parents],
             )
-            conn.executemany(
-                "DELETE FROM heads"
-                " WHERE log = ? AND entry = (SELECT id FROM entries WHERE cid = ?)",
-                [(record.row, parent) for parent in parents],
-            )
-        referenced = conn.execute(
-            "SELECT 1 FROM links WHERE log = ? AND parent = ? LIMIT 1", (record.row, cid)
-        ).fetchone()
-        if referenced is None:
-            conn.execute("INSERT INTO heads (log, entry) VALUES (?, ?)", (record.row, row))
+            for parent in parents:
+                self._link(record.row, parent, 1)
         record.keyset.add(key)
         record.entry_count += 1
         record.byte_count += size
@@ -484,36 +577,33 @@ class SQLiteStore(Store):
 
     def _delete(self, cid: CID) -> None:
         conn = self._db()
-        found = conn.execute(
-            "SELECT id, log, clock_time, digest, size FROM entries WHERE cid = ?",
-            (cid.to_bytes(),),
-        ).fetchone()
+        found = self._find(cid, _ENTRY_BY_ROW)
         if found is None:
             raise _corrupt("entry %s vanished" % cid)
-        row, log, clock_time, digest, size = found
-        record = self._by_row.get(log)
+        _binary, row, log, clock_time, digest, size, refs = found
+        record = self._by_row.get(_int(log, "log id"))
         if record is None:
             raise _corrupt("entry %s of unknown log %r" % (cid, log))
+        assert isinstance(row, int) and isinstance(clock_time, int) and isinstance(digest, bytes)
+        size = _int(size, "entry size")
         parents = [p for (p,) in conn.execute("SELECT parent FROM links WHERE child = ?", (row,))]
         conn.execute("DELETE FROM links WHERE child = ?", (row,))
-        conn.execute("DELETE FROM heads WHERE log = ? AND entry = ?", (log, row))
         conn.execute("DELETE FROM entries WHERE id = ?", (row,))
         conn.execute("DELETE FROM blocks WHERE id = ?", (row,))
+        self._cids.remove(digest_prefix(digest), row)
         for parent in parents:
-            if conn.execute(
-                "SELECT 1 FROM links WHERE log = ? AND parent = ? LIMIT 1", (log, parent)
-            ).fetchone():
-                continue
+            self._link(record.row, _cid(parent), -1)
+        if _int(refs, "refs"):
+            # Its stored children still name it: it is not a head should it come back.
             conn.execute(
-                "INSERT OR IGNORE INTO heads (log, entry)"
-                " SELECT log, id FROM entries WHERE cid = ? AND log = ?",
-                (parent, log),
+                "INSERT INTO unresolved (log, parent, count) VALUES (?, ?, ?)",
+                (record.row, cid.to_bytes(), refs),
             )
         record.keyset.remove((clock_time, digest))
         record.entry_count -= 1
         record.byte_count -= size
         self._bytes -= size
-        self._dirty_logs.add(log)
+        self._dirty_logs.add(record.row)
 
     def _candidates(
         self, now: int, record: LogRecord | None, include_pinned: bool
@@ -524,10 +614,7 @@ class SQLiteStore(Store):
             where.append("e.log = ?")
             params.append(record.row)
         if include_pinned:
-            where.append(
-                "(l.pinned = 0 OR NOT EXISTS"
-                " (SELECT 1 FROM heads h WHERE h.log = e.log AND h.entry = e.id))"
-            )
+            where.append("(l.pinned = 0 OR e.refs > 0)")
         else:
             where.append("l.pinned = 0")
         cursor = self._db().execute(
