@@ -1,15 +1,22 @@
-"""Long-lived member sessions: an online member keeps receiving pushes, one pass per change."""
+"""Long-lived member sessions: an online member keeps receiving pushes.
+
+A push that was delivered (stored from this link, or acknowledged by the peer) starts no pass;
+anything else that changed a KeySet still does (tests below fail either way).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from node.app.context import Key, NodeContext
 from node.app.peer import MAX_PASSES, LinkDriver, SyncOutcome
 from node.lan.tcp import TcpLink, connect
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
-from node.sync.store import MemoryStore
+from node.sync.entry import Entry
+from node.sync.store import MemoryStore, Store
 from tests.sync_helpers import SUITE, GroupLog, make_context
 
 OFFERS = 3 * MAX_PASSES
@@ -55,47 +62,106 @@ class Online:
             await self.changed.wait()
 
 
-def test_online_member_stays_connected_through_many_pushes() -> None:
+@contextlib.asynccontextmanager
+async def in_process_relay(store: Store | None = None) -> AsyncIterator[tuple[NodeContext, int]]:
+    """A relay (responder LinkDrivers over loopback TCP) in this process: (context, port)."""
+    relay = make_context(store or MemoryStore(SUITE.ed25519_verify), ROLE_RELAY)
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        driver = LinkDriver(relay, TcpLink(reader, writer, 1 << 17), initiator=False)
+        await driver.run()
+
+    relay_committer = asyncio.create_task(relay.committer.run())
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    try:
+        yield relay, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        relay_committer.cancel()
+
+
+async def wait_first_pass(member: Online) -> None:
+    while member.driver is None or not member.driver.outcome.in_sync:
+        await asyncio.sleep(0.001)  # no event for "first pass done"; bounded by the caller
+
+
+def push(member: Online, address: str, entry: Entry) -> None:
+    """Store `entry` on the member and hand it to its open session (as a member app does)."""
+    member.store.put_entries([entry], time.time())
+    member.store.commit()
+    member.ctx.hub.published(address, [(entry.clock_time, entry.cid.digest)], None)
+
+
+async def close_all(*members: Online) -> None:
+    for member in members:
+        assert member.driver is not None and member.task is not None
+        member.driver.request_close("ok", "done")
+        outcome = await member.task
+        assert outcome.reason == "ok", outcome
+
+
+def keys(entries: list[Entry]) -> list[Key]:
+    return sorted((e.clock_time, e.cid.digest) for e in entries)
+
+
+def test_online_member_gets_every_push_and_delivered_pushes_start_no_pass() -> None:
     group = GroupLog.make(40)
     entries = [group.append("m%d" % i) for i in range(OFFERS)]
 
     async def body() -> None:
-        relay = make_context(MemoryStore(SUITE.ed25519_verify), ROLE_RELAY)
-
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            driver = LinkDriver(relay, TcpLink(reader, writer, 1 << 17), initiator=False)
-            await driver.run()
-
-        relay_committer = asyncio.create_task(relay.committer.run())
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        reader_member, writer_member = Online(group), Online(group)
-        async with asyncio.timeout(30):
+        async with in_process_relay() as (relay, port), asyncio.timeout(30):
+            reader_member, writer_member = Online(group), Online(group)
             await reader_member.open(port)
             await writer_member.open(port)
             for member in (reader_member, writer_member):
-                while member.driver is None or not member.driver.outcome.in_sync:
-                    await asyncio.sleep(0.001)  # no event for "first pass done"; bounded above
+                await wait_first_pass(member)
             for count, entry in enumerate(entries, 1):
-                writer_member.store.put_entries([entry], time.time())
-                writer_member.store.commit()
-                key = (entry.clock_time, entry.cid.digest)
-                writer_member.ctx.hub.published(group.address, [key], None)
+                push(writer_member, group.address, entry)
                 await reader_member.until(lambda c=count: len(set(reader_member.received)) >= c)
-            # each push is followed by a pass that matched; the links are still open
+            assert list(reader_member.store.keyset(group.address)) == keys(entries)
+            assert list(relay.store.keyset(group.address)) == keys(entries)
+            # The writer's pushes were acknowledged, the reader's arrived from the relay: both
+            # sides hold them, so neither member started a pass after its first one.
             for member in (reader_member, writer_member):
                 assert member.task is not None and not member.task.done()
                 assert member.driver is not None
-                assert member.driver.outcome.passes > MAX_PASSES
-            assert list(reader_member.store.keyset(group.address)) == sorted(
-                (e.clock_time, e.cid.digest) for e in entries
-            )
+                assert member.driver.outcome.passes == 1, member.driver.outcome
+                assert member.driver.outcome.in_sync
+            await close_all(reader_member, writer_member)
+
+    asyncio.run(body())
+
+
+def test_an_entry_stored_but_not_pushed_is_found_by_a_pass_every_time() -> None:
+    """Each round the writer stores one entry silently and pushes another: the push alone must
+    not let the link skip the pass that finds the silent one (and the link stays open through
+    more passes than MAX_PASSES, which once ended it "unsettled")."""
+    group = GroupLog.make(41)
+    silent: list[Entry] = []
+    pushed: list[Entry] = []
+    for i in range(OFFERS):
+        silent.append(group.append("silent %d" % i))
+        pushed.append(group.append("pushed %d" % i))
+
+    async def body() -> None:
+        async with in_process_relay() as (relay, port), asyncio.timeout(30):
+            reader_member, writer_member = Online(group), Online(group)
+            await reader_member.open(port)
+            await writer_member.open(port)
             for member in (reader_member, writer_member):
-                assert member.driver is not None and member.task is not None
-                member.driver.request_close("ok", "done")
-                outcome = await member.task
-                assert outcome.reason == "ok", outcome
-        server.close()
-        relay_committer.cancel()
+                await wait_first_pass(member)
+            for count, (quiet, loud) in enumerate(zip(silent, pushed, strict=True), 1):
+                writer_member.store.put_entries([quiet], time.time())  # nobody is told
+                push(writer_member, group.address, loud)
+                want = set(keys(silent[:count] + pushed[:count]))
+                await reader_member.until(lambda w=want: w <= set(reader_member.received))
+            assert list(relay.store.keyset(group.address)) == keys(silent + pushed)
+            assert reader_member.task is not None and not reader_member.task.done()
+            assert writer_member.task is not None and not writer_member.task.done()
+            assert writer_member.driver is not None
+            assert writer_member.driver.outcome.passes > MAX_PASSES
+            assert reader_member.driver is not None
+            assert reader_member.driver.outcome.passes == 1  # everything it got was pushed
+            await close_all(reader_member, writer_member)
 
     asyncio.run(body())

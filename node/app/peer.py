@@ -22,6 +22,20 @@ one finds every log in sync (normally the second). Entries stored from one link 
 once to every other open link that agreed on that log (Hub), so an online member gets a message as
 soon as the relay has it.
 
+Pushing what was just stored. The Hub hands the other links the entries themselves with the wire
+items they arrived as (ForwardCache, bounded node-wide, empty when no push is pending), so a push
+reads nothing back from the store: the received item is forwarded as is when it was compacted
+against the same log header we declared on the outgoing link (the receiver rebuilds it with ours),
+and re-encoded from the entry otherwise. Entries not handed that way (reconciliation results, or
+the cache was full) are read from the store, as many as the send credit will take.
+
+Passes after pushes. After a pass found every log in sync, a change to our KeySets normally means
+another pass. But an entry this link delivered to us (stored), or that we pushed on this link and
+the peer acknowledged, is on both sides already: each log keeps the (count, ID sum) of its KeySet
+at the pass's OPEN plus those entries, and another pass starts only when a KeySet differs from
+that sum (anything stored locally, stored from another link and not pushed here, evicted or
+expired). So an online member's long-lived session costs no pass per delivered message.
+
 Hostile peers. Anything wrong a peer does (bad frame, bad message, an entry that does not verify,
 an entry for a log it never declared, a forged log offer) ends this link with Bye and a reason,
 is counted in the node's stats, and touches nothing else.
@@ -36,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from node.app.context import Key, NodeContext
+from node.app.context import Fresh, Key, NodeContext
 from node.errors import (
     REASON_TIMEOUT,
     REASON_UNEXPECTED,
@@ -56,9 +70,10 @@ from node.proto.session import (
     SessionClosed,
     SessionOpened,
 )
+from node.sync.keyset import MASK256, id_int
 from node.sync.reconcile import Reconciler
 from node.sync.store import REFUSED, STORED
-from node.sync.wire import decode_item, encode_item, parse_log_header
+from node.sync.wire import decode_item, encode_item, forward_item, parse_log_header
 from node.varint import decode_uvarint, encode_uvarint
 
 log = logging.getLogger("waystation.link")
@@ -97,10 +112,22 @@ class SessionLog:
     our_identity_signature: bytes = b""
     outbound: deque[Key] = field(default_factory=deque)
     queued: set[Key] = field(default_factory=set)
+    held: set[Key] = field(default_factory=set)  # queued keys we hold a ForwardCache record of
+    handed: set[Key] = field(default_factory=set)  # queued keys the Hub handed us since OPEN
+    in_flight: deque[tuple[Key, bool]] = field(default_factory=deque)  # (key, was handed), unacked
+    item_bytes: int = 0  # size of the items last sent, to fetch only what the credit takes
+    opened: tuple[int, int] | None = None  # (count, ID sum) of our KeySet at this pass's OPEN
+    moved_count: int = 0  # entries added to our KeySet since OPEN that the peer holds
+    moved_sum: int = 0  # their ID sum
 
     @property
     def agreed(self) -> bool:
         return self.ours and self.theirs
+
+    def peer_holds(self, key: Key) -> None:
+        """`key` entered our KeySet since OPEN and the peer has it (it sent it, or acked it)."""
+        self.moved_count += 1
+        self.moved_sum += id_int(key[1])
 
 
 @dataclass
@@ -189,9 +216,17 @@ class LinkDriver:
             self._lost(str(group.exceptions[0]))
         finally:
             self.ctx.hub.unsubscribe(self._hub_token)
+            self._release_held()
             await self.link.close()
         self.ctx.count("links.closed." + (self.outcome.reason or "unknown"))
         return self.outcome
+
+    def _release_held(self) -> None:
+        cache = self.ctx.hub.cache
+        for slog in self._logs_by_ref.values():
+            for key in slog.held:
+                cache.release(key)
+            slog.held.clear()
 
     async def _read_frames(self) -> None:
         while True:
@@ -302,6 +337,7 @@ class LinkDriver:
                 self._on_entries(event.ref, event.items, event.size)
             elif isinstance(event, AckReceived):
                 self._unacked = max(0, self._unacked - event.stored)
+                self._on_ack(event.ref, event.stored)
             elif isinstance(event, PairingReceived):
                 raise RemoteProtocolError("pairing is not offered on this link", REASON_UNEXPECTED)
             elif isinstance(event, SessionClosed) and (not self.outcome.reason or event.by_peer):
@@ -410,12 +446,13 @@ class LinkDriver:
         if not self._pass_settled():
             return
         reconciler = self._reconciler
-        if reconciler is not None and reconciler.all_in_sync and not self._need_pass:
+        in_sync = reconciler is not None and self._still_in_sync(reconciler)
+        if in_sync and not self._need_pass:
             self.outcome.in_sync = True
             if self.until_synced:
                 self.session.close("ok", "in sync", self.ctx.clock())
             return
-        if reconciler is not None and not reconciler.all_in_sync:
+        if reconciler is not None and not in_sync:
             self._need_pass = True
         if not self._need_pass:
             return
@@ -432,6 +469,22 @@ class LinkDriver:
             return
         self._start_pass()
 
+    def _still_in_sync(self, reconciler: Reconciler) -> bool:
+        """The last pass found every log in sync, and since its OPEN our KeySets changed only by
+        entries the peer holds (it sent them, or acknowledged them from us)."""
+        if not reconciler.done:
+            return False
+        for slog, result in zip(self._pass_logs, reconciler.results, strict=True):
+            if not result.in_sync or slog.opened is None:
+                return False
+            count, total = slog.opened
+            keyset = self.ctx.store.keyset(slog.address)
+            if len(keyset) != count + slog.moved_count:
+                return False
+            if keyset.sum_between(0, len(keyset)) != (total + slog.moved_sum) & MASK256:
+                return False
+        return True
+
     def _start_pass(self) -> None:
         self._need_pass = False
         self._pass += 1
@@ -439,6 +492,11 @@ class LinkDriver:
         self._pass_mark = self._progress()
         self.outcome.passes = self._pass
         logs = self._agreed_logs()
+        for slog in logs:
+            keyset = self.ctx.store.keyset(slog.address)
+            slog.opened = (len(keyset), keyset.sum_between(0, len(keyset)))
+            slog.moved_count = slog.moved_sum = 0
+            slog.handed.clear()
         self._begin_pass(logs, initiator=True)
         assert self._reconciler is not None
         frames = self._reconciler.start(self.ctx.clock())
@@ -540,29 +598,36 @@ class LinkDriver:
 
     # -- entries ----------------------------------------------------------------------------
 
-    def _queue_keys(self, slog: SessionLog, keys: list[Key]) -> None:
+    def _queue_keys(self, slog: SessionLog, keys: list[Key]) -> list[Key]:
+        """Queue `keys` for sending; returns those that were not queued already."""
+        added: list[Key] = []
         for key in keys:
             if key in slog.queued:
                 continue
             if len(slog.queued) >= MAX_OUTBOUND:
                 self._need_pass = True  # too much to track: a later pass finds the rest
-                return
+                break
             slog.queued.add(key)
             slog.outbound.append(key)
+            added.append(key)
+        return added
 
     def _pump_outbound(self) -> None:
         session = self.session
         if not session.is_open:
             return
+        cache = self.ctx.hub.cache
         for slog in list(self._logs_by_ref.values()):
             while slog.outbound and session.send_credit > 0:
-                keys = [slog.outbound[i] for i in range(min(SEND_BATCH, len(slog.outbound)))]
-                entries = self.ctx.store.entries_by_keys(slog.address, keys)
-                present = {(e.clock_time, e.cid.digest) for e in entries}
-                items = [
-                    encode_item(e, slog.sign_pub, slog.our_identity_signature) for e in entries
-                ]
+                count = min(SEND_BATCH, len(slog.outbound))
+                if slog.item_bytes:  # read no more than the credit can take
+                    count = min(count, session.send_credit // slog.item_bytes + 1)
+                keys = [slog.outbound[i] for i in range(count)]
+                present = self._items_for(slog, keys)
+                items = [present[key] for key in keys if key in present]
                 sent = session.send_entries(slog.ref, items, self.ctx.clock()) if items else 0
+                if sent:
+                    slog.item_bytes = max(1, sum(len(item) for item in items[:sent]) // sent)
                 # Settle keys from the front: the first `sent` stored ones, and any key no
                 # longer stored (evicted or expired meanwhile).
                 remaining = sent
@@ -571,8 +636,13 @@ class LinkDriver:
                         if remaining == 0:
                             break
                         remaining -= 1
+                        slog.in_flight.append((key, key in slog.handed))
                     slog.outbound.popleft()
                     slog.queued.discard(key)
+                    slog.handed.discard(key)
+                    if key in slog.held:
+                        slog.held.discard(key)
+                        cache.release(key)
                 self._unacked += sent
                 self.outcome.entries_sent += sent
                 self.ctx.count("entries.sent", sent)
@@ -580,6 +650,42 @@ class LinkDriver:
                     break
         if self.progress is not None:
             self.progress(self.outcome)
+
+    def _items_for(self, slog: SessionLog, keys: list[Key]) -> dict[Key, bytes]:
+        """The wire items of those `keys` still stored: handed ones from the ForwardCache, the
+        rest read from the store."""
+        cache = self.ctx.hub.cache
+        keyset = self.ctx.store.keyset(slog.address)
+        found: dict[Key, bytes] = {}
+        lookup: list[Key] = []
+        for key in keys:
+            fresh = cache.get(key) if key in slog.held else None
+            if fresh is None or fresh.entry.log_id != slog.address:
+                lookup.append(key)
+            elif key in keyset:  # not evicted or expired since it was handed
+                found[key] = forward_item(
+                    fresh.item,
+                    fresh.header,
+                    fresh.entry,
+                    slog.sign_pub,
+                    slog.our_identity_signature,
+                )
+        if lookup:
+            for entry in self.ctx.store.entries_by_keys(slog.address, lookup):
+                found[(entry.clock_time, entry.cid.digest)] = encode_item(
+                    entry, slog.sign_pub, slog.our_identity_signature
+                )
+        return found
+
+    def _on_ack(self, ref: int, stored: int) -> None:
+        """The peer acknowledged the next `stored` entries we sent on log `ref`."""
+        slog = self._logs_by_ref.get(ref)
+        if slog is None:
+            return
+        for _ in range(min(stored, len(slog.in_flight))):
+            key, handed = slog.in_flight.popleft()
+            if handed:  # stored here after OPEN, and now the peer has it too
+                slog.peer_holds(key)
 
     def _on_entries(self, ref: int, items: list[bytes], size: int) -> None:
         slog = self._logs_by_ref.get(ref)
@@ -599,15 +705,20 @@ class LinkDriver:
         ]
         results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
         stored_keys: list[Key] = []
+        fresh: list[Fresh] = []
+        header = slog.sign_pub + slog.peer_identity_signature
         forgery: IntegrityError | None = None
-        for entry, result in zip(entries, results, strict=True):
+        for item, entry, result in zip(items, entries, results, strict=True):
             if result.status == REFUSED:
                 self.outcome.entries_refused += 1
                 self.ctx.count("entries.refused." + result.reason)
                 if result.reason == "integrity" and forgery is None:
                     forgery = IntegrityError("entry %s refused: %s" % (result.cid, result.detail))
             elif result.status == STORED:
-                stored_keys.append((entry.clock_time, entry.cid.digest))
+                key = (entry.clock_time, entry.cid.digest)
+                stored_keys.append(key)
+                fresh.append(Fresh(entry, item, header))
+                slog.peer_holds(key)
                 if not self.ctx.identity_signatures.get(slog.address):
                     self.ctx.identity_signatures[slog.address] = entry.identity.signature_id
         self.ctx.count("entries.received", len(items))
@@ -615,7 +726,7 @@ class LinkDriver:
         if stored_keys:  # genuine entries beside a forgery are kept: count and announce them
             self._entries_stored += len(stored_keys)
             self.ctx.count("entries.stored", len(stored_keys))
-            self.ctx.hub.published(slog.address, stored_keys, self)
+            self.ctx.hub.published(slog.address, stored_keys, self, fresh)
         if forgery is not None:
             raise forgery
         self._pending_commits += 1
@@ -630,5 +741,9 @@ class LinkDriver:
         slog = self._logs_by_address.get(address)
         if slog is None or not slog.agreed:
             return
-        self._queue_keys(slog, keys)
+        cache = self.ctx.hub.cache
+        for key in self._queue_keys(slog, keys):
+            slog.handed.add(key)
+            if cache.hold(key):
+                slog.held.add(key)
         self._inbox.put_nowait(("wake",))

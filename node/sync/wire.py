@@ -21,6 +21,8 @@
 # The receiver rebuilds the exact block (node.sync.entry.encode_entry), names it (CID), and the
 # caller verifies it (verify_entry) before anything is stored: the wire form is an encoding, never
 # a trust shortcut. A FULL item must belong to the log it was sent for. Everything is bounded.
+# A relay may forward a compact item it received unchanged (forward_item) only to a peer that got
+# the same header from it, since the receiver rebuilds the block with the sender's header.
 
 import binascii
 
@@ -123,6 +125,19 @@ def encode_item(entry: Entry, sign_pub: bytes, identity_signature: bytes) -> byt
     parts.append(entry.sig)
     parts.append(entry.payload.encode() if value is None else value)
     return b"".join(parts)
+
+
+def forward_item(
+    item: bytes, sent_with: bytes, entry: Entry, sign_pub: bytes, identity_signature: bytes
+) -> bytes:
+    """The wire item for `entry` to a peer that will rebuild it with our header (sign_pub,
+    identity_signature), reusing `item` (received for `entry` from a peer whose header was
+    `sent_with` = sign_pub || identity signature) when that rebuilds the same block: a compact
+    item is rebuilt from the header, so it is reused only under the same header; anything else is
+    encoded again (encode_item)."""
+    if item and item[0] != FULL and sent_with == sign_pub + identity_signature:
+        return item
+    return encode_item(entry, sign_pub, identity_signature)
 
 
 def _digests(item: bytes, pos: int, what: str) -> "tuple[list[CID], int]":
