@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.crypto._nacl import NaclSuite
+from node.crypto.noise import WAYSTATION_PROLOGUE as PROLOGUE
 from node.crypto.noise import NoiseHandshake, NoiseTransport
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY, decode_message, encode_message
-from node.proto.session import PROLOGUE, Session, SessionLimits
+from node.proto.session import Session, SessionLimits
 
 if TYPE_CHECKING:
     from node.proto.messages import Message
@@ -77,6 +78,4 @@ class RawPeer:
 
     def received(self) -> list[Message]:
         assert self.transport is not None
-        return [
-            decode_message(self.transport.decrypt(f)) for f in self.session.frames_to_send()
-        ]
+        return [decode_message(self.transport.decrypt(f)) for f in self.session.frames_to_send()]
