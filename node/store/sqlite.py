@@ -6,22 +6,36 @@ The policy (what is stored, refused, evicted, expired; how heads are defined) li
 `node.sync.store.Store`; this module implements its storage primitives on SQLite, so the two stores
 decide identically (tests/property/test_store_model.py runs them side by side).
 
-Schema (version 1, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, "WST1"):
+Schema (version 2, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, "WST1"):
 
-    logs     (id, log_id UNIQUE, sign_pub, pinned, quota, entry_count, byte_count)
-    entries  (id INTEGER PRIMARY KEY, cid UNIQUE, log, clock_time, digest, size, stored_at)
-             + UNIQUE INDEX (log, clock_time, digest)   the reconciliation keys, in order
-             + INDEX (stored_at)                        expiry
-    blocks   (id = entries.id, data)                    exact DAG-CBOR bytes, append ordered
-    links    (log, parent CID, child id) WITHOUT ROWID  next-links inside one log, + INDEX (child)
-    heads    (log, entry id) WITHOUT ROWID
-    stats    (name, value) WITHOUT ROWID                counters (stored, refused.<reason>, ...)
+    logs       (id, log_id UNIQUE, sign_pub, pinned, quota, entry_count, byte_count)
+    entries    (id INTEGER PRIMARY KEY, cid, log, clock_time, digest, size, stored_at, refs)
+               + UNIQUE INDEX (log, clock_time, digest)   the reconciliation keys, in order
+               + INDEX (stored_at)                        expiry
+               + INDEX (log) WHERE refs = 0               the heads
+    blocks     (id = entries.id, data)                    exact DAG-CBOR bytes, append ordered
+    links      (child id, parent CID) WITHOUT ROWID       every next-link, keyed by the child
+    unresolved (log, parent CID, count) WITHOUT ROWID     links to parents not stored in the log
+    stats      (name, value) WITHOUT ROWID                counters (stored, refused.<reason>, ...)
+
+Write amplification is the reason for this shape. SQLite writes every dirty page whole, twice
+(into the WAL at commit, into the database at checkpoint); a B-tree keyed by a random value (a
+CID) gets about one dirty page per inserted entry once it is larger than a commit. Version 2
+therefore writes only append-ordered trees per entry: `entries`, `blocks` and `links` grow at
+their rowid/child end, the key index at each log's time end, the age index at its end; the heads
+index is tiny. A CID is found through `CidIndex` (node/store/cidindex.py), an in-memory map of
+8-byte digest prefixes to rowids rebuilt from `entries` at open (16 bytes per entry), and the
+stored `cid` column decides between rows sharing a prefix. Heads: `refs` counts the stored
+entries of the same log that name the entry in `next` (0 = head); a link whose parent is not
+stored in the child's log (yet, or any more) is counted in `unresolved` and moves into the
+parent's `refs` when the parent is stored, back out when it is deleted. Uniqueness of a CID is
+enforced by the duplicate check in put and by the key index (the digest is part of the key).
 
 Blocks sit in their own append-ordered rowid table so that scans of `entries` (eviction, opening)
-never read block bodies, and the random 32-byte CID is only a secondary index (sync-perf.md §4.4).
-Migrations are functions in MIGRATIONS, applied in order, each in its own transaction together
-with the new user_version; a database newer than this program, of another application, or not a
-database at all raises StoreError.
+never read block bodies (sync-perf.md §4.4). Migrations are functions in MIGRATIONS, applied in
+order, each in its own transaction together with the new user_version; a database newer than
+this program, of another application, or not a database at all raises StoreError. Version 1 (a
+UNIQUE CID index, links keyed by (log, parent CID), a heads table) converts in place (_v1_to_v2).
 
 Durability and acknowledgement (group commit). The connection runs in WAL mode with
 `synchronous=FULL` and an exclusive lock. put_entries writes into one open transaction; commit()
@@ -34,10 +48,10 @@ it buys nothing here because group commit already amortises the fsync. A power c
 exactly the uncommitted transaction: work put since the last commit(), which was never acknowledged.
 
 Caches: per log, the KeySet of (lamport time, digest) (bulk-loaded at open from an ORDER BY scan)
-and entry/byte counts; the counters. They change with every write and are reloaded from the
-database after a rollback. Every sqlite3.Error and OSError is translated to StoreError in `_guard`;
-after one the open transaction is rolled back (its work is lost, unacknowledged) and the caches are
-reloaded. Rows that make no sense (a hostile or corrupt file) raise StoreError too.
+and entry/byte counts; the counters; the CidIndex. They change with every write and are reloaded
+from the database after a rollback. Every sqlite3.Error and OSError is translated to StoreError in
+`_guard`; after one the open transaction is rolled back (its work is lost, unacknowledged) and the
+caches are reloaded. Rows that make no sense (a hostile or corrupt file) raise StoreError too.
 
 Use from one thread at a time (the daemon runs the store in one worker thread); a lock makes a
 mistake safe, not fast. keyset() returns the live cache: read it on the store's thread.
