@@ -23,21 +23,23 @@
 # v_i = time' + digest_id * 2**72 < 2**328 (time' < 2**64 is the time bytes read little-endian).
 # Folding the high half of the digits onto the low half (x = low + high, repeated, O(size) in C)
 # never carries between digits (k values < 2**328 sum below 2**336) and leaves sum_i v_i, whose
-# bits 72 and up are the exact ID sum (the time' sum stays below 2**72). So per chunk we keep
-# only its ID sum; a sum inside a chunk is one fold of the records before or after the index,
-# whichever is shorter.
+# bits 72 and up are the exact ID sum (the time' sum stays below 2**72). Per chunk we keep its ID
+# sum and, built lazily once a query needs it (dropped when the chunk changes), the prefix sums at
+# every STRIDE (16)-th record: ~6 bytes per key. A sum inside a chunk is then one such prefix plus
+# or minus <= STRIDE / 2 IDs read one by one.
 #
 # Around the chunks: the last record of every chunk in `_maxes` for binary search and two Fenwick
 # trees over the chunks: key counts and ID sums. So:
 #   rank / contains        binary search over chunk maxima, then inside one chunk: O(log n)
-#   key_at, prefix sum     one Fenwick descent (O(log n/CHUNK)) + one fold of <= CHUNK records
+#   key_at, prefix sum     one Fenwick descent (O(log n/CHUNK)) + <= STRIDE / 2 IDs in one chunk
 #   fingerprint(lo, hi)    two prefix sums + one sha256: O(log n), never a scan of the range
 #   add / remove           rebuild of one chunk's bytes (copy of <= 2 * CHUNK records) + Fenwick
 #                          point update; a split or an emptied chunk rebuilds the Fenwick trees
 #                          (O(n/CHUNK)), at most once per CHUNK inserts
 #   from_sorted(keys)      bulk load in O(n) from any iterable (streamed: no list is kept)
 # Sums are kept exact (not reduced) inside the trees and reduced mod 2**256 only for a fingerprint.
-# Memory: 42 bytes per key plus ~300 bytes per chunk (~45 bytes per key), CPython and MicroPython.
+# Memory: 42 bytes per key plus ~300 bytes per chunk (~45 bytes per key on CPython and MicroPython),
+# ~50 once queries have built the block prefix sums (bench/keyset_memory.py).
 #
 # Set-difference sketches (node/sync/sketch.py) are kept here too, so reconciliation never scans:
 #   estimator_bytes(L)     the difference estimator (EST_LEVELS x 4 cells), maintained always
@@ -71,6 +73,7 @@ CHUNK = 128  # records per chunk after a bulk load; a chunk splits at 2 * CHUNK 
 FINGERPRINT_BYTES = 16
 MASK256 = (1 << 256) - 1
 TIME_LIMIT = 1 << 64
+STRIDE = 16  # records per block of the lazily built in-chunk prefix sums
 RECORD = 42  # packed key: time (8, big-endian) || 00 || digest (32) || 00
 _DIGIT_BITS = 8 * RECORD
 _ID_SHIFT = 72  # bit offset of the digest in a record read little-endian
@@ -144,6 +147,15 @@ def _record_sum(chunk: bytes, lo: int, hi: int) -> int:
     return x >> _ID_SHIFT
 
 
+def _few_ids(chunk: bytes, lo: int, hi: int) -> int:
+    """Sum of the IDs of records [lo, hi), one by one: small allocations only (MicroPython's
+    allocator is slow to find long free runs in a fragmented heap), as fast as a fold for <= 8."""
+    total = 0
+    for at in range(lo * RECORD + _DIGEST_AT, hi * RECORD, RECORD):
+        total += int.from_bytes(chunk[at : at + 32], "little")
+    return total
+
+
 def _bisect_list(items: "list[bytes]", probe: bytes) -> int:
     lo = 0
     hi = len(items)
@@ -183,6 +195,7 @@ class KeySet:
         "_fsum",
         "_len",
         "_maxes",
+        "_pre",
         "_stale",
         "_sums",
         "_table",
@@ -192,6 +205,7 @@ class KeySet:
         """An empty set, or the keys given (any order, duplicates collapse)."""
         self._chunks: list[bytes] = []
         self._sums: list[int] = []
+        self._pre: list[list[int] | None] = []
         self._maxes: list[bytes] = []
         self._fcount: list[int] = [0]
         self._fsum: list[int] = [0]
@@ -245,6 +259,7 @@ class KeySet:
     def _append_chunk(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         self._sums.append(_record_sum(chunk, 0, len(chunk) // RECORD))
+        self._pre.append(None)
         self._maxes.append(chunk[-RECORD:])
         self._len += len(chunk) // RECORD
 
@@ -383,10 +398,27 @@ class KeySet:
             return total
         chunk, offset, total = self._descend(index)
         data = self._chunks[chunk]
+        pre = self._pre[chunk]
+        if pre is None:
+            pre = self._block_prefix(chunk)
+        block = offset // STRIDE
+        start = block * STRIDE
+        end = min(start + STRIDE, len(data) // RECORD)
+        if 2 * (offset - start) <= end - start:
+            return total + pre[block] + _few_ids(data, start, offset)
+        return total + pre[block + 1] - _few_ids(data, offset, end)
+
+    def _block_prefix(self, chunk: int) -> "list[int]":
+        """ID sums of the chunk's records [0, j * STRIDE) for each j, and of all of them."""
+        data = self._chunks[chunk]
         count = len(data) // RECORD
-        if 2 * offset <= count:
-            return total + _record_sum(data, 0, offset)
-        return total + self._sums[chunk] - _record_sum(data, offset, count)
+        pre = [0]
+        total = 0
+        for start in range(0, count, STRIDE):
+            total += _record_sum(data, start, min(start + STRIDE, count))
+            pre.append(total)
+        self._pre[chunk] = pre
+        return pre
 
     def sum_between(self, lo: int, hi: int) -> int:
         """Sum of the IDs of keys [lo, hi) mod 2**256."""
@@ -504,6 +536,7 @@ class KeySet:
         value = id_int(digest)
         self._chunks[chunk] = data
         self._sums[chunk] += value
+        self._pre[chunk] = None
         if at + RECORD == len(data):
             maxes[chunk] = record
         self._len += 1
@@ -514,6 +547,7 @@ class KeySet:
             low = _record_sum(data, 0, half)
             self._chunks[chunk : chunk + 1] = [data[:cut], data[cut:]]
             self._sums[chunk : chunk + 1] = [low, self._sums[chunk] - low]
+            self._pre[chunk : chunk + 1] = [None, None]
             maxes[chunk : chunk + 1] = [data[cut - RECORD : cut], data[-RECORD:]]
             self._stale = True
         else:
@@ -536,11 +570,13 @@ class KeySet:
         if not data:
             del self._chunks[chunk]
             del self._sums[chunk]
+            del self._pre[chunk]
             del self._maxes[chunk]
             self._stale = True
             return True
         self._chunks[chunk] = data
         self._sums[chunk] -= value
+        self._pre[chunk] = None
         if at == len(data):
             self._maxes[chunk] = data[-RECORD:]
         self._fenwick_add(chunk, -1, -value)
