@@ -28,15 +28,20 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from node.crypto._nacl import NaclSuite
 from node.errors import LinkError, NodeError
 from node.member.client import MemberClient, Message, ProcessReport, SyncLog, is_initialised
 from node.member.errors import MemberError
 from node.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from node.app.peer import SyncOutcome
 
 EXIT_USER_ERROR = 1
 
@@ -172,6 +177,9 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     sync.add_argument(
         "--interface", action="append", default=None, help="zeroconf interface (with --discover)"
     )
+    # progress thresholds (PROGRESS_MIN_ENTRIES, PROGRESS_INTERVAL_S), for tests: not in --help
+    sync.add_argument("--progress-entries", type=int, default=None, help=argparse.SUPPRESS)
+    sync.add_argument("--progress-interval", type=float, default=None, help=argparse.SUPPRESS)
 
     read = commands.add_parser("read", help="print a group's messages in order")
     _data_arg(read)
@@ -272,31 +280,67 @@ def _run(args: argparse.Namespace) -> int:
 
 EXIT_SYNC_FAILED = 3
 MAX_SYNC_ROUNDS = 3
+# `peer sync` prints "... sent S, received R entries" once this many entries moved, then at most
+# once per interval. Read at call time; tests pass smaller values (hidden --progress-* options).
+PROGRESS_MIN_ENTRIES = 200
+PROGRESS_INTERVAL_S = 1.0
+
+
+def progress_reporter(
+    min_entries: int,
+    interval_s: float,
+    write: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[["SyncOutcome"], None]:
+    """A progress callback for sync_with_relay: one line per `interval_s` once entries move.
+
+    Args:
+        min_entries: nothing is shown until at least this many entries moved (sent + received).
+        interval_s: at least this many seconds between two lines (the first shows at once).
+        write: where a line goes (stderr in the CLI).
+        clock: monotonic seconds.
+
+    Returns:
+        The callback, called with the outcome so far whenever entries move.
+    """
+    shown: list[float] = []
+
+    def progress(outcome: "SyncOutcome") -> None:
+        moved = outcome.entries_sent + outcome.entries_received
+        if moved < min_entries:
+            return
+        now = clock()
+        if shown and now - shown[0] < interval_s:
+            return
+        shown[:] = [now]
+        write(
+            "  ... sent %d, received %d entries" % (outcome.entries_sent, outcome.entries_received)
+        )
+
+    return progress
 
 
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
     from node.app.config import parse_host_port
-    from node.app.peer import SyncOutcome
     from node.app.sync_client import discover_relay, member_context, sync_with_relay
 
     client = session.client
     deadline = time.monotonic() + args.timeout
-    if args.discover:
-        host, port = asyncio.run(discover_relay(args.timeout, args.interface))
-    else:
-        address = parse_host_port(args.relay, "--relay")
-        host, port = address.host, address.port
-    shown = [0.0]
-
-    def progress(outcome: SyncOutcome) -> None:
-        moved = outcome.entries_sent + outcome.entries_received
-        if moved >= 200 and time.monotonic() - shown[0] >= 1.0:
-            shown[0] = time.monotonic()
-            _err(
-                "  ... sent %d, received %d entries"
-                % (outcome.entries_sent, outcome.entries_received)
-            )
+    try:
+        if args.discover:
+            host, port = asyncio.run(discover_relay(args.timeout, args.interface))
+        else:
+            address = parse_host_port(args.relay, "--relay")
+            host, port = address.host, address.port
+    except LinkError as exc:  # no relay answered: the sync failed (3), not the user (1)
+        _err("waystation peer: cannot sync: %s" % exc)
+        return EXIT_SYNC_FAILED
+    progress = progress_reporter(
+        PROGRESS_MIN_ENTRIES if args.progress_entries is None else args.progress_entries,
+        PROGRESS_INTERVAL_S if args.progress_interval is None else args.progress_interval,
+        _err,
+    )
 
     client.process(time.time())
     sent = received = opened = 0

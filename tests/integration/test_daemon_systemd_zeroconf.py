@@ -84,5 +84,5 @@ def test_peer_sync_discover_without_relay_fails_with_reason(tmp_path: Path) -> N
         "peer", "sync", "--data", str(tmp_path / "a"),
         "--discover", "--interface", "127.0.0.1", "--timeout", "2",
     )  # fmt: skip
-    assert result.returncode != 0
-    assert "no relay answered" in result.stderr
+    assert result.returncode == 3  # EXIT_SYNC_FAILED: the sync failed, not the user
+    assert "cannot sync: no relay answered" in result.stderr
