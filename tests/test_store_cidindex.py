@@ -64,3 +64,14 @@ def test_store_decides_by_the_full_cid_when_prefixes_collide(tmp_path: Path) -> 
     raw = CID(0x55, e1.cid.digest)  # same digest, another codec: another CID
     assert not store.has(raw)
     store.close()
+
+
+def test_from_sorted_matches_the_constructor_and_refuses_disorder() -> None:
+    import pytest
+
+    pairs = [(5, 1), (5, 2), (9, 3), (12, 4)]
+    built = CidIndex.from_sorted(iter(pairs))
+    assert [built.rows(p) for p in (5, 9, 12, 7)] == [[1, 2], [3], [4], []]
+    assert len(built) == len(CidIndex(pairs)) == 4
+    with pytest.raises(ValueError):
+        CidIndex.from_sorted(iter([(9, 1), (5, 2)]))

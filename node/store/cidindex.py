@@ -50,6 +50,20 @@ class CidIndex:
         self._recent_count = 0
         self._gone: set[tuple[int, int]] = set()
 
+    @classmethod
+    def from_sorted(cls, pairs: Iterable[tuple[int, int]]) -> CidIndex:
+        """Build from (prefix, rowid) pairs already sorted by prefix, keeping no list of them."""
+        index = cls()
+        prefixes, rows = index._prefixes, index._rows
+        last = -1
+        for prefix, row in pairs:
+            if prefix < last:
+                raise ValueError("CidIndex.from_sorted: pairs are not sorted by prefix")
+            last = prefix
+            prefixes.append(prefix)
+            rows.append(row)
+        return index
+
     def __len__(self) -> int:
         return len(self._prefixes) - len(self._gone) + self._recent_count
 

@@ -64,6 +64,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from itertools import groupby
 from pathlib import Path
 
 from node.errors import NodeError, StoreError
@@ -190,7 +191,7 @@ def _cid(value: object) -> CID:
         raise _corrupt("bad CID %s: %s" % (value.hex(), exc)) from exc
 
 
-def _bulk_keyset(keys: list[Key], log_id: str) -> KeySet:
+def _bulk_keyset(keys: Iterable[Key], log_id: str) -> KeySet:
     try:
         return KeySet.from_sorted(keys)
     except NodeError as exc:
@@ -304,32 +305,41 @@ class SQLiteStore(Store):
             record = LogRecord(log_id, sign_pub, pinned == 1, quota, KeySet(), _int(row, "log id"))
             logs[log_id] = record
             by_row[record.row] = record
-        total = 0
-        current: LogRecord | None = None
-        keys: list[Key] = []
-        cids: list[tuple[int, int]] = []
-        for row, log, clock_time, digest, size, refs in conn.execute(
+        # Stream rows into the caches: no per-entry list is kept while loading (memory drawn at
+        # load time stays with the process, so the peak is what the daemon's RSS shows).
+        total = [0]
+
+        def log_keys(record: LogRecord, rows: Iterator[tuple[object, ...]]) -> Iterator[Key]:
+            for _row, _log, clock_time, digest, size, refs in rows:
+                if not isinstance(digest, bytes) or len(digest) != 32:
+                    raise _corrupt("an entry of %s has a bad digest" % record.log_id)
+                _int(refs, "refs")
+                entry_size = _int(size, "entry size")
+                record.entry_count += 1
+                record.byte_count += entry_size
+                total[0] += entry_size
+                yield (_int(clock_time, "clock_time"), digest)
+
+        cursor = conn.execute(
             "SELECT id, log, clock_time, digest, size, refs FROM entries"
             " ORDER BY log, clock_time, digest"
-        ):
-            if current is None or log != current.row:
-                if current is not None:
-                    current.keyset = _bulk_keyset(keys, current.log_id)
-                current = by_row.get(log)
-                if current is None:
-                    raise _corrupt("entries of unknown log %r" % (log,))
-                keys = []
-            if not isinstance(digest, bytes) or len(digest) != 32:
-                raise _corrupt("an entry of %s has a bad digest" % current.log_id)
-            keys.append((_int(clock_time, "clock_time"), digest))
-            cids.append((digest_prefix(digest), row))
-            _int(refs, "refs")
-            size = _int(size, "entry size")
-            current.entry_count += 1
-            current.byte_count += size
-            total += size
-        if current is not None:
-            current.keyset = _bulk_keyset(keys, current.log_id)
+        )
+        for log, rows in groupby(cursor, key=lambda r: r[1]):
+            owner = by_row.get(log) if isinstance(log, int) else None
+            if owner is None:
+                raise _corrupt("entries of unknown log %r" % (log,))
+            owner.keyset = _bulk_keyset(log_keys(owner, rows), owner.log_id)
+
+        def cid_pairs() -> Iterator[tuple[int, int]]:
+            for digest, row in conn.execute("SELECT digest, id FROM entries ORDER BY digest"):
+                if not isinstance(digest, bytes) or len(digest) != 32:
+                    raise _corrupt("an entry has a bad digest")
+                yield digest_prefix(digest), _int(row, "entry id")
+
+        try:
+            cids = CidIndex.from_sorted(cid_pairs())
+        except ValueError as exc:
+            raise _corrupt(str(exc)) from None
         stats: dict[str, int] = {}
         for name, value in conn.execute("SELECT name, value FROM stats"):
             if not isinstance(name, str):
@@ -337,8 +347,8 @@ class SQLiteStore(Store):
             stats[name] = _int(value, "counter " + name)
         self._logs = logs
         self._by_row = by_row
-        self._bytes = total
-        self._cids = CidIndex(cids)
+        self._bytes = total[0]
+        self._cids = cids
         self._stats = stats
         self._stat_deltas = {}
         self._dirty_logs = set()
