@@ -621,6 +621,8 @@ class LinkDriver:
             while slog.outbound and session.send_credit > 0:
                 count = min(SEND_BATCH, len(slog.outbound))
                 if slog.item_bytes:  # read no more than the credit can take
+                    if session.send_credit < slog.item_bytes and self._unacked:
+                        break  # likely too little to send one; the acks in flight bring more
                     count = min(count, session.send_credit // slog.item_bytes + 1)
                 keys = [slog.outbound[i] for i in range(count)]
                 present = self._items_for(slog, keys)
