@@ -3,6 +3,7 @@
 import hashlib
 
 from harness import TestCase
+from reconcile_frames import is_final, section_ends
 
 from node.errors import LocalProtocolError, RemoteProtocolError
 from node.sync import reconcile
@@ -183,17 +184,32 @@ class ReconcileTests(TestCase):
     def test_malformed_frames_raise_remote_protocol_error_only(self):
         a_keys = [k for i, k in enumerate(self.base[:150]) if i % 3]
         b_keys = [k for i, k in enumerate(self.base[:150]) if i % 5]
-        self._fuzz(a_keys, b_keys)
+        self._fuzz([a_keys], [b_keys])
 
     def test_malformed_sketch_frames_raise_remote_protocol_error_only(self):
         a_keys = [k for i, k in enumerate(self.base[:300]) if i not in (17, 140, 222)]
         b_keys = [k for i, k in enumerate(self.base[:300]) if i not in (60, 261)]
-        self._fuzz(a_keys, b_keys)
+        self._fuzz([a_keys], [b_keys])
 
-    def _fuzz(self, a_keys, b_keys):
+    def test_cut_frames_of_many_logs_and_of_multi_frame_turns(self):
+        # several sections per frame (one per log): cuts at section boundaries are frames too
+        a_logs = [self.base[i * 20 : i * 20 + 24 - i] for i in range(3)]
+        b_logs = [
+            [k for j, k in enumerate(self.base[i * 20 : i * 20 + 24]) if j % (4 + i)]
+            for i in range(3)
+        ]
+        self._fuzz(a_logs, b_logs)
+        # small frames: turns of several frames (non-FINAL first frames), a SKETCH split up
+        a_keys = [k for i, k in enumerate(self.base[:300]) if i not in (17, 140, 222)]
+        b_keys = [k for i, k in enumerate(self.base[:300]) if i not in (60, 261)]
+        self._fuzz([a_keys], [b_keys], max_frame=256)
+
+    def _fuzz(self, a_keys, b_keys, max_frame=4096):
+        """a_keys, b_keys: one key list per log."""
+        self.max_frame = max_frame
         transcript = []
-        a = Reconciler([KeySet(a_keys)], True)
-        b = Reconciler([KeySet(b_keys)], False)
+        a = Reconciler([KeySet(k) for k in a_keys], True, max_frame=max_frame)
+        b = Reconciler([KeySet(k) for k in b_keys], False, max_frame=max_frame)
         frames = a.start(0)
         sides = [b, a]
         turn = 0
@@ -207,28 +223,67 @@ class ReconcileTests(TestCase):
         self.assertGreater(len(transcript), 3)
         for position in range(len(transcript)):
             _who, turn_frames = transcript[position]
-            frame = turn_frames[0]
-            cuts = list(range(len(frame))) + [len(frame) + 1]  # noqa: RUF005 (MicroPython)
-            for cut in cuts:
-                variants = [frame[:cut]]
-                if cut < len(frame):
-                    variants.append(frame[:cut] + bytes((frame[cut] ^ 0x5A,)) + frame[cut + 1 :])
-                for bad in variants:
-                    fresh = self._replay(transcript, position, a_keys, b_keys)
-                    try:  # noqa: SIM105 (no contextlib on MicroPython)
-                        fresh.receive(bad, 0)
-                    except RemoteProtocolError:
-                        pass
+            # the first frame of every turn, and every frame of a turn of several
+            for at in range(len(turn_frames) if len(turn_frames) > 1 else 1):
+                self._check_frame(transcript, (position, at), a_keys, b_keys)
 
-    def _replay(self, transcript, position, a_keys, b_keys):
-        a = Reconciler([KeySet(a_keys)], True)
-        b = Reconciler([KeySet(b_keys)], False)
+    def _check_frame(self, transcript, where, a_keys, b_keys):
+        frame = transcript[where[0]][1][where[1]]
+        self._check_prefixes(transcript, where, frame, a_keys, b_keys)
+        for cut in range(len(frame)):
+            bad = frame[:cut] + bytes((frame[cut] ^ 0x5A,)) + frame[cut + 1 :]
+            fresh = self._replay(transcript, where, a_keys, b_keys)
+            try:  # noqa: SIM105 (no contextlib on MicroPython)
+                fresh.receive(bad, 0)  # a flipped byte may still mean something: no check
+            except RemoteProtocolError:
+                pass
+
+    def _check_prefixes(self, transcript, where, frame, a_keys, b_keys):
+        """Every strict prefix of `frame` is refused, unless it ends where a section ends.
+
+        Sections are self-contained, so a cut at a section boundary (or right after the 2-byte
+        header) is itself a well-formed frame: the same flags with fewer sections. What that
+        means is checked instead: a non-FINAL one is taken silently; a FINAL one ends the turn
+        early (header only: an empty turn, which asks nothing and ends the exchange); it is
+        refused only when the cut leaves a SKETCH incomplete.
+        """
+        ends = section_ends(frame)
+        self.assertEqual(ends[-1] if ends else 2, len(frame))
+        boundaries = [2] + ends[:-1]  # noqa: RUF005 (MicroPython)
+        fresh = self._replay(transcript, where, a_keys, b_keys)
+        self.assertIsInstance(fresh.receive(frame, 0), list)  # the frame itself is fine
+        for cut in range(len(frame)):
+            fresh = self._replay(transcript, where, a_keys, b_keys)
+            prefix = frame[:cut]
+            if cut not in boundaries:
+                self.assertRaises(RemoteProtocolError, fresh.receive, prefix, 0)
+            elif not is_final(frame):
+                self.assertEqual(fresh.receive(prefix, 0), [])
+                self.assertFalse(fresh.done)
+            else:
+                try:
+                    reply = fresh.receive(prefix, 0)
+                except RemoteProtocolError as exc:
+                    self.assertIn("inside a SKETCH", exc.message)
+                    continue
+                if cut == 2:
+                    self.assertEqual(reply, [])
+                    self.assertTrue(fresh.done)
+
+    def _replay(self, transcript, where, a_keys, b_keys):
+        """Fresh sides fed the transcript up to frame where = (turn, index); the receiver."""
+        position, at = where
+        a = Reconciler([KeySet(k) for k in a_keys], True, max_frame=self.max_frame)
+        b = Reconciler([KeySet(k) for k in b_keys], False, max_frame=self.max_frame)
         a.start(0)
         sides = [b, a]
         for who, frames in transcript[:position]:
             for f in frames:
                 sides[who].receive(f, 0)
-        return sides[transcript[position][0]]
+        who, frames = transcript[position]
+        for f in frames[:at]:
+            sides[who].receive(f, 0)
+        return sides[who]
 
     def test_garbage_and_misuse(self):
         b = Reconciler([KeySet(self.base)], False)
