@@ -9,11 +9,11 @@ DIFF_ID_BYTES = 16
 
 
 class Walker:
-    def __init__(self, data):
+    def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 2
 
-    def uvarint(self):
+    def uvarint(self) -> int:
         value = 0
         shift = 0
         while True:
@@ -23,17 +23,17 @@ class Walker:
                 return value
             shift += 7
 
-    def take(self, size):
+    def take(self, size: int) -> bytes:
         if self.pos + size > len(self.data):
             raise ValueError("truncated")
         self.pos += size
         return self.data[self.pos - size : self.pos]
 
-    def bound(self):
+    def bound(self) -> None:
         if self.uvarint():
             self.take(self.uvarint())
 
-    def section(self):
+    def section(self) -> None:
         self.uvarint()  # log index
         op = self.take(1)[0]
         if op == OPEN:
@@ -67,7 +67,7 @@ class Walker:
         else:
             raise ValueError("unknown op %d" % op)
 
-    def range_payload(self, mode):
+    def range_payload(self, mode: int) -> None:
         if mode == FP:
             self.take(FP_BYTES)
         elif mode == IDS:
@@ -83,7 +83,7 @@ class Walker:
             raise ValueError("unknown mode %d" % mode)
 
 
-def section_ends(frame):
+def section_ends(frame: bytes) -> "list[int]":
     """The offsets where the frame's sections end, in order; ValueError if it does not parse."""
     if len(frame) < 2:
         raise ValueError("no header")
@@ -95,5 +95,5 @@ def section_ends(frame):
     return ends
 
 
-def is_final(frame):
+def is_final(frame: bytes) -> bool:
     return frame[1] & 1 == 1
