@@ -31,7 +31,18 @@ class GroupLog:
 
     @classmethod
     def make(cls, seed: int) -> GroupLog:
-        group, _ = multi_member_group_from_seeds(SUITE, bytes([seed]) * 32, bytes([seed + 1]) * 32)
+        """A group from a one-byte seed (0..254)."""
+        return cls._from_seeds(bytes([seed]) * 32, bytes([seed + 1]) * 32)
+
+    @classmethod
+    def make_indexed(cls, index: int) -> GroupLog:
+        """A group for any non-negative index (many distinct groups)."""
+        seed = b"group" + index.to_bytes(8, "big")
+        return cls._from_seeds(seed.ljust(32, b"g"), seed.ljust(32, b"s"))
+
+    @classmethod
+    def _from_seeds(cls, group_seed: bytes, secret: bytes) -> GroupLog:
+        group, _ = multi_member_group_from_seeds(SUITE, group_seed, secret)
         sign_pub, sign_secret = group.signing_keypair(SUITE)
         address = store_address(SUITE, group.public_key, sign_pub, MESSAGES_STORE)
         return cls(address, sign_pub, sign_secret, [])

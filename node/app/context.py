@@ -7,19 +7,22 @@ NodeContext and passes it to each LinkDriver.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from node.crypto.address import verify_address
 from node.crypto.api import Suite
-from node.errors import IntegrityError
+from node.errors import IntegrityError, StoreError
 from node.proto.session import SessionLimits
 from node.sync.entry import Entry
 from node.sync.store import Store
 from node.sync.wire import log_header
 
 Key = tuple[int, bytes]
+
+log = logging.getLogger("waystation.store")
 
 # Node-wide bound on the entries kept for forwarding (ForwardCache), in accounted bytes.
 FORWARD_CACHE_BYTES = 4 * 1024 * 1024
@@ -38,22 +41,38 @@ class Committer:
     def __init__(self, store: Store, interval: float) -> None:
         self.store = store
         self.interval = interval
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[bool], None]] = []
         self._wake = asyncio.Event()
         self.commits = 0
+        self.failures = 0
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once everything stored so far is durable."""
+    def after_commit(self, callback: Callable[[bool], None]) -> None:
+        """Call `callback(True)` once everything stored so far is durable.
+
+        If the commit fails (StoreError: disk full, I/O error), the store has rolled the work
+        back and `callback(False)` is called instead: nothing of it may be acknowledged.
+        """
         self._callbacks.append(callback)
         self._wake.set()
 
     def commit_now(self) -> None:
-        """Commit at once and run the waiting callbacks (also used at shutdown)."""
+        """Commit at once and run the waiting callbacks (also used at shutdown).
+
+        A failed commit is counted and logged, never raised: the links whose entries it held are
+        told (their peers send those entries again later), the others carry on.
+        """
         callbacks, self._callbacks = self._callbacks, []
-        self.store.commit()
-        self.commits += 1
+        try:
+            self.store.commit()
+        except StoreError as exc:
+            self.failures += 1
+            log.error("store commit failed, %d batches not acknowledged: %s", len(callbacks), exc)
+            durable = False
+        else:
+            self.commits += 1
+            durable = True
         for callback in callbacks:
-            callback()
+            callback(durable)
 
     async def run(self) -> None:
         """Commit loop; runs until cancelled, committing what is pending when cancelled."""
@@ -189,6 +208,9 @@ class LogPolicy:
     Attributes:
         community: accept any log a peer offers (relays), within `max_logs`.
         community_quota: byte quota of each log accepted that way (None: the store's default).
+        max_session_logs: most logs a peer may declare in one session (each costs a table
+            entry for the session's life); more is Bye "too-large". At most 5000, so that a
+            pass's log list fits one Reconcile message.
         max_logs: most logs the store may carry.
         own: logs this node always declares: address -> (sign_pub, identity signature or b"");
             a member's groups, or a relay's pinned logs.
@@ -198,6 +220,7 @@ class LogPolicy:
     community: bool = True
     community_quota: int | None = None
     max_logs: int = 10000
+    max_session_logs: int = 4096
     own: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
     declare_all: bool = True
 

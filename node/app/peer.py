@@ -58,7 +58,7 @@ from node.errors import (
     LinkError,
     RemoteProtocolError,
 )
-from node.proto.messages import ROLE_RELAY, LogDeclaration
+from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, ROLE_RELAY, LogDeclaration
 from node.proto.session import (
     AckReceived,
     EntriesReceived,
@@ -85,6 +85,46 @@ RECONCILE_FRAME = 16000  # bytes per reconciler frame, inside a Reconcile messag
 SEND_BATCH = 64  # entries fetched from the store at a time for one log
 MAX_OUTBOUND = 100_000  # keys queued per link; beyond that the next pass finds the rest
 FRAME_SLOTS = 8  # frames read ahead of the driver
+
+
+# Bye reasons (docs/protocol.md) and local endings; anything else a peer writes in its Bye is
+# counted as "other", so a peer cannot create counter names in the operator's status file.
+KNOWN_REASONS = frozenset(
+    {
+        "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
+        "version", "unsettled", "quota", "lost", "store-error", "internal-error",
+    }
+)  # fmt: skip
+
+
+def _interest_batches(declarations: list[LogDeclaration]) -> list[list[LogDeclaration]]:
+    """Cut declarations into Interest messages within the message's size and count limits."""
+    limit = MAX_SIZE[INTEREST] - 4  # type byte and a count of up to 3 bytes
+    batches: list[list[LogDeclaration]] = []
+    batch: list[LogDeclaration] = []
+    size = 0
+    for decl in declarations:
+        address = decl.address.encode()
+        cost = (
+            len(encode_uvarint(decl.ref))
+            + len(encode_uvarint(len(address)))
+            + len(address)
+            + len(encode_uvarint(len(decl.header)))
+            + len(decl.header)
+        )
+        if batch and (size + cost > limit or len(batch) >= MAX_INTEREST_LOGS):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(decl)
+        size += cost
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def counter_reason(reason: str) -> str:
+    """The counter suffix for an ending reason: itself if known, else "other"."""
+    return reason if reason in KNOWN_REASONS else "other"
 
 
 class Link(Protocol):
@@ -195,6 +235,9 @@ class LinkDriver:
         self._declared_extras = False
         self._need_pass = False
         self._stopping = False
+        self._wake_queued = False
+        self._heard_end = False
+        self._peer_declarations = 0
         self._hub_token = ctx.hub.subscribe(self._on_published)
 
     def request_close(self, reason: str, text: str = "") -> None:
@@ -218,7 +261,7 @@ class LinkDriver:
             self.ctx.hub.unsubscribe(self._hub_token)
             self._release_held()
             await self.link.close()
-        self.ctx.count("links.closed." + (self.outcome.reason or "unknown"))
+        self.ctx.count("links.closed." + counter_reason(self.outcome.reason))
         return self.outcome
 
     def _release_held(self) -> None:
@@ -268,17 +311,26 @@ class LinkDriver:
                     exc = item[1]
                     assert isinstance(exc, RemoteProtocolError)
                     raise exc
+                elif kind == "wake":
+                    self._wake_queued = False
                 elif kind == "close":
                     reason, text = item[1], item[2]
                     assert isinstance(reason, str) and isinstance(text, str)
                     self.outcome.reason = self.outcome.reason or reason
                     session.close(reason, text, self.ctx.clock())
                 elif kind == "acked":
-                    ref, count, credit = item[1], item[2], item[3]
+                    ref, count, credit, durable = item[1], item[2], item[3], item[4]
                     assert isinstance(ref, int) and isinstance(count, int)
                     assert isinstance(credit, int)
                     self._pending_commits -= 1
-                    if session.is_open:
+                    if not durable:
+                        # The store rolled these entries back: never acknowledge them. The peer
+                        # keeps them and sends them again at its next sync.
+                        self.outcome.reason = self.outcome.reason or "store-error"
+                        session.close(
+                            "store-error", "relay could not store entries", self.ctx.clock()
+                        )
+                    elif session.is_open:
                         session.send_ack(ref, count, credit, self.ctx.clock())
                 self._handle_events()
                 self._pump_outbound()
@@ -328,7 +380,7 @@ class LinkDriver:
             elif isinstance(event, SessionOpened):
                 self.ctx.count("links.opened")
                 if self.initiator:
-                    self._declare(self._initial_declarations())
+                    self._declare(self._initial_declarations(), end=True)
             elif isinstance(event, InterestReceived):
                 self._on_interest(event.logs)
             elif isinstance(event, ReconcileReceived):
@@ -354,8 +406,15 @@ class LinkDriver:
             addresses.extend(a for a in self.ctx.store.logs() if a not in policy.own)
         return sorted(set(addresses))
 
-    def _declare(self, addresses: list[str], echo: list[SessionLog] | None = None) -> None:
-        """Send Interest for new `addresses` and echoes of peer-declared logs (may be empty)."""
+    def _declare(
+        self, addresses: list[str], echo: list[SessionLog] | None = None, end: bool = False
+    ) -> None:
+        """Send Interest for new `addresses` and echoes of peer-declared logs.
+
+        Interest messages are cut by encoded size. The initiator's first declarations end with
+        an empty Interest (`end`); a responder always answers, with an empty Interest if it has
+        nothing to say.
+        """
         declarations: list[LogDeclaration] = []
         for slog in echo or []:
             header = self.ctx.header_for(slog.address)
@@ -376,18 +435,28 @@ class LinkDriver:
             self._add_log(slog)
             declarations.append(LogDeclaration(slog.ref, address, header))
         now = self.ctx.clock()
-        if not declarations:
+        batches = _interest_batches(declarations)
+        for batch in batches:
+            self.session.send_interest(batch, now)
+        if self.initiator and end:
+            # An empty Interest ends our initial declarations: only then does a responder relay
+            # declare its own logs, so the two lists cannot cross under two refs.
             self.session.send_interest([], now)
-        for i in range(0, len(declarations), 128):
-            self.session.send_interest(declarations[i : i + 128], now)
+        elif not batches:
+            self.session.send_interest([], now)
 
     def _add_log(self, slog: SessionLog) -> None:
         self._logs_by_ref[slog.ref] = slog
         self._logs_by_address[slog.address] = slog
 
     def _on_interest(self, declarations: list[LogDeclaration]) -> None:
-        first = not self._heard_interest
+        # The initiator's empty Interest ends its initial declarations (see _declare).
+        end_of_initial = not declarations and not self.initiator and not self._heard_end
+        if end_of_initial:
+            self._heard_end = True
+        heard_before = self._heard_interest
         self._heard_interest = True
+        agreed_now = 0
         echoes: list[SessionLog] = []
         for decl in declarations:
             sign_pub, id_sig = parse_log_header(decl.header)
@@ -397,6 +466,8 @@ class LinkDriver:
                     raise RemoteProtocolError(
                         "log ref %d declared again for another log" % decl.ref, REASON_UNEXPECTED
                     )
+                if not slog.theirs:
+                    agreed_now += 1
                 slog.theirs = True
                 slog.peer_identity_signature = id_sig
                 continue
@@ -406,23 +477,30 @@ class LinkDriver:
                 raise RemoteProtocolError(
                     "log %s declared under two refs" % decl.address[:80], REASON_UNEXPECTED
                 )
+            self._peer_declarations += 1
+            if self._peer_declarations > self.ctx.policy.max_session_logs:
+                raise RemoteProtocolError(
+                    "more than %d logs declared in one session" % self.ctx.policy.max_session_logs,
+                    "too-large",
+                )
             refusal = self.ctx.accept_log(decl.address, sign_pub)
+            if refusal is not None:  # not kept: entries for it will be refused as undeclared
+                self.ctx.count("logs.refused." + refusal)
+                continue
             slog = SessionLog(decl.ref, decl.address, sign_pub, theirs=True)
             slog.peer_identity_signature = id_sig
             self._add_log(slog)
-            if refusal is None:
-                echoes.append(slog)
-            else:
-                self.ctx.count("logs.refused." + refusal)
+            echoes.append(slog)
+            agreed_now += 1
         extras: list[str] = []
-        if not self.initiator and first:
+        if end_of_initial:
             peer = self.session.peer_hello
             if self.ctx.policy.declare_all and peer is not None and peer.role == ROLE_RELAY:
                 extras = self._initial_declarations()
         if not self.initiator or echoes or extras:
             self._declare(extras, echoes)
-        if self.initiator:
-            self._need_pass = True
+        if self.initiator and (agreed_now or not heard_before):
+            self._need_pass = True  # new agreed logs (or the first answer): reconcile them
 
     # -- reconciliation ---------------------------------------------------------------------
 
@@ -502,12 +580,12 @@ class LinkDriver:
         frames = self._reconciler.start(self.ctx.clock())
         header = bytes((PASS_START,)) + encode_uvarint(len(logs))
         header += b"".join(encode_uvarint(s.ref) for s in logs)
-        if not frames:
-            frames = [b""]
         now = self.ctx.clock()
-        for i, frame in enumerate(frames):
-            prefix = header if i == 0 else b"\x00"
-            self.session.send_reconcile(self._pass, prefix + frame, now)
+        # The log list travels alone (LogPolicy.max_session_logs refs of <= 3 bytes fit one
+        # Reconcile message), then the reconciler's frames, each in its own message.
+        self.session.send_reconcile(self._pass, header, now)
+        for frame in frames:
+            self.session.send_reconcile(self._pass, b"\x00" + frame, now)
         self._collect_results()
         if not logs:  # a pass over no logs is settled at once; no reply will come to wake us
             self._maybe_next_pass()
@@ -558,15 +636,16 @@ class LinkDriver:
                         "reconcile: log ref %d is not agreed" % ref, REASON_UNEXPECTED
                     )
                 logs.append(slog)
+            if pos != len(data):
+                raise RemoteProtocolError("reconcile: bytes after the log list of a pass")
             self._pass = number
-            if not logs:  # neither side carries a log yet: the pass has no reconciler frame
-                if pos != len(data):
-                    raise RemoteProtocolError("reconcile: a pass over no logs carries a frame")
+            if not logs:  # neither side carries a log yet: nothing to reconcile
                 self._reconciler = None
                 self._pass_logs = []
                 return
             self._begin_pass(logs, initiator=False)
-        elif number != self._pass or self._reconciler is None:
+            return
+        if number != self._pass or self._reconciler is None:
             raise RemoteProtocolError("reconcile: message for pass %d" % number, REASON_UNEXPECTED)
         reconciler = self._reconciler
         assert reconciler is not None
@@ -733,7 +812,9 @@ class LinkDriver:
             raise forgery
         self._pending_commits += 1
         count = len(items)
-        self.ctx.committer.after_commit(lambda: self._inbox.put_nowait(("acked", ref, count, size)))
+        self.ctx.committer.after_commit(
+            lambda durable: self._inbox.put_nowait(("acked", ref, count, size, durable))
+        )
         if self.progress is not None:
             self.progress(self.outcome)
 
@@ -748,4 +829,6 @@ class LinkDriver:
             slog.handed.add(key)
             if cache.hold(key):
                 slog.held.add(key)
-        self._inbox.put_nowait(("wake",))
+        if not self._wake_queued:  # one wake-up at a time, however many publications
+            self._wake_queued = True
+            self._inbox.put_nowait(("wake",))
