@@ -98,7 +98,15 @@ def runtime_imports(path: Path, name: str) -> list[tuple[int, str]]:
     return found
 
 
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
 def allowed(importer: str, imported: str) -> bool:
+    # node.sync and node.proto meet only in the app (DESIGN.md §5).
+    for a, b in (("node.sync", "node.proto"), ("node.proto", "node.sync")):
+        if _within(importer, a) and _within(imported, b):
+            return False
     src = layer_of(importer)
     top = imported.split(".")[0]
     if top != "node":
@@ -147,6 +155,8 @@ def test_static_checker_catches_violations() -> None:
     assert not allowed("node.store.sqlite", "node.app.daemon")
     assert allowed("node.store.sqlite", "node.sync.entry")
     assert allowed("node.app.daemon", "node.store.sqlite")
+    assert not allowed("node.sync.reconcile", "node.proto.session")
+    assert not allowed("node.proto.session", "node.sync.entry")
 
 
 L0_MODULES = [name for name, _ in all_modules() if layer_of(name) == "L0"]

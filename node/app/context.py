@@ -268,8 +268,8 @@ class NodeContext:
         """Our wire header for a log we carry (sign_pub + identity signature when known)."""
         if address in self.policy.own:
             sign_pub, id_sig = self.policy.own[address]
-        elif address in self.store.logs():
-            sign_pub = self.store.log_info(address).sign_pub
+        elif (stored_key := self.store.sign_pub_of(address)) is not None:
+            sign_pub = stored_key
             id_sig = b""
         else:
             return None
@@ -285,16 +285,17 @@ class NodeContext:
         if address in self.policy.own:
             if self.policy.own[address][0] != sign_pub:
                 raise IntegrityError("log %s offered with another signing key" % address[:80])
-            if address not in self.store.logs():
+            if not self.store.has_log(address):
                 self.store.add_log(address, sign_pub, pinned=True)
             return None
-        if address in self.store.logs():
-            if self.store.log_info(address).sign_pub != sign_pub:
+        known = self.store.sign_pub_of(address)
+        if known is not None:
+            if known != sign_pub:
                 raise IntegrityError("log %s offered with another signing key" % address[:80])
             return None
         if not self.policy.community:
             return "not-carried"
-        if len(self.store.logs()) >= self.policy.max_logs:
+        if self.store.log_count() >= self.policy.max_logs:
             return "too-many-logs"
         verify_address(self.suite, address, sign_pub)  # raises IntegrityError for a forgery
         self.store.add_log(address, sign_pub, quota=self.policy.community_quota)

@@ -26,7 +26,7 @@ import signal
 import time
 from pathlib import Path
 
-from node.app.config import Config, HostPort, session_limits, store_limits
+from node.app.config import Config, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
@@ -365,7 +365,7 @@ class Daemon:
             return {}
         return {
             "links_open": len(self._drivers),
-            "logs": len(ctx.store.logs()),
+            "logs": ctx.store.log_count(),
             "store": ctx.store.stats(),
             "counters": dict(sorted(ctx.stats.items())),
             "commits": ctx.committer.commits,
@@ -380,8 +380,3 @@ class Daemon:
             os.replace(tmp, path)
         except (OSError, NodeError) as exc:
             log.warning("cannot write %s: %s", path, exc)
-
-
-def listen_address(config: Config) -> HostPort:
-    """The configured listen address (for messages)."""
-    return config.lan.listen

@@ -30,7 +30,7 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    # A peer that misbehaves costs a few lines, not a disk: per message template, at most 10
+    # A peer that misbehaves costs a few lines, not a disk: per message template, at most 30
     # lines a minute from the link logger.
     link = logging.getLogger("waystation.link")
     link.filters[:] = [RateLimited()]
@@ -39,7 +39,7 @@ def setup_logging(level: str) -> None:
 class RateLimited(logging.Filter):
     """Let at most `burst` records per `period` seconds through for each logger+message template."""
 
-    def __init__(self, burst: int = 10, period: float = 60.0) -> None:
+    def __init__(self, burst: int = 30, period: float = 60.0) -> None:
         super().__init__()
         self.burst = burst
         self.period = period

@@ -275,12 +275,6 @@ class Advertiser:
         log.debug("advertising %s on port %d", info.name, self._port)
         return True
 
-    async def run_refresh(self, every_s: float) -> None:
-        """Call :meth:`refresh` every ``every_s`` seconds until cancelled (daemon task)."""
-        while True:
-            await asyncio.sleep(every_s)
-            await self.refresh()
-
     async def close(self) -> None:
         """Withdraw the advertisement (sends goodbye packets)."""
         await self._unregister()

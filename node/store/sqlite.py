@@ -53,7 +53,7 @@ from the database after a rollback. Every sqlite3.Error and OSError is translate
 `_guard`; after one the open transaction is rolled back (its work is lost, unacknowledged) and the
 caches are reloaded. Rows that make no sense (a hostile or corrupt file) raise StoreError too.
 
-Use from one thread at a time (the daemon runs the store in one worker thread); a lock makes a
+Use from one thread at a time (the daemon uses it on its event-loop thread); a lock makes a
 mistake safe, not fast. keyset() returns the live cache: read it on the store's thread.
 """
 

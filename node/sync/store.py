@@ -314,6 +314,19 @@ class Store:
         """The ids of all registered logs, sorted."""
         return sorted(self._log_ids())
 
+    def has_log(self, log_id: str) -> bool:
+        """True if `log_id` is registered (O(1); logs() sorts every id)."""
+        return self._log(log_id) is not None
+
+    def log_count(self) -> int:
+        """How many logs are registered."""
+        return len(self._log_ids())
+
+    def sign_pub_of(self, log_id: str) -> "bytes | None":
+        """The signing key a registered log was added with, or None (no storage read)."""
+        record = self._log(log_id)
+        return record.sign_pub if record is not None else None
+
     def log_info(self, log_id: str) -> LogInfo:
         """Metadata of one log. Raises LocalProtocolError for an unknown log."""
         record = self._known_log(log_id)

@@ -340,3 +340,13 @@ class TestSpace(TestCase):
         store.put_entries([e4], 100)  # evicts e2, the heaviest
         self.assertFalse(store.has(e2.cid))
         self.assertEqual(store.heads(LOG_B), sorted([e1.cid, e4.cid]))
+
+
+class TestLogLookups(TestCase):
+    def test_has_log_count_and_sign_pub_without_sorting(self):
+        store = new_store()
+        self.assertTrue(store.has_log(LOG_A))
+        self.assertFalse(store.has_log(LOG_C))
+        self.assertEqual(store.log_count(), 2)
+        self.assertEqual(store.sign_pub_of(LOG_B), PUB_B)
+        self.assertIsNone(store.sign_pub_of(LOG_C))
