@@ -1,10 +1,10 @@
 """The node's own long-term key: generated on first start, kept 0600 in the data directory."""
 
-import os
 from pathlib import Path
 
 from node.crypto.api import SHA256, Suite
 from node.errors import ConfigError, StoreError
+from node.member.store_files import write_private_file
 
 NODE_KEY_FILE = "node.key"
 
@@ -56,19 +56,7 @@ def load_or_create_identity(data_dir: Path, suite: Suite) -> NodeIdentity:
 
 def _write_key(path: Path, seed: bytes) -> None:
     """Write the key atomically (0600, fsync, rename, fsync of the directory)."""
-    tmp = path.with_suffix(".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, seed)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_private_file(path, seed)
     except OSError as exc:
         raise StoreError("cannot write node key %s: %s" % (path, exc.strerror)) from exc
