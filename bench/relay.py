@@ -267,13 +267,11 @@ class Member:
                 await committer
 
     async def wait_in_sync(self, timeout: float = 60.0) -> None:
-        """Wait (polling, with a deadline) until a pass found every log in sync."""
-        assert self.driver is not None and self.task is not None
+        """Wait (with a deadline) until a pass found every log in sync; LinkError if the
+        session ended first."""
+        assert self.driver is not None
         async with asyncio.timeout(timeout):
-            while not self.driver.outcome.in_sync:
-                if self.task.done():
-                    raise RuntimeError("session ended: %r" % (self.task.result(),))
-                await asyncio.sleep(0.005)
+            await self.driver.wait_in_sync()
 
     async def wait_received(self, count: int, timeout: float) -> None:
         async with asyncio.timeout(timeout):

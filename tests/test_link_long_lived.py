@@ -11,8 +11,11 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import pytest
+
 from node.app.context import Key, NodeContext
 from node.app.peer import MAX_PASSES, LinkDriver, SyncOutcome
+from node.errors import LinkError
 from node.lan.tcp import TcpLink, connect
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.sync.entry import Entry
@@ -81,8 +84,9 @@ async def in_process_relay(store: Store | None = None) -> AsyncIterator[tuple[No
 
 
 async def wait_first_pass(member: Online) -> None:
-    while member.driver is None or not member.driver.outcome.in_sync:
-        await asyncio.sleep(0.001)  # no event for "first pass done"; bounded by the caller
+    assert member.driver is not None
+    await member.driver.wait_in_sync()
+    assert member.driver.outcome.in_sync
 
 
 def push(member: Online, address: str, entry: Entry) -> None:
@@ -163,5 +167,53 @@ def test_an_entry_stored_but_not_pushed_is_found_by_a_pass_every_time() -> None:
             assert reader_member.driver is not None
             assert reader_member.driver.outcome.passes == 1  # everything it got was pushed
             await close_all(reader_member, writer_member)
+
+    asyncio.run(body())
+
+
+def test_wait_in_sync_returns_after_the_first_pass_and_again_at_once() -> None:
+    group = GroupLog.make(42)
+    entries = [group.append("w%d" % i) for i in range(3)]
+
+    async def body() -> None:
+        async with in_process_relay() as (relay, port), asyncio.timeout(30):
+            member = Online(group)
+            member.store.put_entries(entries, time.time())
+            member.store.commit()
+            await member.open(port)
+            assert member.driver is not None
+            await member.driver.wait_in_sync()
+            # In sync means the relay holds what the member had when it connected.
+            assert list(relay.store.keyset(group.address)) == keys(entries)
+            assert member.driver.outcome.passes >= 1
+            await member.driver.wait_in_sync()  # already in sync: returns at once
+            await close_all(member)
+            await member.driver.wait_in_sync()  # ended after it was in sync: still returns
+
+    asyncio.run(body())
+
+
+def test_wait_in_sync_raises_when_the_link_ends_first() -> None:
+    """A peer that answers the handshake with garbage: the link ends, the waiter is told."""
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"\x00\x00\x00\x10" + b"\xff" * 16)
+        await writer.drain()
+        await reader.read()  # until the member closes
+        writer.close()
+
+    async def body() -> None:
+        server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        try:
+            async with asyncio.timeout(30):
+                member = Online(GroupLog.make(43))
+                await member.open(server.sockets[0].getsockname()[1])
+                assert member.driver is not None and member.task is not None
+                with pytest.raises(LinkError, match="ended before in sync"):
+                    await member.driver.wait_in_sync()
+                outcome = await member.task
+                assert not outcome.in_sync and outcome.reason not in ("", "ok"), outcome
+        finally:
+            server.close()
 
     asyncio.run(body())

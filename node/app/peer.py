@@ -238,11 +238,22 @@ class LinkDriver:
         self._wake_queued = False
         self._heard_end = False
         self._peer_declarations = 0
+        self._in_sync = asyncio.Event()  # a pass found every log in sync, or the link ended
         self._hub_token = ctx.hub.subscribe(self._on_published)
 
     def request_close(self, reason: str, text: str = "") -> None:
         """Ask the driver to say Bye and end (shutdown, operator action); safe from any task."""
         self._inbox.put_nowait(("close", reason, text))
+
+    async def wait_in_sync(self) -> None:
+        """Wait until a pass has found every log in sync (`outcome.in_sync`; the initiator's).
+
+        Raises:
+            LinkError: the link ended first (`outcome.reason` says why).
+        """
+        await self._in_sync.wait()
+        if not self.outcome.in_sync:
+            raise LinkError("%s: ended before in sync: %s" % (self.link.label, self.outcome.reason))
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -258,6 +269,7 @@ class LinkDriver:
         except* LinkError as group:
             self._lost(str(group.exceptions[0]))
         finally:
+            self._in_sync.set()  # wake wait_in_sync: it raises unless in sync
             self.ctx.hub.unsubscribe(self._hub_token)
             self._release_held()
             await self.link.close()
@@ -527,6 +539,7 @@ class LinkDriver:
         in_sync = reconciler is not None and self._still_in_sync(reconciler)
         if in_sync and not self._need_pass:
             self.outcome.in_sync = True
+            self._in_sync.set()
             if self.until_synced:
                 self.session.close("ok", "in sync", self.ctx.clock())
             return
