@@ -76,14 +76,33 @@ def chain_key_sent(sender: Member, receiver: Member, group: str) -> bool:
     return member_pk(receiver, group) in sender.group_file(group)["secrets_sent"]
 
 
+def ratchet_needles(member: Member, group: str) -> dict[str, list[bytes]]:
+    """Every chain key and message key in `member`'s saved ratchet (node/crypto/ratchet.py
+    RatchetState.to_dict: its own chain and sent keys, each device's chain and precomputed keys,
+    the keys of messages it read), in every searchable form."""
+    ratchet = member.group_file(group)["ratchet"]
+    chains = [ratchet["own_chain_key"], *(d["chain_key"] for d in ratchet["devices"])]
+    messages = [key for _counter, key in ratchet["own_sent"]]
+    messages += [key for d in ratchet["devices"] for _counter, key in d["keys"]]
+    messages += [key for _cid, _device, _counter, key in ratchet["read_keys"]]
+    needles: dict[str, list[bytes]] = {}
+    for kind, keys in (("chain", chains), ("message", messages)):
+        for i, key in enumerate(sorted({k for k in keys if k is not None})):
+            assert len(key) == 32, (kind, key)
+            needles["%s %s key %d" % (member.name, kind, i)] = byte_forms(key)
+    return needles
+
+
 def secret_needles(members: list[Member], group: str) -> dict[str, list[bytes]]:
-    """The group secret and every member's group keys, in every searchable form."""
+    """The group secret, every member's group keys, chain keys and message keys, in every
+    searchable form."""
     state = members[0].group_file(group)
     needles = {"group secret": byte_forms(state["group"]["secret"])}
     for member in members:
         mine = member.group_file(group)
         needles["%s member key" % member.name] = byte_forms(mine["member_sk"][:32])
         needles["%s device key" % member.name] = byte_forms(mine["device_sk"][:32])
+        needles.update(ratchet_needles(member, group))
     return needles
 
 
@@ -105,6 +124,17 @@ def assert_search_works(member: Member, needles: dict[str, list[bytes]], text: s
     found = find_in_tree(member.data_dir, needles)
     assert any(item.endswith(": group secret") for item in found), found
     assert any(item.endswith(": message %r" % text) for item in found), found
+
+
+def assert_ratchet_keys_found(members: list[Member], group: str) -> None:
+    """Positive control: each member's chain and message keys are found in its own files (it
+    holds at least one of each), so their absence from a relay's files means something."""
+    for member in members:
+        needles = ratchet_needles(member, group)
+        kinds = {name.rsplit(" ", 3)[1] for name in needles}
+        assert kinds == {"chain", "message"}, (member.name, sorted(needles))
+        found = {item.split(": ", 1)[1] for item in find_in_tree(member.data_dir, needles)}
+        assert found == set(needles), (member.name, sorted(set(needles) - found))
 
 
 # ---- one relay -------------------------------------------------------------------------------
@@ -197,6 +227,7 @@ def test_offline_delivery_reply_and_late_joiner_through_one_relay(tmp_path: Path
             **plaintext_needles(everything, [group_name, *(m.name for m in members)]),
         }
         assert_search_works(alice, needles, texts[0])
+        assert_ratchet_keys_found(members, group)
         assert_relay_knows_nothing(relay, needles)  # while running: WAL and shm files too
         assert relay.terminate() == 0
         assert_relay_knows_nothing(relay, needles)
@@ -265,6 +296,7 @@ def test_delivery_through_two_relays(tmp_path: Path) -> None:
             **plaintext_needles([*texts, reply], [group_name, alice.name, bob.name]),
         }
         assert_search_works(alice, needles, texts[0])
+        assert_ratchet_keys_found(members, group)
         for relay in (r1, r2):
             assert_relay_knows_nothing(relay, needles)
         assert r1.terminate() == 0 and r2.terminate() == 0
