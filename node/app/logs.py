@@ -34,6 +34,9 @@ def setup_logging(level: str) -> None:
     # lines a minute from the link logger.
     link = logging.getLogger("waystation.link")
     link.filters[:] = [RateLimited()]
+    # One line per link ending is useful, but not 100 a second from a connection flood: status.json
+    # counts every link anyway.
+    logging.getLogger("waystation.daemon").filters[:] = [RateLimited(burst=120)]
 
 
 class RateLimited(logging.Filter):
