@@ -153,7 +153,11 @@ def test_tampering_rejected() -> None:
     bob.register_chain_key(ALICE_PK, *shared)
     sealed = env.open_message_headers(SUITE, SECRET, envelope)
     flipped = env.SealedMessage(
-        sealed.counter, sealed.device_pk, sealed.sig, {}, sealed.ciphertext[:-1] + b"\x00"
+        sealed.counter,
+        sealed.device_pk,
+        sealed.sig,
+        {},
+        sealed.ciphertext[:-1] + bytes((sealed.ciphertext[-1] ^ 1,)),
     )
     with pytest.raises(IntegrityError):
         bob.receive(cid, flipped)
