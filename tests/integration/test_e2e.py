@@ -304,7 +304,12 @@ def test_delivery_through_two_relays(tmp_path: Path) -> None:
             assert_relay_knows_nothing(relay, needles)
             counters = json.loads((relay.data_dir / "status.json").read_text())["counters"]
             assert [name for name in counters if name.startswith("peer_errors.")] == []
-            assert counters.get("links.closed.ok", 0) == counters["links.opened"]
+            # R1 syncs with R2 every second: SIGTERM may land in the middle of one such link,
+            # which then ends "shutdown". Every other link that opened ended "ok".
+            interrupted = counters.get("links.closed.shutdown", 0)
+            ok, opened = counters.get("links.closed.ok", 0), counters["links.opened"]
+            assert interrupted <= 1, counters
+            assert ok == opened or (ok == opened - 1 and interrupted == 1), counters
 
 
 # ---- the daemon itself -----------------------------------------------------------------------
