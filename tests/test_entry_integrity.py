@@ -205,3 +205,26 @@ def test_unsigned_fields_do_not_need_resigning(entry: Entry) -> None:
     # identity.signatures.publicKey is neither signed nor bound (Berty leaves it empty)
     block = reblock(entry, {"identity.signatures.publicKey": "abcd"})
     verify_entry(decode_entry(block), SUITE.ed25519_verify, PUB)
+
+
+def test_identity_memo_is_the_callers_and_bounded(entry: Entry) -> None:
+    from node.sync.entry import IDENTITY_CACHE_MAX
+
+    calls: list[bytes] = []
+
+    def counting_verify(pub: bytes, message: bytes, sig: bytes) -> bool:
+        calls.append(message)
+        return SUITE.ed25519_verify(pub, message, sig)
+
+    memo: dict[tuple[bytes, bytes], bool] = {}
+    verify_entry(entry, counting_verify, PUB, memo)
+    verify_entry(entry, counting_verify, PUB, memo)
+    assert len(calls) == 3  # identity once, then the entry signature twice
+    assert memo == {(PUB, entry.identity.signature_id): True}
+    calls.clear()
+    verify_entry(entry, counting_verify, PUB)  # no memo: nothing is remembered across calls
+    verify_entry(entry, counting_verify, PUB)
+    assert len(calls) == 4
+    memo = {(i.to_bytes(32, "big"), bytes(64)): True for i in range(IDENTITY_CACHE_MAX)}
+    verify_entry(entry, counting_verify, PUB, memo)  # full: emptied, then this pair remembered
+    assert memo == {(PUB, entry.identity.signature_id): True}

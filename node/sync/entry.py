@@ -24,9 +24,9 @@
 #                 too-large) or IntegrityError (key/clock mismatch). No signature is checked.
 #   verify_entry  CID recomputed, key == 08 01 12 20 ‖ sign_pub, identity bound to the key, identity
 #                 signature, entry signature. Each failure is an IntegrityError naming what did not
-#                 match. The identity signature is the same for every entry of a group, so a small
-#                 cache of already-verified (verify, sign_pub, signature) triples avoids paying a
-#                 second Ed25519 verification per entry.
+#                 match. The identity signature is the same for every entry of a group, so a
+#                 caller may pass its own bounded memo of (sign_pub, signature) pairs already
+#                 verified (a store does) and pay one Ed25519 verification per entry, not two.
 #
 # Decisions (documented in docs/protocol.md, "Log entries"):
 #   * v must be 2. Berty writes only v2; v0/v1 blocks have other shapes and signed bytes.
@@ -774,15 +774,15 @@ def _build(
 
 # ---- verification ----------------------------------------------------------------------------
 
-# (verify, sign_pub, identity signature) triples that verified; bounded.
-_IDENTITY_VERIFIED: "dict[tuple[object, bytes, bytes], bool]" = {}
-_IDENTITY_CACHE_MAX = 256
+# Most (sign_pub, identity signature) pairs a caller's cache keeps before it is emptied.
+IDENTITY_CACHE_MAX = 256
 
 
 def verify_entry(
     entry: Entry,
     verify: "Callable[[bytes, bytes, bytes], bool]",
     sign_pub: "bytes | None" = None,
+    verified_identities: "dict[tuple[bytes, bytes], bool] | None" = None,
 ) -> None:
     """Check an entry's name, key binding and signatures.
 
@@ -791,6 +791,10 @@ def verify_entry(
         verify: verify(public_key32, message, signature64) -> bool (e.g. Suite.ed25519_verify).
         sign_pub: the log's group signing key; when None, the entry's own key is taken as given
             (the caller must then bind it to the log some other way, e.g. verify_address).
+        verified_identities: the caller's own memo of (sign_pub, identity signature) pairs that
+            `verify` already accepted (every entry of a group carries the same one, so a store
+            verifies it once, not once per entry); bounded to IDENTITY_CACHE_MAX. None: check
+            the identity signature every time.
 
     Raises:
         IntegrityError: naming the first check that failed.
@@ -837,16 +841,17 @@ def verify_entry(
             "entry %s: uses encrypted links (enc_links), whose signed bytes cannot be rebuilt;"
             " refused" % entry.cid
         )
-    cache_key = (verify, pub, identity.signature_id)
-    if cache_key not in _IDENTITY_VERIFIED:
+    cache_key = (pub, identity.signature_id)
+    if verified_identities is None or cache_key not in verified_identities:
         if not verify(pub, pub_hex.encode(), identity.signature_id):
             raise IntegrityError(
                 "entry %s: identity.signatures.id is not a signature of identity.id by %s"
                 % (entry.cid, pub_hex)
             )
-        if len(_IDENTITY_VERIFIED) >= _IDENTITY_CACHE_MAX:
-            _IDENTITY_VERIFIED.clear()
-        _IDENTITY_VERIFIED[cache_key] = True
+        if verified_identities is not None:
+            if len(verified_identities) >= IDENTITY_CACHE_MAX:
+                verified_identities.clear()
+            verified_identities[cache_key] = True
     if not verify(pub, signed_bytes(entry), entry.sig):
         raise IntegrityError(
             "entry %s: sig is not a signature of the entry's signed bytes by %s"

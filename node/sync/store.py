@@ -278,6 +278,7 @@ class Store:
         if not callable(verify):
             raise LocalProtocolError("Store needs a verify callable (e.g. suite.ed25519_verify)")
         self.verify = verify
+        self._verified_identities: "dict[tuple[bytes, bytes], bool]" = {}
         self.limits = limits if limits is not None else Limits()
         self._acks: list[CID] = []
         self._ack_set: set[CID] = set()
@@ -382,7 +383,7 @@ class Store:
             self._acknowledge_later(cid)
             return PutResult(cid, DUPLICATE)
         try:
-            verify_entry(entry, self.verify, record.sign_pub)
+            verify_entry(entry, self.verify, record.sign_pub, self._verified_identities)
         except RemoteProtocolError as exc:
             return self._refuse(cid, exc.reason, exc.message)
         plan = self._plan_room(record, size, now)
