@@ -690,4 +690,4 @@ class MemoryStore(Store):
         return dict(self._stats)
 
     def _make_durable(self) -> None:
-        pass
+        return  # memory holds nothing durable: commit() only hands back what may be acknowledged
