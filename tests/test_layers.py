@@ -36,8 +36,15 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+# The transport seam (node/link.py): the Link, Listener and Dialer protocols that L1 transports
+# implement and L2 consumes. L1 and L2 may import it; it imports only L0 and the standard library.
+SEAM = "node.link"
+
+
 def layer_of(name: str) -> str:
-    """'L0', 'L1:<group>', 'member' or 'L2'."""
+    """'L0', 'seam', 'L1:<group>', 'member' or 'L2'."""
+    if name == SEAM:
+        return "seam"
     for group in L1_GROUPS:
         if name == group or name.startswith(group + "."):
             return "L1:" + group
@@ -124,8 +131,10 @@ def allowed(importer: str, imported: str) -> bool:
         return dst == "L0"
     if src == "member":
         return dst in ("L0", "member")
-    # An L1 adapter: L0 and its own package only.
-    return dst == "L0" or dst == src
+    if src == "seam":
+        return dst == "L0"
+    # An L1 adapter: L0, the transport seam and its own package only.
+    return dst in ("L0", "seam") or dst == src
 
 
 def test_layer_table_covers_every_module() -> None:
@@ -157,6 +166,11 @@ def test_static_checker_catches_violations() -> None:
     assert allowed("node.app.daemon", "node.store.sqlite")
     assert not allowed("node.sync.reconcile", "node.proto.session")
     assert not allowed("node.proto.session", "node.sync.entry")
+    assert allowed("node.lan.tcp", "node.link")
+    assert allowed("node.app.daemon", "node.link")
+    assert not allowed("node.link", "node.lan.tcp")
+    assert not allowed("node.link", "node.app.peer")
+    assert not allowed("node.sync.entry", "node.link")
 
 
 L0_MODULES = [name for name, _ in all_modules() if layer_of(name) == "L0"]
