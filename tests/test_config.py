@@ -17,6 +17,7 @@ from node.app.config import (
     schema_keys,
 )
 from node.errors import ConfigError
+from node.link import PeerAddress
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "waystation.toml"
@@ -35,7 +36,8 @@ def flatten(table: dict[str, object], prefix: str = "") -> dict[str, object]:
 def test_defaults_load() -> None:
     config = default_config()
     assert isinstance(config, Config)
-    assert config.lan.listen == HostPort("0.0.0.0", 4740)
+    # IPv4 and IPv6 by default (issue 10 §1): two sockets, one port.
+    assert config.lan.listen == (HostPort("0.0.0.0", 4740), HostPort("::", 4740))
     assert config.lan.zeroconf is True
     assert config.lan.peers == ()
     assert config.store.max_entry_bytes == 262144
@@ -85,12 +87,13 @@ def test_values_convert() -> None:
         '[node]\ndata_dir = "/var/lib/waystation"\n'
         '[console]\ndevices = ["/dev/ttyGS0", "/dev/ttyS1"]\n'
     )
+    # Relay peers are peer addresses; a bare HOST:PORT means tcp (older files).
     assert config.lan.peers == (
-        HostPort("relay.local", 4740),
-        HostPort("fe80::1%eth0", 9),
-        HostPort("10.0.0.2", 1),
+        PeerAddress("tcp", "relay.local:4740"),
+        PeerAddress("tcp", "[fe80::1%eth0]:9"),
+        PeerAddress("tcp", "10.0.0.2:1"),
     )
-    assert config.lan.listen == HostPort("::", 0)
+    assert config.lan.listen == (HostPort("::", 0),)
     assert config.lan.sync_interval_s == 2.5
     assert config.node.data_dir == Path("/var/lib/waystation")
     assert config.console.devices == ("/dev/ttyGS0", "/dev/ttyS1")
@@ -231,9 +234,9 @@ def test_overrides() -> None:
         base, data="/srv/ws", listen="127.0.0.1:0", peers=["b:2", "a:1", HostPort("b", 2)]
     )
     assert config.node.data_dir == Path("/srv/ws")
-    assert config.lan.listen == HostPort("127.0.0.1", 0)
-    assert config.lan.peers == (HostPort("a", 1), HostPort("b", 2))
-    assert base.lan.peers == (HostPort("a", 1),)  # the original is untouched
+    assert config.lan.listen == (HostPort("127.0.0.1", 0),)
+    assert config.lan.peers == (PeerAddress("tcp", "a:1"), PeerAddress("tcp", "b:2"))
+    assert base.lan.peers == (PeerAddress("tcp", "a:1"),)  # the original is untouched
     assert config.store == base.store
     assert apply_overrides(base) == base
 
