@@ -330,6 +330,11 @@ class Session:
         return min(MAX_SIZE[RECONCILE], self.message_target) - _RECONCILE_HEAD
 
     @property
+    def in_flight(self) -> int:
+        """Bytes of Entries sent and not yet given back by the peer's Acks (lost if the link is)."""
+        return self._in_flight
+
+    @property
     def send_room(self) -> int:
         """Bytes of Entries we may send now: the peer's credit, within our in-flight cap.
 
