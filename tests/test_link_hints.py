@@ -24,7 +24,12 @@ import pytest
 from node.app.peer import LinkDriver, SyncOutcome
 from node.pipe import Pipe
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
-from node.proto.session import IN_FLIGHT_MESSAGES, MIN_MESSAGE_TARGET, NOISE_TAG
+from node.proto.session import (
+    IN_FLIGHT_MESSAGES,
+    MIN_FRAME_TARGET,
+    MIN_RECONCILE_MESSAGE,
+    NOISE_TAG,
+)
 from node.store.sqlite import SQLiteStore
 from node.sync.entry import Entry
 from node.sync.wire import encode_item
@@ -109,9 +114,10 @@ UNION = sorted(
 
 
 def _largest_allowed(hint: int) -> int:
-    """The largest frame the rule lets the session send on a link with this hint (after the
-    handshake): a message of the target size plus the Noise tag."""
-    return max(hint, MIN_MESSAGE_TARGET + NOISE_TAG)
+    """The largest frame the rule lets the session send on a link with this hint: Entries and
+    Interest frames of max(hint, MIN_FRAME_TARGET) bytes (one declaration may exceed it alone),
+    Reconcile frames of at least MIN_RECONCILE_MESSAGE + the Noise tag."""
+    return max(hint, MIN_FRAME_TARGET, MIN_RECONCILE_MESSAGE + NOISE_TAG)
 
 
 def _check_synced(nodes: Nodes, outcome: SyncOutcome, relay_outcome: SyncOutcome) -> None:
@@ -220,12 +226,12 @@ def _cut_then_resume(root: Path, hint: int, fraction: float) -> tuple[int, int, 
 @pytest.mark.parametrize("fraction", [0.3, 0.7])
 def test_a_link_lost_mid_pass_at_a_small_hint_costs_little(tmp_path: Path, fraction: float) -> None:
     """What a lost link costs is what was unacknowledged: at hint 185 at most the in-flight cap
-    (32 messages of 264 bytes), whatever the upload; at 65,535 the peer's whole window may be."""
+    (32 frames of 244 bytes), whatever the upload; at 65,535 the peer's whole window may be."""
     small_resent, small_in_flight, small_cap = _cut_then_resume(tmp_path / "small", 185, fraction)
     item_bytes = min(
         len(encode_item(e, CUT_GROUP.sign_pub, CUT_GROUP.identity_signature)) for e in CUT_UPLOAD
     )
-    assert small_in_flight <= small_cap == IN_FLIGHT_MESSAGES * (MIN_MESSAGE_TARGET + NOISE_TAG)
+    assert small_in_flight <= small_cap == IN_FLIGHT_MESSAGES * MIN_FRAME_TARGET
     # Only unacknowledged entries are sent again (acknowledged ones are stored on the relay).
     assert small_resent * item_bytes <= small_in_flight
     large_resent, large_in_flight, _ = _cut_then_resume(tmp_path / "large", 65535, fraction)

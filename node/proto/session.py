@@ -24,11 +24,12 @@
 #
 # Frame hints: the link tells how large a frame it carries well (`frame_hint`: 244 on a BLE link
 # with 244-byte writes, 65,535 on TCP). The session sizes what it alone decides from it: Entries
-# messages are cut at `message_target` bytes (hint minus the 16-byte Noise tag, at least
-# MIN_MESSAGE_TARGET), `reconcile_room` tells the caller how much reconcile data fits one such
-# message, and at most IN_FLIGHT_MESSAGES such messages of Entries bytes are unacknowledged at
-# once (`send_room`), within the peer's credit. Receive limits do not depend on the hint: a peer
-# with another hint may send us anything the message limits allow. docs/protocol.md,
+# (and the caller's Interest) messages are cut at `message_target` bytes (the hint, counted as at
+# least MIN_FRAME_TARGET, minus the 16-byte Noise tag); `reconcile_room` tells the caller how much
+# reconcile data fits one message of that size (at least MIN_RECONCILE_MESSAGE: the reconciler's
+# smallest frame); at most IN_FLIGHT_MESSAGES target-sized frames of Entries are unacknowledged
+# at once (`send_room`), within the peer's credit. Receive limits do not depend on the hint: a
+# peer with another hint may send us anything the message limits allow. docs/protocol.md,
 # "Frame hints", has the rule and the numbers.
 #
 # Deadlines: the handshake and the peer's Hello must arrive within `handshake_timeout`; in OPEN,
@@ -88,8 +89,12 @@ MIN_WINDOW = 65536
 
 NOISE_TAG = 16  # bytes a Noise transport message adds to the session message it carries
 MAX_FRAME_HINT = MAX_MESSAGE + NOISE_TAG  # 65535: whole Noise messages, no sizing needed
-MIN_MESSAGE_TARGET = 264  # a reconciler frame (>= 256 bytes) and its Reconcile header fit
-IN_FLIGHT_MESSAGES = 32  # unacknowledged Entries bytes: at most this many target-sized messages
+# Frames are never sized below one full BLE write (ATT MTU 247, what BlueZ and phones negotiate):
+# a link with smaller writes cuts frames into fragments anyway, and smaller frames would only
+# add per-frame overhead (the 16-byte tag, ~5 bytes of message header).
+MIN_FRAME_TARGET = 244
+MIN_RECONCILE_MESSAGE = 264  # a reconciler frame (>= 256 bytes) and its Reconcile header fit
+IN_FLIGHT_MESSAGES = 32  # unacknowledged Entries bytes: at most this many target-sized frames
 _RECONCILE_HEAD = 1 + 5  # type byte, uvarint pass (< 2**32)
 
 _RECV_INPUT = {
@@ -277,7 +282,8 @@ class Session:
     ) -> None:
         self.limits = limits or SessionLimits()
         self.frame_hint = frame_hint
-        self.message_target = max(MIN_MESSAGE_TARGET, min(MAX_MESSAGE, frame_hint - NOISE_TAG))
+        target_frame = max(MIN_FRAME_TARGET, min(MAX_FRAME_HINT, frame_hint))
+        self.message_target = target_frame - NOISE_TAG
         self.send_cap = IN_FLIGHT_MESSAGES * (self.message_target + NOISE_TAG)
         self._in_flight = 0  # Entries bytes sent and not yet given back by an Ack's credit
         self.initiator = initiator
@@ -327,7 +333,8 @@ class Session:
     @property
     def reconcile_room(self) -> int:
         """Bytes of reconcile data that fit one Reconcile message of the target size."""
-        return min(MAX_SIZE[RECONCILE], self.message_target) - _RECONCILE_HEAD
+        room = max(MIN_RECONCILE_MESSAGE, min(MAX_SIZE[RECONCILE], self.message_target))
+        return room - _RECONCILE_HEAD
 
     @property
     def in_flight(self) -> int:
