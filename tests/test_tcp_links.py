@@ -161,3 +161,19 @@ def test_dialers_pick_by_kind_and_say_what_is_missing() -> None:
 def test_peer_address_parse(text: str, expected: PeerAddress) -> None:
     assert PeerAddress.parse(text) == expected
     assert str(expected) == (text if text.split(":")[0] in ("tcp", "ble") else "tcp:" + text)
+
+
+def test_nothing_tcp_specific_outside_node_lan() -> None:
+    """The daemon and the rest of node/ know links, never sockets (issue 8 §1)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "node"
+    banned = ("StreamReader", "StreamWriter", "open_connection", "start_server")
+    found = [
+        "%s: %s" % (path.relative_to(root), name)
+        for path in sorted(root.rglob("*.py"))
+        if "lan" not in path.relative_to(root).parts
+        for name in banned
+        if name in path.read_text()
+    ]
+    assert not found, found
