@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from node.errors import LinkError
-from node.link import MAX_FRAME_HINT, check_frame_hint
+from node.link import MAX_FRAME_HINT, Link, check_frame_hint
 from node.proto.fragment import Fragmenter, Reassembler
 
 DEFAULT_BUFFER = 256 * 1024
@@ -128,6 +128,11 @@ class Pipe:
         self.a = PipeLink(self, "pipe:%s/a" % name, frame_hint, ab, ba)
         self.b = PipeLink(self, "pipe:%s/b" % name, hint_b, ba, ab)
         self._directions = (ab, ba)
+
+    @property
+    def ends(self) -> tuple[Link, Link]:
+        """The two ends as Links (typed: a PipeLink is checked against the protocol here)."""
+        return self.a, self.b
 
     @property
     def half_rounds(self) -> int:

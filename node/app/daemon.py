@@ -305,7 +305,8 @@ class Daemon:
 
         assert self.port is not None and self.ctx is not None
         hosts = [bound.host for bound in self.listener.bound]
-        interfaces = None if any(h in ("0.0.0.0", "::") for h in hosts) else hosts
+        ipv4 = [h for h in hosts if ":" not in h]  # zeroconf on given interfaces is IPv4-only
+        interfaces = None if any(h in ("0.0.0.0", "::") for h in hosts) else ipv4 or None
         azc = open_zeroconf(interfaces)
         advertiser = Advertiser(azc, self.port, self._token, interfaces)
         browser = Browser(azc, ignore_name=advertiser.is_own)
