@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: run test lint typecheck portable unit bench clean
+.PHONY: run test test-bluez lint typecheck portable unit bench clean
 
 $(STAMP): pyproject.toml tools/bootstrap.sh tools/debian-packages.txt
 	sh tools/bootstrap.sh
@@ -31,6 +31,12 @@ portable: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# Level 2 BLE tests: a real bluetoothd in an x86-64 Debian guest under qemu TCG (tests/bluez/).
+# Builds the guest on first use (cached in build/bluez-guest/ by a hash of its inputs).
+# WAYSTATION_BLUEZ_PROJECT=/other/tree runs the guest cases against another tree's node/.
+test-bluez: $(STAMP)
+	WAYSTATION_BLUEZ=1 $(BIN)/pytest -p no:randomly -s tests/bluez
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
