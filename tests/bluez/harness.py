@@ -14,9 +14,7 @@ what was collected and the tail of the guest's console, and qemu is killed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -57,9 +55,12 @@ class GuestRun:
 
     def explain(self) -> str:
         """A diagnosis for an assertion message: the failure, errors and the console's tail."""
-        errors = [e for e in self.events if e.get("event") == "error"]
-        tail = "\n".join(self.console.splitlines()[-40:])
-        return "run: %s\nerrors: %s\nconsole tail:\n%s" % (self.failure or "ok", errors, tail)
+        lines = ["run: %s" % (self.failure or "reached done")]
+        for error in (e for e in self.events if e.get("event") == "error"):
+            lines.append("guest error in %s: %s" % (error.get("step"), error.get("message")))
+            lines.append("guest journal:\n%s" % str(error.get("journal", ""))[-6000:])
+        lines.append("console tail:\n" + "\n".join(self.console.splitlines()[-40:]))
+        return "\n".join(lines)
 
 
 def qemu_argv(
@@ -113,10 +114,12 @@ async def _run(guest: Path, project: Path, deadlines: Deadlines) -> GuestRun:
     with tempfile.TemporaryDirectory(prefix="ws-bluez-") as tmp:
         sock_path, console = Path(tmp) / "results.sock", Path(tmp) / "console.log"
         connected: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue(1)
+        writers: list[asyncio.StreamWriter] = []  # kept open until the run ends
 
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            connected.put_nowait(reader)
-            await writer.wait_closed()
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            if connected.empty():
+                connected.put_nowait(reader)
 
         server = await asyncio.start_unix_server(on_connect, path=str(sock_path), limit=MAX_LINE)
         start = time.monotonic()
@@ -145,6 +148,8 @@ async def _run(guest: Path, project: Path, deadlines: Deadlines) -> GuestRun:
             assert qemu.stdout is not None
             qemu_out = (await qemu.stdout.read()).decode(errors="replace")
             server.close()
+            for writer in writers:
+                writer.close()
             result.console = console.read_text(errors="replace") if console.exists() else ""
             if qemu_out.strip():
                 result.console += "\n[qemu] " + qemu_out
@@ -207,10 +212,17 @@ def main() -> int:
     guest = build(default_cache())
     run = run_guest(guest, project)
     for event in run.events:
-        print(json.dumps(event))
+        if event.get("event") != "test":
+            print(json.dumps(event)[:2000])
+            continue
+        print("%-70s %s %.1fs %s" % (event["name"], event["outcome"], event["duration_s"],
+                                    json.dumps(event.get("properties") or {})))  # fmt: skip
+        if event["outcome"] == "failed":
+            print("\n".join(str(event["message"]).splitlines()[-25:]))
+            print("-- journal --\n" + "\n".join(str(event.get("journal")).splitlines()[-25:]))
     print(json.dumps({"seconds": run.seconds, "failure": run.failure}))
-    with contextlib.suppress(OSError):
-        os.write(2, run.explain().encode() + b"\n")
+    if run.failure:
+        print(run.explain(), file=sys.stderr)
     return 0 if not run.failure else 1
 
 

@@ -29,6 +29,25 @@ def bluez_version() -> str:
     return out.stdout.strip()
 
 
+def bluetoothd_pid() -> int:
+    """bluetooth.service's main PID (0 when it is not running)."""
+    out = subprocess.run(
+        ["systemctl", "show", "-P", "MainPID", "bluetooth.service"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return int(out.stdout.strip() or 0)
+
+
+def journal(lines: int = 40) -> str:
+    """The last lines of this boot's journal for bluetoothd, the unit and the kernel."""
+    out = subprocess.run(
+        ["journalctl", "-b", "--no-pager", "-o", "short-monotonic", "-n", str(lines),
+         "-u", "bluetooth.service", "-t", "kernel", "-t", "bluetoothd"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return out.stdout
+
+
 async def call(
     bus: MessageBus, dest: str, path: str, iface: str, member: str, sig: str = "", body: Any = ()
 ) -> list[Any]:
@@ -108,13 +127,20 @@ async def wait_adapters(names: tuple[str, ...], deadline_s: float) -> dict[str, 
                 "s",
                 (rule,),
             )
-        async with asyncio.timeout(deadline_s):
-            while True:
-                changed.clear()
-                found = await _adapters(bus)
-                if all(found.get(name, {}).get("Powered") for name in names):
-                    return {name: found[name] for name in names}
-                await changed.wait()
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            async with asyncio.timeout(deadline_s):
+                while True:
+                    changed.clear()
+                    found = await _adapters(bus)
+                    if all(found.get(name, {}).get("Powered") for name in names):
+                        return {name: found[name] for name in names}
+                    await changed.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                "adapters %s not all powered within %.0f s; bluetoothd shows %s"
+                % (names, deadline_s, {n: a.get("Powered") for n, a in found.items()})
+            ) from None
     finally:
         bus.disconnect()
 

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from bluez_guest import adapter_property, bus_monitor, managed_objects, wait_adapters
+from bluez_guest import (
+    adapter_property,
+    bluetoothd_pid,
+    bus_monitor,
+    journal,
+    managed_objects,
+    wait_adapters,
+)
 from dbus_fast import BusType
 from dbus_fast.aio import MessageBus
 from node.radio.link import BleLink
@@ -36,6 +43,25 @@ from tests.sync_helpers import GroupLog
 
 DEADLINE_S = 120.0  # software-emulated CPU: generous, but every wait has one
 Record = Callable[[str, object], None]
+
+
+@pytest.fixture(autouse=True)
+def bluetoothd_survives(request: pytest.FixtureRequest) -> Iterator[None]:
+    """bluetoothd must outlive every case; if it died, say so (with its journal) and revive it.
+
+    The restart case replaces bluetoothd on purpose: there the new one must be running.
+    """
+    before = bluetoothd_pid()
+    assert before, "bluetoothd is not running before the case:\n" + journal()
+    yield
+    after = bluetoothd_pid()
+    restarts = "restart" in request.node.name
+    if after and (after == before or restarts):
+        return
+    tail = journal(60)
+    subprocess.run(["systemctl", "restart", "bluetooth.service"], check=True, timeout=60)
+    asyncio.run(wait_adapters(("hci0", "hci1"), DEADLINE_S))
+    pytest.fail("bluetoothd (pid %d) exited during the case; journal:\n%s" % (before, tail))
 
 
 def group_with(seed: int, count: int, size: int = 40) -> GroupLog:

@@ -18,6 +18,7 @@ The project under test is at /mnt/src (read-only) and comes first on sys.path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ PORT = "/dev/virtio-ports/waystation.results"
 HARNESS = Path(__file__).resolve().parent
 PROJECT = Path("/mnt/src")
 STEP_DEADLINE_S = 60.0
+ATTEMPTS = 3
 BLUETOOTHD_DROPIN = """[Service]
 ExecStart=
 ExecStart=/usr/libexec/bluetooth/bluetoothd --experimental
@@ -57,6 +59,19 @@ class Reporter:
 
     # -- pytest plugin hooks ---------------------------------------------------------------
 
+    def pytest_collectreport(self, report: Any) -> None:
+        """A module that cannot even be imported is an error the host must see by name."""
+        if report.outcome == "failed":
+            self.emit(
+                "test",
+                name=report.nodeid,
+                when="collect",
+                outcome="failed",
+                duration_s=0.0,
+                message=str(report.longrepr)[-6000:],
+                properties={},
+            )
+
     def pytest_runtest_logreport(self, report: Any) -> None:
         """One ``test`` line per test: its call phase, or a setup/teardown that did not pass."""
         if report.when != "call" and report.outcome == "passed":
@@ -67,7 +82,8 @@ class Reporter:
             when=report.when,
             outcome=report.outcome,
             duration_s=round(report.duration, 3),
-            message=str(report.longrepr)[-6000:] if report.outcome != "passed" else "",
+            message=str(report.longrepr)[-8000:] if report.outcome == "failed" else "",
+            journal=journal_tail(40) if report.outcome == "failed" else "",
             properties={str(k): v for k, v in report.user_properties},
         )
 
@@ -79,32 +95,65 @@ def run(argv: list[str], deadline: float = STEP_DEADLINE_S) -> str:
     return proc.stdout
 
 
-def bring_up(reporter: Reporter) -> subprocess.Popen[bytes]:
-    run(["modprobe", "hci_vhci"])
+def start_controllers() -> subprocess.Popen[bytes]:
+    """btvirt with two LE controllers; returns once udev has both (or raises)."""
     btvirt = subprocess.Popen(
         ["btvirt", "-L", "-l2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     # udev tells us when the controllers exist; a deadline, no fixed wait.
-    run(
-        [
-            "udevadm",
-            "wait",
-            "--timeout=%d" % STEP_DEADLINE_S,
-            "/sys/class/bluetooth/hci0",
-            "/sys/class/bluetooth/hci1",
-        ]
-    )
+    run(["udevadm", "wait", "--timeout=%d" % STEP_DEADLINE_S,
+         "/sys/class/bluetooth/hci0", "/sys/class/bluetooth/hci1"])  # fmt: skip
+    return btvirt
+
+
+def stop_controllers(btvirt: subprocess.Popen[bytes]) -> None:
+    btvirt.terminate()
+    btvirt.wait(timeout=STEP_DEADLINE_S)
+    run(["udevadm", "wait", "--removed", "--timeout=%d" % STEP_DEADLINE_S,
+         "/sys/class/bluetooth/hci0", "/sys/class/bluetooth/hci1"])  # fmt: skip
+
+
+def bring_up(reporter: Reporter) -> subprocess.Popen[bytes]:
+    """Controllers and bluetoothd up; returns btvirt (our child, to stop at the end).
+
+    On a loaded host the guest's vCPUs can stall for seconds, and the kernel gives up on a
+    controller whose HCI Reset is not answered within 2 s ("hci0: Opcode 0x0c03 failed: -110");
+    bluetoothd then never sees it. So the controllers get up to ATTEMPTS fresh starts, each
+    reported to the host as a ``retry`` event.
+    """
+    # The drop-in comes first: udev starts bluetooth.service as soon as a controller appears.
     dropin = Path("/run/systemd/system/bluetooth.service.d")
     dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "experimental.conf").write_text(BLUETOOTHD_DROPIN)
     run(["systemctl", "daemon-reload"])
-    run(["systemctl", "start", "bluetooth.service"])
+    run(["modprobe", "hci_vhci"])
     sys.path.insert(0, str(HARNESS))
     from bluez_guest import bluez_version, wait_adapters
 
-    adapters = asyncio.run(wait_adapters(("hci0", "hci1"), STEP_DEADLINE_S))
-    reporter.emit("ready", adapters=adapters, bluez=bluez_version())
+    for attempt in range(1, ATTEMPTS + 1):
+        btvirt = start_controllers()
+        run(["systemctl", "start", "bluetooth.service"])
+        try:
+            adapters = asyncio.run(wait_adapters(("hci0", "hci1"), STEP_DEADLINE_S))
+            break
+        except TimeoutError as exc:
+            if attempt == ATTEMPTS:
+                raise
+            reporter.emit("retry", step="controllers", attempt=attempt, message=str(exc))
+            stop_controllers(btvirt)
+    pid = run(["systemctl", "show", "-P", "MainPID", "bluetooth.service"]).strip()
+    cmdline = Path("/proc/%s/cmdline" % pid).read_bytes().replace(b"\0", b" ")
+    reporter.emit(
+        "ready", adapters=adapters, bluez=bluez_version(), bluetoothd=cmdline.decode().strip(),
+        attempts=attempt,
+    )  # fmt: skip
     return btvirt
+
+
+def journal_tail(lines: int = 60) -> str:
+    with contextlib.suppress(Exception):
+        return run(["journalctl", "-b", "--no-pager", "-n", str(lines), "-o", "short-monotonic"])
+    return "(no journal)"
 
 
 def main() -> int:
@@ -117,7 +166,12 @@ def main() -> int:
     try:
         btvirt = bring_up(reporter)
     except Exception as exc:  # everything goes to the host, which fails the run with it
-        reporter.emit("error", step="bring-up", message="%s: %s" % (type(exc).__name__, exc))
+        reporter.emit(
+            "error",
+            step="bring-up",
+            message="%s: %s" % (type(exc).__name__, exc),
+            journal=journal_tail(),
+        )
         return 1
     import pytest
 
