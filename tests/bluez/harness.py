@@ -211,6 +211,9 @@ def main() -> int:
     project = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parents[1]).resolve()
     guest = build(default_cache())
     run = run_guest(guest, project)
+    saved = guest.parent / "last-run.jsonl"
+    saved.write_text("".join(json.dumps(e) + "\n" for e in run.events))
+    print("all reports: %s" % saved)
     for event in run.events:
         if event.get("event") != "test":
             print(json.dumps(event)[:2000])

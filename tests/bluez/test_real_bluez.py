@@ -63,6 +63,8 @@ def guest_run() -> Iterator[GuestRun]:
         pytest.fail("building the guest failed: %s" % exc)
     built_s = time.monotonic() - started
     run = run_guest(guest, project)
+    saved = guest.parent / "last-run.jsonl"  # every report, for a person reading a failure
+    saved.write_text("".join(json.dumps(event) + "\n" for event in run.events))
     summary = {
         "guest": guest.name,
         "project": str(project),
@@ -71,6 +73,7 @@ def guest_run() -> Iterator[GuestRun]:
         "host_s": run.seconds,
         "guest_uptime_ready_s": (run.first("ready") or {}).get("uptime_s"),
         "failure": run.failure,
+        "reports": str(saved),
     }
     print("bluez-guest " + json.dumps(summary))
     for event in run.events:

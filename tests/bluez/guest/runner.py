@@ -84,6 +84,7 @@ class Reporter:
             duration_s=round(report.duration, 3),
             message=str(report.longrepr)[-8000:] if report.outcome == "failed" else "",
             journal=journal_tail(40) if report.outcome == "failed" else "",
+            log=str(getattr(report, "caplog", ""))[-8000:] if report.outcome == "failed" else "",
             properties={str(k): v for k, v in report.user_properties},
         )
 
