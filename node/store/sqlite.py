@@ -69,14 +69,24 @@ from pathlib import Path
 
 from node.errors import NodeError, StoreError
 from node.store.cidindex import CidIndex, digest_prefix
+from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of this module's API
+    APPLICATION_ID,
+    MIGRATIONS,
+    bulk_keyset,
+    cid_col,
+    configure,
+    corrupt,
+    int_col,
+    migrate,
+)
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
 from node.sync.keyset import KeySet
 from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, Store
 
+__all__ = ["APPLICATION_ID", "FILENAME", "MIGRATIONS", "SQLiteStore"]
+
 FILENAME = "store.sqlite3"
-APPLICATION_ID = 0x57535431  # "WST1"
-_MAX_INT64 = (1 << 63) - 1
 
 # Statements of SQLiteStore._find: the stored CID first, then what the caller needs.
 _CID_BY_ROW = "SELECT cid FROM entries WHERE id = ?"
@@ -86,116 +96,6 @@ _ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entrie
 
 Verify = Callable[[bytes, bytes, bytes], bool]
 Key = tuple[int, bytes]
-
-
-def _create_v1(conn: sqlite3.Connection) -> None:
-    for statement in (
-        """CREATE TABLE logs (
-            id INTEGER PRIMARY KEY,
-            log_id TEXT NOT NULL UNIQUE,
-            sign_pub BLOB NOT NULL,
-            pinned INTEGER NOT NULL,
-            quota INTEGER,
-            entry_count INTEGER NOT NULL DEFAULT 0,
-            byte_count INTEGER NOT NULL DEFAULT 0)""",
-        """CREATE TABLE entries (
-            id INTEGER PRIMARY KEY,
-            cid BLOB NOT NULL UNIQUE,
-            log INTEGER NOT NULL,
-            clock_time INTEGER NOT NULL,
-            digest BLOB NOT NULL,
-            size INTEGER NOT NULL,
-            stored_at INTEGER NOT NULL)""",
-        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
-        "CREATE INDEX entries_by_age ON entries (stored_at)",
-        "CREATE TABLE blocks (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
-        """CREATE TABLE links (
-            log INTEGER NOT NULL, parent BLOB NOT NULL, child INTEGER NOT NULL,
-            PRIMARY KEY (log, parent, child)) WITHOUT ROWID""",
-        "CREATE INDEX links_by_child ON links (child)",
-        """CREATE TABLE heads (
-            log INTEGER NOT NULL, entry INTEGER NOT NULL,
-            PRIMARY KEY (log, entry)) WITHOUT ROWID""",
-        """CREATE TABLE stats (
-            name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
-    ):
-        conn.execute(statement)
-
-
-def _v1_to_v2(conn: sqlite3.Connection) -> None:
-    """Version 2: no random-key B-tree is written per entry (see the module docstring).
-
-    `entries` is rebuilt without the UNIQUE CID index and with `refs`, the number of stored
-    entries of its log naming it in `next` (filled from the v1 links); `links` is re-keyed by
-    child; links to parents not stored in the child's log become `unresolved` counts; the
-    `heads` table becomes a partial index on refs = 0.
-    """
-    for statement in (
-        """CREATE TABLE entries_v2 (
-            id INTEGER PRIMARY KEY,
-            cid BLOB NOT NULL,
-            log INTEGER NOT NULL,
-            clock_time INTEGER NOT NULL,
-            digest BLOB NOT NULL,
-            size INTEGER NOT NULL,
-            stored_at INTEGER NOT NULL,
-            refs INTEGER NOT NULL DEFAULT 0)""",
-        """INSERT INTO entries_v2 (id, cid, log, clock_time, digest, size, stored_at, refs)
-            SELECT e.id, e.cid, e.log, e.clock_time, e.digest, e.size, e.stored_at,
-                   (SELECT count(*) FROM links l WHERE l.log = e.log AND l.parent = e.cid)
-            FROM entries e ORDER BY e.id""",
-        """CREATE TABLE unresolved (
-            log INTEGER NOT NULL, parent BLOB NOT NULL, count INTEGER NOT NULL,
-            PRIMARY KEY (log, parent)) WITHOUT ROWID""",
-        """INSERT INTO unresolved (log, parent, count)
-            SELECT l.log, l.parent, count(*) FROM links l
-            WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.cid = l.parent AND e.log = l.log)
-            GROUP BY l.log, l.parent""",
-        """CREATE TABLE links_v2 (
-            child INTEGER NOT NULL, parent BLOB NOT NULL,
-            PRIMARY KEY (child, parent)) WITHOUT ROWID""",
-        "INSERT INTO links_v2 (child, parent) SELECT child, parent FROM links ORDER BY child",
-        "DROP TABLE links",
-        "DROP TABLE heads",
-        "DROP TABLE entries",
-        "ALTER TABLE entries_v2 RENAME TO entries",
-        "ALTER TABLE links_v2 RENAME TO links",
-        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
-        "CREATE INDEX entries_by_age ON entries (stored_at)",
-        "CREATE INDEX entries_heads ON entries (log) WHERE refs = 0",
-    ):
-        conn.execute(statement)
-
-
-# Migration i (0-based) takes the schema from version i to version i + 1. A new database runs
-# them all (the v1 tables are empty when v2 converts them).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v1_to_v2]
-
-
-def _corrupt(what: str) -> StoreError:
-    return StoreError("store database is corrupt or not ours: " + what)
-
-
-def _int(value: object, what: str, low: int = 0, high: int = _MAX_INT64) -> int:
-    if type(value) is not int or not low <= value <= high:
-        raise _corrupt("%s is %r" % (what, value))
-    return value
-
-
-def _cid(value: object) -> CID:
-    if not isinstance(value, bytes):
-        raise _corrupt("a CID column holds %s" % type(value).__name__)
-    try:
-        return CID.from_bytes(value)
-    except NodeError as exc:
-        raise _corrupt("bad CID %s: %s" % (value.hex(), exc)) from exc
-
-
-def _bulk_keyset(keys: Iterable[Key], log_id: str) -> KeySet:
-    try:
-        return KeySet.from_sorted(keys)
-    except NodeError as exc:
-        raise _corrupt("keys of log %s: %s" % (log_id, exc)) from exc
 
 
 class SQLiteStore(Store):
@@ -226,8 +126,8 @@ class SQLiteStore(Store):
             self._conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=0.0
             )
-            self._configure(self._conn)
-            self._migrate(self._conn)
+            configure(self._conn)
+            migrate(self._conn, MIGRATIONS)
             self._reload()
         except (sqlite3.Error, OSError) as exc:
             self._abandon()
@@ -245,47 +145,6 @@ class SQLiteStore(Store):
 
     # ---- opening ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _configure(conn: sqlite3.Connection) -> None:
-        # Exclusive before WAL: no shared-memory index, and a second process gets "locked".
-        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        if mode is None or str(mode[0]).lower() != "wal":
-            raise StoreError("store database refused WAL mode (got %r)" % (mode,))
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = OFF")
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id not in (0, APPLICATION_ID):
-            raise StoreError("not a Waystation store: application_id 0x%08x" % app_id)
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                "store schema version %d is newer than this program's %d; refusing to open"
-                % (version, len(MIGRATIONS))
-            )
-        if version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
-                raise StoreError(
-                    "not a Waystation store: schema version 0 with %d objects" % tables
-                )
-        elif app_id != APPLICATION_ID:
-            raise StoreError("not a Waystation store: application_id 0")
-        while version < len(MIGRATIONS):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                MIGRATIONS[version](conn)
-                version += 1
-                conn.execute("PRAGMA user_version = %d" % version)
-                conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
     def _reload(self) -> None:
         """(Re)build the caches from the database."""
         conn = self._db()
@@ -295,14 +154,16 @@ class SQLiteStore(Store):
             "SELECT id, log_id, sign_pub, pinned, quota FROM logs"
         ):
             if not isinstance(log_id, str) or not log_id:
-                raise _corrupt("log %r has a bad id" % (row,))
+                raise corrupt("log %r has a bad id" % (row,))
             if not isinstance(sign_pub, bytes) or len(sign_pub) != 32:
-                raise _corrupt("log %s has a bad sign_pub" % log_id)
+                raise corrupt("log %s has a bad sign_pub" % log_id)
             if pinned not in (0, 1):
-                raise _corrupt("log %s has pinned=%r" % (log_id, pinned))
+                raise corrupt("log %s has pinned=%r" % (log_id, pinned))
             if quota is not None:
-                _int(quota, "quota of " + log_id, 1)
-            record = LogRecord(log_id, sign_pub, pinned == 1, quota, KeySet(), _int(row, "log id"))
+                int_col(quota, "quota of " + log_id, 1)
+            record = LogRecord(
+                log_id, sign_pub, pinned == 1, quota, KeySet(), int_col(row, "log id")
+            )
             logs[log_id] = record
             by_row[record.row] = record
         # Stream rows into the caches: no per-entry list is kept while loading (memory drawn at
@@ -312,13 +173,13 @@ class SQLiteStore(Store):
         def log_keys(record: LogRecord, rows: Iterator[tuple[object, ...]]) -> Iterator[Key]:
             for _row, _log, clock_time, digest, size, refs in rows:
                 if not isinstance(digest, bytes) or len(digest) != 32:
-                    raise _corrupt("an entry of %s has a bad digest" % record.log_id)
-                _int(refs, "refs")
-                entry_size = _int(size, "entry size")
+                    raise corrupt("an entry of %s has a bad digest" % record.log_id)
+                int_col(refs, "refs")
+                entry_size = int_col(size, "entry size")
                 record.entry_count += 1
                 record.byte_count += entry_size
                 total[0] += entry_size
-                yield (_int(clock_time, "clock_time"), digest)
+                yield (int_col(clock_time, "clock_time"), digest)
 
         cursor = conn.execute(
             "SELECT id, log, clock_time, digest, size, refs FROM entries"
@@ -327,24 +188,24 @@ class SQLiteStore(Store):
         for log, rows in groupby(cursor, key=lambda r: r[1]):
             owner = by_row.get(log) if isinstance(log, int) else None
             if owner is None:
-                raise _corrupt("entries of unknown log %r" % (log,))
-            owner.keyset = _bulk_keyset(log_keys(owner, rows), owner.log_id)
+                raise corrupt("entries of unknown log %r" % (log,))
+            owner.keyset = bulk_keyset(log_keys(owner, rows), owner.log_id)
 
         def cid_pairs() -> Iterator[tuple[int, int]]:
             for digest, row in conn.execute("SELECT digest, id FROM entries ORDER BY digest"):
                 if not isinstance(digest, bytes) or len(digest) != 32:
-                    raise _corrupt("an entry has a bad digest")
-                yield digest_prefix(digest), _int(row, "entry id")
+                    raise corrupt("an entry has a bad digest")
+                yield digest_prefix(digest), int_col(row, "entry id")
 
         try:
             cids = CidIndex.from_sorted(cid_pairs())
         except ValueError as exc:
-            raise _corrupt(str(exc)) from None
+            raise corrupt(str(exc)) from None
         stats: dict[str, int] = {}
         for name, value in conn.execute("SELECT name, value FROM stats"):
             if not isinstance(name, str):
-                raise _corrupt("a counter has name %r" % (name,))
-            stats[name] = _int(value, "counter " + name)
+                raise corrupt("a counter has name %r" % (name,))
+            stats[name] = int_col(value, "counter " + name)
         self._logs = logs
         self._by_row = by_row
         self._bytes = total[0]
@@ -443,7 +304,7 @@ class SQLiteStore(Store):
         with self._guard("get_block"):
             block = self._block(cid)
             if block is not None and hashlib.sha256(block).digest() != cid.digest:
-                raise _corrupt("block %s does not hash to its CID" % cid)
+                raise corrupt("block %s does not hash to its CID" % cid)
             return block
 
     def entries_by_keys(self, log_id: str, keys: Iterable[Key]) -> list[Entry]:
@@ -458,13 +319,13 @@ class SQLiteStore(Store):
                 ).fetchone()
                 if row is None:
                     continue
-                cid = _cid(row[0])
+                cid = cid_col(row[0])
                 try:
                     entry = decode_entry(row[1])
                 except NodeError as exc:
-                    raise _corrupt("block %s does not decode: %s" % (cid, exc)) from exc
+                    raise corrupt("block %s does not decode: %s" % (cid, exc)) from exc
                 if entry.cid != cid or entry.clock_time != clock_time:
-                    raise _corrupt("block %s does not match its index row" % cid)
+                    raise corrupt("block %s does not match its index row" % cid)
                 found.append(entry)
             return found
 
@@ -512,7 +373,7 @@ class SQLiteStore(Store):
         rows = self._db().execute(
             "SELECT cid FROM entries WHERE log = ? AND refs = 0 ORDER BY cid", (record.row,)
         )
-        return [_cid(cid) for (cid,) in rows]
+        return [cid_col(cid) for (cid,) in rows]
 
     def _find(self, cid: CID, query: str) -> tuple[object, ...] | None:
         """The row of `query` (one of the _BY_ROW statements: the stored CID, then columns, of
@@ -536,7 +397,7 @@ class SQLiteStore(Store):
         if found is None:
             return None
         if not isinstance(found[1], bytes):
-            raise _corrupt("block %s is %s" % (cid, type(found[1]).__name__))
+            raise corrupt("block %s is %s" % (cid, type(found[1]).__name__))
         return found[1]
 
     def _link(self, log: int, parent: CID, delta: int) -> None:
@@ -575,7 +436,7 @@ class SQLiteStore(Store):
             "SELECT count FROM unresolved WHERE log = ? AND parent = ?", (record.row, cid)
         ).fetchone()
         if waiting is not None:
-            refs = _int(waiting[0], "unresolved count")
+            refs = int_col(waiting[0], "unresolved count")
             conn.execute("DELETE FROM unresolved WHERE log = ? AND parent = ?", (record.row, cid))
         row = conn.execute(
             "INSERT INTO entries (cid, log, clock_time, digest, size, stored_at, refs)"
@@ -603,21 +464,21 @@ class SQLiteStore(Store):
         conn = self._db()
         found = self._find(cid, _ENTRY_BY_ROW)
         if found is None:
-            raise _corrupt("entry %s vanished" % cid)
+            raise corrupt("entry %s vanished" % cid)
         _binary, row, log, clock_time, digest, size, refs = found
-        record = self._by_row.get(_int(log, "log id"))
+        record = self._by_row.get(int_col(log, "log id"))
         if record is None:
-            raise _corrupt("entry %s of unknown log %r" % (cid, log))
+            raise corrupt("entry %s of unknown log %r" % (cid, log))
         assert isinstance(row, int) and isinstance(clock_time, int) and isinstance(digest, bytes)
-        size = _int(size, "entry size")
+        size = int_col(size, "entry size")
         parents = [p for (p,) in conn.execute("SELECT parent FROM links WHERE child = ?", (row,))]
         conn.execute("DELETE FROM links WHERE child = ?", (row,))
         conn.execute("DELETE FROM entries WHERE id = ?", (row,))
         conn.execute("DELETE FROM blocks WHERE id = ?", (row,))
         self._cids.remove(digest_prefix(digest), row)
         for parent in parents:
-            self._link(record.row, _cid(parent), -1)
-        if _int(refs, "refs"):
+            self._link(record.row, cid_col(parent), -1)
+        if int_col(refs, "refs"):
             # Its stored children still name it: it is not a head should it come back.
             conn.execute(
                 "INSERT INTO unresolved (log, parent, count) VALUES (?, ?, ?)",
@@ -649,7 +510,7 @@ class SQLiteStore(Store):
         )
         try:
             for cid, size in cursor:
-                yield Candidate(_cid(cid), _int(size, "entry size"))
+                yield Candidate(cid_col(cid), int_col(size, "entry size"))
         finally:
             cursor.close()
 
@@ -657,7 +518,7 @@ class SQLiteStore(Store):
         rows = self._db().execute(
             "SELECT cid, size FROM entries WHERE stored_at <= ? ORDER BY cid", (cutoff,)
         )
-        return [(_cid(cid), _int(size, "entry size")) for cid, size in rows]
+        return [(cid_col(cid), int_col(size, "entry size")) for cid, size in rows]
 
     def _total_bytes(self) -> int:
         return self._bytes
