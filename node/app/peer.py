@@ -57,6 +57,7 @@ from node.errors import (
     IntegrityError,
     LinkError,
     RemoteProtocolError,
+    StoreError,
 )
 from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, ROLE_RELAY, LogDeclaration
 from node.proto.session import (
@@ -72,7 +73,7 @@ from node.proto.session import (
 )
 from node.sync.keyset import MASK256, id_int
 from node.sync.reconcile import Reconciler
-from node.sync.store import REFUSED, STORED
+from node.sync.store import REFUSED, REFUSED_DISK_FULL, STORED
 from node.sync.wire import decode_item, encode_item, forward_item, parse_log_header
 from node.varint import decode_uvarint, encode_uvarint
 
@@ -342,10 +343,7 @@ class LinkDriver:
                     if not durable:
                         # The store rolled these entries back: never acknowledge them. The peer
                         # keeps them and sends them again at its next sync.
-                        self.outcome.reason = self.outcome.reason or "store-error"
-                        session.close(
-                            "store-error", "relay could not store entries", self.ctx.clock()
-                        )
+                        self._store_failed("relay could not store entries")
                     elif session.is_open:
                         session.send_ack(ref, count, credit, self.ctx.clock())
                 self._handle_events()
@@ -379,6 +377,14 @@ class LinkDriver:
         self.outcome.reason = exc.reason
         self.outcome.text = exc.message
         self._stopping = True
+
+    def _store_failed(self, text: str) -> None:
+        """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
+        self.ctx.count("store.refused_links")
+        self.outcome.reason = self.outcome.reason or "store-error"
+        self.outcome.text = self.outcome.text or text
+        if not self.session.is_finished:
+            self.session.close("store-error", text[:200], self.ctx.clock())
 
     def _lost(self, text: str) -> None:
         if not self.session.is_finished:
@@ -801,7 +807,12 @@ class LinkDriver:
             )
             for item in items
         ]
-        results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
+        try:
+            results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
+        except StoreError as exc:  # rolled back, nothing of it acknowledged (Committer)
+            log.error("%s: %s", self.link.label, exc)
+            self._store_failed("relay could not store entries")
+            return
         stored_keys: list[Key] = []
         fresh: list[Fresh] = []
         header = slog.sign_pub + slog.peer_identity_signature
@@ -827,6 +838,10 @@ class LinkDriver:
             self.ctx.hub.published(slog.address, stored_keys, self, fresh)
         if forgery is not None:
             raise forgery
+        disk_full = next((r.detail for r in results if r.reason == REFUSED_DISK_FULL), "")
+        if disk_full:  # the stored ones commit with the others but are not acknowledged here
+            self._store_failed(disk_full)
+            return
         self._pending_commits += 1
         count = len(items)
         self.ctx.committer.after_commit(

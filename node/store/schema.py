@@ -6,11 +6,14 @@ Split out of node/store/sqlite.py (see its docstring for the schema and why it h
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
 
 from node.errors import NodeError, StoreError
+from node.store.cidindex import CidIndex, digest_prefix
 from node.sync.cid import CID
 from node.sync.keyset import KeySet
+from node.sync.storetypes import LogRecord
 
 APPLICATION_ID = 0x57535431  # "WST1"
 MAX_INT64 = (1 << 63) - 1
@@ -169,3 +172,82 @@ def migrate(
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+class Caches:
+    """What SQLiteStore keeps in memory, as loaded from the database."""
+
+    def __init__(
+        self,
+        logs: dict[str, LogRecord],
+        by_row: dict[int, LogRecord],
+        total_bytes: int,
+        cids: CidIndex,
+        stats: dict[str, int],
+    ) -> None:
+        self.logs = logs
+        self.by_row = by_row
+        self.total_bytes = total_bytes
+        self.cids = cids
+        self.stats = stats
+
+
+def load_caches(conn: sqlite3.Connection) -> Caches:
+    """The store's caches built from the database (at open and after a rollback)."""
+    logs: dict[str, LogRecord] = {}
+    by_row: dict[int, LogRecord] = {}
+    for row, log_id, sign_pub, pinned, quota in conn.execute(
+        "SELECT id, log_id, sign_pub, pinned, quota FROM logs"
+    ):
+        if not isinstance(log_id, str) or not log_id:
+            raise corrupt("log %r has a bad id" % (row,))
+        if not isinstance(sign_pub, bytes) or len(sign_pub) != 32:
+            raise corrupt("log %s has a bad sign_pub" % log_id)
+        if pinned not in (0, 1):
+            raise corrupt("log %s has pinned=%r" % (log_id, pinned))
+        if quota is not None:
+            int_col(quota, "quota of " + log_id, 1)
+        record = LogRecord(log_id, sign_pub, pinned == 1, quota, KeySet(), int_col(row, "log id"))
+        logs[log_id] = record
+        by_row[record.row] = record
+    # Stream rows into the caches: no per-entry list is kept while loading (memory drawn at
+    # load time stays with the process, so the peak is what the daemon's RSS shows).
+    total = [0]
+
+    def log_keys(record: LogRecord, rows: Iterator[tuple[object, ...]]) -> Iterator[Key]:
+        for _row, _log, clock_time, digest, size, refs in rows:
+            if not isinstance(digest, bytes) or len(digest) != 32:
+                raise corrupt("an entry of %s has a bad digest" % record.log_id)
+            int_col(refs, "refs")
+            entry_size = int_col(size, "entry size")
+            record.entry_count += 1
+            record.byte_count += entry_size
+            total[0] += entry_size
+            yield (int_col(clock_time, "clock_time"), digest)
+
+    cursor = conn.execute(
+        "SELECT id, log, clock_time, digest, size, refs FROM entries"
+        " ORDER BY log, clock_time, digest"
+    )
+    for log, rows in groupby(cursor, key=lambda r: r[1]):
+        owner = by_row.get(log) if isinstance(log, int) else None
+        if owner is None:
+            raise corrupt("entries of unknown log %r" % (log,))
+        owner.keyset = bulk_keyset(log_keys(owner, rows), owner.log_id)
+
+    def cid_pairs() -> Iterator[tuple[int, int]]:
+        for digest, row in conn.execute("SELECT digest, id FROM entries ORDER BY digest"):
+            if not isinstance(digest, bytes) or len(digest) != 32:
+                raise corrupt("an entry has a bad digest")
+            yield digest_prefix(digest), int_col(row, "entry id")
+
+    try:
+        cids = CidIndex.from_sorted(cid_pairs())
+    except ValueError as exc:
+        raise corrupt(str(exc)) from None
+    stats: dict[str, int] = {}
+    for name, value in conn.execute("SELECT name, value FROM stats"):
+        if not isinstance(name, str):
+            raise corrupt("a counter has name %r" % (name,))
+        stats[name] = int_col(value, "counter " + name)
+    return Caches(logs, by_row, total[0], cids, stats)

@@ -64,7 +64,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from itertools import groupby
 from pathlib import Path
 
 from node.errors import NodeError, StoreError
@@ -72,13 +71,15 @@ from node.store.cidindex import CidIndex, digest_prefix
 from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of this module's API
     APPLICATION_ID,
     MIGRATIONS,
-    bulk_keyset,
     cid_col,
     configure,
     corrupt,
     int_col,
+    load_caches,
     migrate,
 )
+from node.store.space import DEFAULT_MIN_FREE_BYTES, DiskSpace, is_disk_full
+from node.store.space import log as logger
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
 from node.sync.keyset import KeySet
@@ -110,9 +111,18 @@ class SQLiteStore(Store):
         StoreError: the file cannot be opened, is not a Waystation store, is newer, or is corrupt.
     """
 
-    def __init__(self, path: str | Path, verify: Verify, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        verify: Verify,
+        limits: Limits | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+    ) -> None:
         super().__init__(verify, limits)
         self.path = Path(path)
+        self.space = DiskSpace(self.path.parent, min_free_bytes, self._free_page_bytes)
+        self._window_bytes = 0  # block bytes put since the last commit
+        self._unsaved_logs: list[tuple[str, bytes, bool, int | None]] = []  # add_log since commit
         self._lock = threading.RLock()
         self._logs: dict[str, LogRecord] = {}
         self._by_row: dict[int, LogRecord] = {}
@@ -138,79 +148,30 @@ class SQLiteStore(Store):
 
     @classmethod
     def open_in(
-        cls, data_dir: str | Path, verify: Verify, limits: Limits | None = None
+        cls,
+        data_dir: str | Path,
+        verify: Verify,
+        limits: Limits | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     ) -> SQLiteStore:
         """Open (or create) the store file FILENAME in `data_dir`."""
-        return cls(Path(data_dir) / FILENAME, verify, limits)
+        return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes)
+
+    @property
+    def disk_full(self) -> str:
+        """Why the store takes no entries now (the disk is full), or "" while it takes them."""
+        return self.space.full
 
     # ---- opening ------------------------------------------------------------------------------
 
     def _reload(self) -> None:
         """(Re)build the caches from the database."""
-        conn = self._db()
-        logs: dict[str, LogRecord] = {}
-        by_row: dict[int, LogRecord] = {}
-        for row, log_id, sign_pub, pinned, quota in conn.execute(
-            "SELECT id, log_id, sign_pub, pinned, quota FROM logs"
-        ):
-            if not isinstance(log_id, str) or not log_id:
-                raise corrupt("log %r has a bad id" % (row,))
-            if not isinstance(sign_pub, bytes) or len(sign_pub) != 32:
-                raise corrupt("log %s has a bad sign_pub" % log_id)
-            if pinned not in (0, 1):
-                raise corrupt("log %s has pinned=%r" % (log_id, pinned))
-            if quota is not None:
-                int_col(quota, "quota of " + log_id, 1)
-            record = LogRecord(
-                log_id, sign_pub, pinned == 1, quota, KeySet(), int_col(row, "log id")
-            )
-            logs[log_id] = record
-            by_row[record.row] = record
-        # Stream rows into the caches: no per-entry list is kept while loading (memory drawn at
-        # load time stays with the process, so the peak is what the daemon's RSS shows).
-        total = [0]
-
-        def log_keys(record: LogRecord, rows: Iterator[tuple[object, ...]]) -> Iterator[Key]:
-            for _row, _log, clock_time, digest, size, refs in rows:
-                if not isinstance(digest, bytes) or len(digest) != 32:
-                    raise corrupt("an entry of %s has a bad digest" % record.log_id)
-                int_col(refs, "refs")
-                entry_size = int_col(size, "entry size")
-                record.entry_count += 1
-                record.byte_count += entry_size
-                total[0] += entry_size
-                yield (int_col(clock_time, "clock_time"), digest)
-
-        cursor = conn.execute(
-            "SELECT id, log, clock_time, digest, size, refs FROM entries"
-            " ORDER BY log, clock_time, digest"
-        )
-        for log, rows in groupby(cursor, key=lambda r: r[1]):
-            owner = by_row.get(log) if isinstance(log, int) else None
-            if owner is None:
-                raise corrupt("entries of unknown log %r" % (log,))
-            owner.keyset = bulk_keyset(log_keys(owner, rows), owner.log_id)
-
-        def cid_pairs() -> Iterator[tuple[int, int]]:
-            for digest, row in conn.execute("SELECT digest, id FROM entries ORDER BY digest"):
-                if not isinstance(digest, bytes) or len(digest) != 32:
-                    raise corrupt("an entry has a bad digest")
-                yield digest_prefix(digest), int_col(row, "entry id")
-
-        try:
-            cids = CidIndex.from_sorted(cid_pairs())
-        except ValueError as exc:
-            raise corrupt(str(exc)) from None
-        stats: dict[str, int] = {}
-        for name, value in conn.execute("SELECT name, value FROM stats"):
-            if not isinstance(name, str):
-                raise corrupt("a counter has name %r" % (name,))
-            stats[name] = int_col(value, "counter " + name)
-        self._logs = logs
-        self._by_row = by_row
-        self._bytes = total[0]
-        self._cids = cids
-        self._stats = stats
+        caches = load_caches(self._db())
+        self._logs = caches.logs
+        self._by_row = caches.by_row
+        self._bytes = caches.total_bytes
+        self._cids = caches.cids
+        self._stats = caches.stats
         self._stat_deltas = {}
         self._dirty_logs = set()
 
@@ -240,13 +201,22 @@ class SQLiteStore(Store):
                     self._recover()
                 raise
             except (sqlite3.Error, OSError) as exc:
+                if is_disk_full(exc):
+                    self.space.failed("%s failed: %s" % (what, exc))
                 self._recover()
                 raise StoreError("store %s: %s failed: %s" % (self.path, what, exc)) from exc
 
     def _recover(self) -> None:
-        """Roll back the open transaction (never acknowledged) and rebuild the caches."""
+        """Roll back the open transaction (never acknowledged) and rebuild the caches.
+
+        Everything put since the last commit is gone, whichever link put it: `generation` moves
+        on, so the Committer acknowledges none of it. Logs registered since the last commit are
+        registered again (a registration is not silently undone)."""
         self._acks = []
         self._ack_set = set()
+        self.generation += 1
+        self._window_bytes = 0
+        unsaved, self._unsaved_logs = self._unsaved_logs, []
         try:
             conn = self._db()
             if conn.in_transaction:
@@ -254,6 +224,24 @@ class SQLiteStore(Store):
             self._reload()
         except (sqlite3.Error, OSError, StoreError):
             self._abandon()  # unusable: every later call raises StoreError "closed"
+            return
+        try:
+            for log_id, sign_pub, pinned, quota in unsaved:
+                if not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")
+                self.add_log_unguarded(log_id, sign_pub, pinned, quota)
+        except (sqlite3.Error, OSError) as exc:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            with suppress(sqlite3.Error, OSError, StoreError):
+                self._reload()
+            logger.error("store %s: registrations since the last commit lost: %s", self.path, exc)
+
+    def _free_page_bytes(self) -> int:
+        conn = self._db()
+        pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages) * int(size)
 
     # ---- public API (each call guarded) --------------------------------------------------------
 
@@ -261,7 +249,14 @@ class SQLiteStore(Store):
         self, log_id: str, sign_pub: bytes, pinned: bool = False, quota: int | None = None
     ) -> None:
         with self._guard("add_log", write=True):
-            super().add_log(log_id, sign_pub, pinned, quota)
+            self.add_log_unguarded(log_id, sign_pub, pinned, quota)
+
+    def add_log_unguarded(
+        self, log_id: str, sign_pub: bytes, pinned: bool, quota: int | None
+    ) -> None:
+        """add_log inside an open transaction, remembered until the next commit."""
+        super().add_log(log_id, sign_pub, pinned, quota)
+        self._unsaved_logs.append((log_id, sign_pub, pinned, quota))
 
     def logs(self) -> list[str]:
         with self._guard("logs"):
@@ -281,6 +276,7 @@ class SQLiteStore(Store):
 
     def put_entries(self, entries: Iterable[Entry], now: int | float) -> list[PutResult]:
         with self._guard("put_entries", write=True):
+            self.space.new_batch()
             return super().put_entries(entries, now)
 
     def commit(self) -> list[CID]:
@@ -458,6 +454,7 @@ class SQLiteStore(Store):
         record.entry_count += 1
         record.byte_count += size
         self._bytes += size
+        self._window_bytes += size
         self._dirty_logs.add(record.row)
 
     def _delete(self, cid: CID) -> None:
@@ -552,3 +549,8 @@ class SQLiteStore(Store):
         conn.execute("COMMIT")  # synchronous=FULL: returns after the WAL is fsynced
         self._stat_deltas = {}
         self._dirty_logs = set()
+        self._window_bytes = 0
+        self._unsaved_logs = []
+
+    def _disk_room(self, size: int) -> str:
+        return self.space.room(self._window_bytes, size)

@@ -10,9 +10,10 @@
 #   1. the log is not registered                  -> refused "unknown-log"
 #   2. the block is larger than max_entry_bytes   -> refused "too-large"
 #   3. the exact block is already stored          -> "duplicate" (not verified again)
-#   4. CID, key or signature does not check       -> refused, the verifier's reason ("integrity")
-#   5. no room even after eviction                -> refused "quota"
-#   6. otherwise                                  -> "stored" (evicting others first if needed)
+#   4. the disk has no room for it (SQLite store)  -> refused "disk-full"
+#   5. CID, key or signature does not check       -> refused, the verifier's reason ("integrity")
+#   6. no room even after eviction                -> refused "quota"
+#   7. otherwise                                  -> "stored" (evicting others first if needed)
 #
 # Refusals are counted in stats() ("refused.<reason>") and never reach the storage.
 #
@@ -34,7 +35,10 @@
 #
 # Acknowledgement. put_entries makes entries visible at once (has, heads, keyset); commit() makes
 # everything put since the previous commit durable and returns the CIDs that may now be
-# acknowledged to peers (stored and duplicate outcomes, in submission order). MemoryStore holds
+# acknowledged to peers (stored and duplicate outcomes, in submission order). `generation` counts
+# the rollbacks of uncommitted work (a failed put or commit): whoever waits for a commit notes the
+# generation when it puts, and may acknowledge only if it has not changed (node/app/context.py
+# Committer). MemoryStore holds
 # nothing durable; its commit() only hands back that list. A subclass implements the storage
 # primitives (the methods starting with `_` below `# storage primitives`); the policy lives here
 # once, so the SQLite store and this one decide identically (tests/property/test_store_model.py).
@@ -51,6 +55,7 @@ from node.sync.storetypes import (  # re-exported: the store's public names live
     DUPLICATE,
     EVICT_HEADROOM,
     REFUSED,
+    REFUSED_DISK_FULL,
     REFUSED_QUOTA,
     REFUSED_TOO_LARGE,
     REFUSED_UNKNOWN_LOG,
@@ -83,6 +88,7 @@ __all__ = [
     "DUPLICATE",
     "EVICT_HEADROOM",
     "REFUSED",
+    "REFUSED_DISK_FULL",
     "REFUSED_QUOTA",
     "REFUSED_TOO_LARGE",
     "REFUSED_UNKNOWN_LOG",
@@ -117,6 +123,9 @@ class Store:
         self.limits = limits if limits is not None else Limits()
         self._acks: list[CID] = []
         self._ack_set: set[CID] = set()
+        # Bumped whenever uncommitted work is rolled back: what was put under an older
+        # generation is gone and must never be acknowledged.
+        self.generation = 0
 
     # ---- logs ---------------------------------------------------------------------------------
 
@@ -217,6 +226,9 @@ class Store:
             self._count("duplicate", 1)
             self._acknowledge_later(cid)
             return PutResult(cid, DUPLICATE)
+        no_room = self._disk_room(size)
+        if no_room:
+            return self._refuse(cid, REFUSED_DISK_FULL, no_room)
         try:
             verify_entry(entry, self.verify, record.sign_pub, self._verified_identities)
         except RemoteProtocolError as exc:
@@ -391,6 +403,10 @@ class Store:
 
     def _make_durable(self) -> None:
         raise LocalProtocolError("Store._make_durable not implemented")
+
+    def _disk_room(self, size: int) -> str:
+        """Why the medium cannot take `size` more bytes in this commit window, or "" if it can."""
+        return ""
 
 
 class _Held:
