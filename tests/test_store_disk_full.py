@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from node.errors import StoreError
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.store.sqlite import SQLiteStore
 from node.sync.store import DUPLICATE, REFUSED, REFUSED_DISK_FULL, STORED
-from tests.store_helpers import SUITE, Writer
+from tests.store_helpers import SUITE, Writer, mounted_tmpfs
 from tests.sync_helpers import GroupLog, make_context, member_store, sync_over_tcp
 
 VERIFY = SUITE.ed25519_verify
@@ -32,22 +31,8 @@ FS_BYTES = 400 * 1024
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 400 KB tmpfs mounted under the test's temp dir (we are root on the test machines)."""
-    mount_point = tmp_path / "fs"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=400k", "waystation-store-test", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        why = "cannot mount a tmpfs (%s): the full-disk tests need root" % done.stderr.strip()
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    try:
+    with mounted_tmpfs(tmp_path / "fs", "size=400k") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def fill(directory: Path, leave: int) -> Path:

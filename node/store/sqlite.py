@@ -85,6 +85,11 @@ from node.sync.entry import Entry, decode_entry
 from node.sync.keyset import KeySet
 from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, Store
 
+DAMAGED = (
+    ": the file is damaged; stop the daemon, move the file aside and start again with an empty"
+    " store (peers send their entries again), or restore a backup"
+)
+
 __all__ = ["APPLICATION_ID", "FILENAME", "MIGRATIONS", "SQLiteStore"]
 
 FILENAME = "store.sqlite3"
@@ -141,7 +146,13 @@ class SQLiteStore(Store):
             self._reload()
         except (sqlite3.Error, OSError) as exc:
             self._abandon()
-            raise StoreError("cannot open store %s: %s" % (self.path, exc)) from exc
+            damaged = getattr(exc, "sqlite_errorcode", None) in (
+                sqlite3.SQLITE_CORRUPT,
+                sqlite3.SQLITE_NOTADB,
+            )
+            raise StoreError(
+                "cannot open store %s: %s%s" % (self.path, exc, DAMAGED if damaged else "")
+            ) from exc
         except StoreError:
             self._abandon()
             raise
@@ -156,6 +167,20 @@ class SQLiteStore(Store):
     ) -> SQLiteStore:
         """Open (or create) the store file FILENAME in `data_dir`."""
         return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes)
+
+    def quick_check(self) -> None:
+        """Run SQLite's `PRAGMA quick_check` (the daemon does at start; O(size of the file)).
+
+        Raises:
+            StoreError: one line naming the file, what SQLite found, and what to do.
+        """
+        with self._guard("quick_check") as conn:
+            found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+        if found != ["ok"]:
+            raise StoreError(
+                "store %s failed its integrity check (%s)%s"
+                % (self.path, "; ".join(found)[:300], DAMAGED)
+            )
 
     @property
     def disk_full(self) -> str:
