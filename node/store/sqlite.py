@@ -536,6 +536,17 @@ class SQLiteStore(Store):
         finally:
             cursor.close()
 
+    def _entry_at(self, record: LogRecord, key: Key) -> Candidate | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT cid, size FROM entries WHERE log = ? AND clock_time = ? AND digest = ?",
+                (record.row, key[0], key[1]),
+            )
+            .fetchone()
+        )
+        return None if row is None else Candidate(cid_col(row[0]), int_col(row[1], "entry size"))
+
     def _stored_before(self, cutoff: int) -> list[tuple[CID, int]]:
         rows = self._db().execute(
             "SELECT cid, size FROM entries WHERE stored_at <= ? ORDER BY cid", (cutoff,)

@@ -12,8 +12,10 @@
 #   3. the exact block is already stored          -> "duplicate" (not verified again)
 #   4. the disk has no room for it (SQLite store)  -> refused "disk-full"
 #   5. CID, key or signature does not check       -> refused, the verifier's reason ("integrity")
-#   6. no room even after eviction                -> refused "quota"
-#   7. otherwise                                  -> "stored" (evicting others first if needed)
+#   6. an unpinned log over its quota, and the entry is not newer than what it keeps
+#                                                 -> refused "over-quota"
+#   7. no room even after eviction                -> refused "quota"
+#   8. otherwise                                  -> "stored" (evicting others first if needed)
 #
 # Refusals are counted in stats() ("refused.<reason>") and never reach the storage.
 #
@@ -29,6 +31,14 @@
 # head of a pinned log is never evicted for space (only expiry removes it). For the per-log quota
 # only the log's own entries are candidates. An eviction is all or nothing: if the candidates
 # cannot free enough, nothing is evicted and the new entry is refused "quota".
+#
+# A log larger than its quota (unpinned logs; as the LXMF propagation node, the relay keeps the
+# newest). For its own quota an unpinned log evicts its *oldest* entries by key (lamport time,
+# digest), not by age x size, down to the low-water mark. An entry older than every entry the log
+# holds is refused "over-quota" without being written while the log is above that mark: so an
+# entry is never stored only to be evicted by the next one of the same sync, and a sender that
+# sends newest first (node/app/peer.py does) costs the relay at most the quota in block writes,
+# however long the log.
 #
 # Expiry. expire(now) removes every entry whose age reached Limits.expiry_seconds, pinned or not
 # (the LXMF propagation node does the same after 30 days).
@@ -56,6 +66,7 @@ from node.sync.storetypes import (  # re-exported: the store's public names live
     EVICT_HEADROOM,
     REFUSED,
     REFUSED_DISK_FULL,
+    REFUSED_OVER_QUOTA,
     REFUSED_QUOTA,
     REFUSED_TOO_LARGE,
     REFUSED_UNKNOWN_LOG,
@@ -89,6 +100,7 @@ __all__ = [
     "EVICT_HEADROOM",
     "REFUSED",
     "REFUSED_DISK_FULL",
+    "REFUSED_OVER_QUOTA",
     "REFUSED_QUOTA",
     "REFUSED_TOO_LARGE",
     "REFUSED_UNKNOWN_LOG",
@@ -229,6 +241,9 @@ class Store:
         no_room = self._disk_room(size)
         if no_room:
             return self._refuse(cid, REFUSED_DISK_FULL, no_room)
+        over = self._over_quota(record, (entry.clock_time, cid.digest), size)
+        if over:
+            return self._refuse(cid, REFUSED_OVER_QUOTA, over)
         try:
             verify_entry(entry, self.verify, record.sign_pub, self._verified_identities)
         except RemoteProtocolError as exc:
@@ -255,6 +270,31 @@ class Store:
             self._ack_set.add(cid)
             self._acks.append(cid)
 
+    def quota_of(self, record: LogRecord) -> int:
+        """The byte quota of a log: its own, or Limits.max_log_bytes."""
+        return record.quota if record.quota is not None else self.limits.max_log_bytes
+
+    def _over_quota(self, record: LogRecord, key: "Key", size: int) -> str:
+        """Why an unpinned log keeps none of this entry (it is not among its newest), or ""."""
+        quota = self.quota_of(record)
+        if record.pinned or not len(record.keyset) or key > record.keyset.key_at(0):
+            return ""  # newer than the oldest it holds: the oldest make room if needed
+        if record.byte_count + size <= quota - quota // EVICT_HEADROOM:
+            return ""  # room below the low-water mark: an older entry is welcome
+        return "relay keeps the newest %d entries (%d bytes) of this log: quota %d bytes" % (
+            record.entry_count,
+            record.byte_count,
+            self.quota_of(record),
+        )
+
+    def _oldest(self, record: LogRecord) -> "Iterator[Candidate]":
+        keyset = record.keyset
+        for index in range(len(keyset)):
+            key = keyset.key_at(index)
+            found = self._entry_at(record, key)
+            if found is not None:
+                yield found
+
     def _plan_room(self, record: LogRecord, size: int, now: int) -> "list[Candidate] | None":
         """The entries to evict so `size` more bytes fit; None when impossible.
 
@@ -263,7 +303,7 @@ class Store:
         community log does not pay one eviction query per new entry. Pinned logs and the total
         limit evict only what is needed.
         """
-        quota = record.quota if record.quota is not None else self.limits.max_log_bytes
+        quota = self.quota_of(record)
         need_log = record.byte_count + size - quota
         need_total = self._total_bytes() + size - self.limits.max_total_bytes
         plan: list[Candidate] = []
@@ -273,7 +313,8 @@ class Store:
         freed = 0
         if need_log > 0:
             target = need_log if record.pinned else need_log + quota // EVICT_HEADROOM
-            for candidate in self._candidates(now, record, record.pinned):
+            found = self._candidates(now, record, True) if record.pinned else self._oldest(record)
+            for candidate in found:
                 plan.append(candidate)
                 chosen.add(candidate.cid)
                 freed += candidate.size
@@ -387,6 +428,10 @@ class Store:
         or of every log when None; pinned logs only if include_pinned; never a pinned log's
         head."""
         raise LocalProtocolError("Store._candidates not implemented")
+
+    def _entry_at(self, record: LogRecord, key: "Key") -> "Candidate | None":
+        """The entry of `record`'s log with `key`, as an eviction candidate."""
+        raise LocalProtocolError("Store._entry_at not implemented")
 
     def _stored_before(self, cutoff: int) -> "list[tuple[CID, int]]":
         """(cid, size) of every entry with stored_at <= cutoff."""
@@ -525,6 +570,10 @@ class MemoryStore(Store):
         ranked.sort(key=lambda item: item[0])
         for _order, cid in ranked:
             yield Candidate(cid, self._held[cid].size)
+
+    def _entry_at(self, record: LogRecord, key: "Key") -> "Candidate | None":
+        cid = self._logs[record.log_id].by_key.get(key)
+        return None if cid is None else Candidate(cid, self._held[cid].size)
 
     def _stored_before(self, cutoff: int) -> "list[tuple[CID, int]]":
         found = [(cid, held.size) for cid, held in self._held.items() if held.stored_at <= cutoff]
