@@ -16,6 +16,10 @@ from node.sync.keyset import KeySet
 from node.sync.storetypes import LogRecord
 
 APPLICATION_ID = 0x57535431  # "WST1"
+DAMAGED = (
+    ": the file is damaged; stop the daemon, move the file aside and start again with an empty"
+    " store (peers send their entries again), or restore a backup"
+)
 MAX_INT64 = (1 << 63) - 1
 
 Key = tuple[int, bytes]
@@ -251,3 +255,12 @@ def load_caches(conn: sqlite3.Connection) -> Caches:
             raise corrupt("a counter has name %r" % (name,))
         stats[name] = int_col(value, "counter " + name)
     return Caches(logs, by_row, total[0], cids, stats)
+
+
+def check_integrity(conn: sqlite3.Connection, path: object) -> None:
+    """`PRAGMA quick_check`; StoreError (one line: the file, what SQLite found, what to do)."""
+    found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+    if found != ["ok"]:
+        raise StoreError(
+            "store %s failed its integrity check (%s)%s" % (path, "; ".join(found)[:300], DAMAGED)
+        )

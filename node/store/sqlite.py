@@ -62,6 +62,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -70,7 +71,9 @@ from node.errors import NodeError, StoreError
 from node.store.cidindex import CidIndex, digest_prefix
 from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of this module's API
     APPLICATION_ID,
+    DAMAGED,
     MIGRATIONS,
+    check_integrity,
     cid_col,
     configure,
     corrupt,
@@ -85,14 +88,10 @@ from node.sync.entry import Entry, decode_entry
 from node.sync.keyset import KeySet
 from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, Store
 
-DAMAGED = (
-    ": the file is damaged; stop the daemon, move the file aside and start again with an empty"
-    " store (peers send their entries again), or restore a backup"
-)
-
 __all__ = ["APPLICATION_ID", "FILENAME", "MIGRATIONS", "SQLiteStore"]
 
 FILENAME = "store.sqlite3"
+QUOTA_LOG_INTERVAL_S = 24 * 3600
 
 # Statements of SQLiteStore._find: the stored CID first, then what the caller needs.
 _CID_BY_ROW = "SELECT cid FROM entries WHERE id = ?"
@@ -127,6 +126,7 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.space = DiskSpace(self.path.parent, min_free_bytes, self._free_page_bytes)
         self._window_bytes = 0  # block bytes put since the last commit
+        self._quota_logged: dict[str, float] = {}  # log id -> monotonic time of its last line
         self._unsaved_logs: list[tuple[str, bytes, bool, int | None]] = []  # add_log since commit
         self._lock = threading.RLock()
         self._logs: dict[str, LogRecord] = {}
@@ -175,12 +175,7 @@ class SQLiteStore(Store):
             StoreError: one line naming the file, what SQLite found, and what to do.
         """
         with self._guard("quick_check") as conn:
-            found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
-        if found != ["ok"]:
-            raise StoreError(
-                "store %s failed its integrity check (%s)%s"
-                % (self.path, "; ".join(found)[:300], DAMAGED)
-            )
+            check_integrity(conn, self.path)
 
     @property
     def disk_full(self) -> str:
@@ -535,6 +530,18 @@ class SQLiteStore(Store):
                 yield Candidate(cid_col(cid), int_col(size, "entry size"))
         finally:
             cursor.close()
+
+    def _over_quota(self, record: LogRecord, key: Key, size: int) -> str:
+        why = super()._over_quota(record, key, size)
+        if why:  # the operator hears of each log over its quota once a day
+            now = time.monotonic()
+            last = self._quota_logged.get(record.log_id)
+            if last is None or now - last >= QUOTA_LOG_INTERVAL_S:
+                self._quota_logged[record.log_id] = now
+                logger.warning(
+                    "log %s is over its quota: %s; older entries are refused", record.log_id, why
+                )
+        return why
 
     def _entry_at(self, record: LogRecord, key: Key) -> Candidate | None:
         row = (

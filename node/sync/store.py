@@ -274,6 +274,10 @@ class Store:
         """The byte quota of a log: its own, or Limits.max_log_bytes."""
         return record.quota if record.quota is not None else self.limits.max_log_bytes
 
+    def quota_of_log(self, log_id: str) -> int:
+        """The byte quota of a registered log (LocalProtocolError if unknown)."""
+        return self.quota_of(self._known_log(log_id))
+
     def _over_quota(self, record: LogRecord, key: "Key", size: int) -> str:
         """Why an unpinned log keeps none of this entry (it is not among its newest), or ""."""
         quota = self.quota_of(record)
