@@ -11,6 +11,7 @@ import pytest
 
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.store.sqlite import SQLiteStore
+from node.sync.store import MemoryStore
 from tests.store_helpers import SUITE
 from tests.sync_helpers import GroupLog, make_context, member_store, sync_over_tcp
 
@@ -54,6 +55,17 @@ def test_a_relay_keeps_the_newest_within_the_quota_and_says_so_once(
     newest = sorted(((e.clock_time, e.cid.digest) for e in group.entries), reverse=True)
     assert sorted(store.keyset(group.address), reverse=True) == newest[: info.entry_count]
     assert QUOTA - 2 * max(len(e.block) for e in group.entries) < info.byte_count <= QUOTA
+    # A reader of the relay's copy hits a hole and is told so; SQLite and memory agree.
+    kept = [e for e in group.entries if (e.clock_time, e.cid.digest) in store.keyset(group.address)]
+    oldest = min(e.clock_time for e in kept)
+    assert store.hole(group.address).startswith(
+        "entries before lamport time %d are no longer held by any relay you reached" % oldest
+    )
+    model = MemoryStore(SUITE.ed25519_verify)
+    model.add_log(group.address, group.sign_pub)
+    model.put_entries(kept, 1)
+    assert model.missing_parents(group.address) == store.missing_parents(group.address) != []
+    assert member_store(group).hole(group.address) == ""  # the whole log: no hole
     stats = store.stats()
     assert stats.get("evicted", 0) == 0  # nothing stored only to be evicted again
     assert stats["stored_bytes"] <= QUOTA  # block bytes written for this sync: at most the quota

@@ -26,6 +26,7 @@ import errno
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,3 +101,19 @@ class DiskSpace:
             )
         self.full = why
         self._free = 0
+
+
+class OncePer:
+    """Log a warning at most once per `interval` seconds for each key (e.g. each log)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}  # key -> monotonic time of its last line
+
+    def say(self, key: str, message: str) -> None:
+        """Log `message` unless `key` was logged within the interval."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is None or now - last >= self.interval:
+            self._last[key] = now
+            log.warning("%s", message)

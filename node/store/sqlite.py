@@ -62,7 +62,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -81,7 +80,7 @@ from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of thi
     load_caches,
     migrate,
 )
-from node.store.space import DEFAULT_MIN_FREE_BYTES, DiskSpace, is_disk_full
+from node.store.space import DEFAULT_MIN_FREE_BYTES, DiskSpace, OncePer, is_disk_full
 from node.store.space import log as logger
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
@@ -126,7 +125,7 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.space = DiskSpace(self.path.parent, min_free_bytes, self._free_page_bytes)
         self._window_bytes = 0  # block bytes put since the last commit
-        self._quota_logged: dict[str, float] = {}  # log id -> monotonic time of its last line
+        self._quota_log = OncePer(QUOTA_LOG_INTERVAL_S)
         self._unsaved_logs: list[tuple[str, bytes, bool, int | None]] = []  # add_log since commit
         self._lock = threading.RLock()
         self._logs: dict[str, LogRecord] = {}
@@ -169,11 +168,7 @@ class SQLiteStore(Store):
         return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes)
 
     def quick_check(self) -> None:
-        """Run SQLite's `PRAGMA quick_check` (the daemon does at start; O(size of the file)).
-
-        Raises:
-            StoreError: one line naming the file, what SQLite found, and what to do.
-        """
+        """`PRAGMA quick_check` (the daemon's start); StoreError: one line with what to do."""
         with self._guard("quick_check") as conn:
             check_integrity(conn, self.path)
 
@@ -310,6 +305,10 @@ class SQLiteStore(Store):
     def stats(self) -> dict[str, int]:
         with self._guard("stats"):
             return super().stats()
+
+    def missing_parents(self, log_id: str) -> list[CID]:
+        with self._guard("missing_parents"):
+            return super().missing_parents(log_id)
 
     def has(self, cid: CID) -> bool:
         with self._guard("has"):
@@ -534,14 +533,15 @@ class SQLiteStore(Store):
     def _over_quota(self, record: LogRecord, key: Key, size: int) -> str:
         why = super()._over_quota(record, key, size)
         if why:  # the operator hears of each log over its quota once a day
-            now = time.monotonic()
-            last = self._quota_logged.get(record.log_id)
-            if last is None or now - last >= QUOTA_LOG_INTERVAL_S:
-                self._quota_logged[record.log_id] = now
-                logger.warning(
-                    "log %s is over its quota: %s; older entries are refused", record.log_id, why
-                )
+            self._quota_log.say(
+                record.log_id,
+                "log %s is over its quota: %s; older entries are refused" % (record.log_id, why),
+            )
         return why
+
+    def _missing_parents(self, record: LogRecord) -> list[CID]:
+        rows = self._db().execute("SELECT parent FROM unresolved WHERE log = ?", (record.row,))
+        return [cid_col(parent) for (parent,) in rows]
 
     def _entry_at(self, record: LogRecord, key: Key) -> Candidate | None:
         row = (

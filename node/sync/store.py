@@ -25,20 +25,15 @@
 #
 # Space. Each log has a byte quota (its own or Limits.max_log_bytes), and all logs together share
 # Limits.max_total_bytes; bytes are block bytes. When a new entry does not fit, entries are evicted
-# in this order until it does: highest weight first, weight = age (now - stored_at, seconds) *
-# size (bytes), ties by (log id, lamport time, digest) ascending. Entries of unpinned logs go
-# before entries of pinned logs; an entry of an unpinned log never evicts a pinned log's entry; a
-# head of a pinned log is never evicted for space (only expiry removes it). For the per-log quota
-# only the log's own entries are candidates. An eviction is all or nothing: if the candidates
-# cannot free enough, nothing is evicted and the new entry is refused "quota".
-#
-# A log larger than its quota (unpinned logs; as the LXMF propagation node, the relay keeps the
-# newest). For its own quota an unpinned log evicts its *oldest* entries by key (lamport time,
-# digest), not by age x size, down to the low-water mark. An entry older than every entry the log
-# holds is refused "over-quota" without being written while the log is above that mark: so an
-# entry is never stored only to be evicted by the next one of the same sync, and a sender that
-# sends newest first (node/app/peer.py does) costs the relay at most the quota in block writes,
-# however long the log.
+# until it does: highest weight first, weight = age (now - stored_at) * size, ties by (log id,
+# lamport time, digest). Unpinned logs' entries go first; an unpinned log's entry never evicts a
+# pinned log's; a pinned log's head is never evicted for space (only expiry removes it). An
+# eviction is all or nothing: if it cannot free enough, the new entry is refused "quota".
+# A log over its own quota: a pinned log evicts its own entries by weight; an unpinned one keeps
+# its newest (as the LXMF propagation node): it evicts its oldest by key down to the low-water
+# mark, and above that mark an entry older than all it holds is refused "over-quota", unwritten.
+# So nothing is stored only to be evicted by the same sync, and a sender that sends newest first
+# (node/app/peer.py does) costs the relay at most the quota in block writes, whatever the length.
 #
 # Expiry. expire(now) removes every entry whose age reached Limits.expiry_seconds, pinned or not
 # (the LXMF propagation node does the same after 30 days).
@@ -72,9 +67,11 @@ from node.sync.storetypes import (  # re-exported: the store's public names live
     REFUSED_UNKNOWN_LOG,
     STORED,
     Candidate,
+    Held,
     Limits,
     LogInfo,
     LogRecord,
+    MemoryLog,
     PutResult,
     eviction_order,
     positive_int,
@@ -204,6 +201,24 @@ class Store:
     def keyset(self, log_id: str) -> KeySet:
         """The log's live KeySet of (lamport time, digest); kept in step by the store. Read only."""
         return self._known_log(log_id).keyset
+
+    def missing_parents(self, log_id: str) -> "list[CID]":
+        """CIDs that stored entries of the log name in `next` but that the log does not hold
+        (not synced yet, or evicted/expired: a hole), sorted."""
+        return sorted(self._missing_parents(self._known_log(log_id)))
+
+    def hole(self, log_id: str) -> str:
+        """What a reader of the log must be told when the log has a hole, or "" when it has none.
+
+        A member calls this after reading a log (node/member: where it reads a group's logs) and
+        shows the text instead of skipping silently."""
+        missing = self.missing_parents(log_id)
+        record = self._known_log(log_id)
+        if not missing or not len(record.keyset):
+            return ""
+        return "entries before lamport time %d are no longer held by any relay you reached" % (
+            record.keyset.key_at(0)[0]
+        ) + " (%d missing, named by the log)" % len(missing)
 
     def _known_log(self, log_id: str) -> LogRecord:
         record = self._log(log_id)
@@ -437,6 +452,9 @@ class Store:
         """The entry of `record`'s log with `key`, as an eviction candidate."""
         raise LocalProtocolError("Store._entry_at not implemented")
 
+    def _missing_parents(self, record: LogRecord) -> "list[CID]":
+        raise LocalProtocolError("Store._missing_parents not implemented")
+
     def _stored_before(self, cutoff: int) -> "list[tuple[CID, int]]":
         """(cid, size) of every entry with stored_at <= cutoff."""
         raise LocalProtocolError("Store._stored_before not implemented")
@@ -458,37 +476,13 @@ class Store:
         return ""
 
 
-class _Held:
-    """One entry in a MemoryStore."""
-
-    __slots__ = ("entry", "key", "log_id", "parents", "size", "stored_at")
-
-    def __init__(self, entry: "Entry", log_id: str, parents: "list[CID]", stored_at: int) -> None:
-        self.entry = entry
-        self.log_id = log_id
-        self.parents = parents
-        self.size = len(entry.block)
-        self.stored_at = stored_at
-        self.key = (entry.clock_time, entry.cid.digest)
-
-
-class _MemoryLog(LogRecord):
-    __slots__ = ("by_key", "heads", "referrers")
-
-    def __init__(self, log_id: str, sign_pub: bytes, pinned: bool, quota: "int | None") -> None:
-        super().__init__(log_id, sign_pub, pinned, quota, KeySet())
-        self.by_key: dict[Key, CID] = {}
-        self.heads: set[CID] = set()
-        self.referrers: dict[CID, int] = {}  # parent CID -> stored entries of this log naming it
-
-
 class MemoryStore(Store):
     """An in-memory Store (portable tests, MicroPython, and the model for the SQLite store)."""
 
     def __init__(self, verify: "Verify", limits: "Limits | None" = None) -> None:
         super().__init__(verify, limits)
-        self._logs: dict[str, _MemoryLog] = {}
-        self._held: dict[CID, _Held] = {}
+        self._logs: dict[str, MemoryLog] = {}
+        self._held: dict[CID, Held] = {}
         self._bytes = 0
         self._stats: dict[str, int] = {}
 
@@ -510,7 +504,7 @@ class MemoryStore(Store):
         return list(self._logs)
 
     def _new_log(self, log_id: str, sign_pub: bytes, pinned: bool, quota: "int | None") -> None:
-        self._logs[log_id] = _MemoryLog(log_id, sign_pub, pinned, quota)
+        self._logs[log_id] = MemoryLog(log_id, sign_pub, pinned, quota)
 
     def _update_log(self, record: LogRecord) -> None:
         pass  # the record is the storage
@@ -525,7 +519,7 @@ class MemoryStore(Store):
     def _insert(self, entry: "Entry", record: LogRecord, now: int) -> None:
         log = self._logs[record.log_id]
         parents = sorted(set(entry.next))
-        held = _Held(entry, log.log_id, parents, now)
+        held = Held(entry, log.log_id, parents, now)
         cid = entry.cid
         self._held[cid] = held
         log.by_key[held.key] = cid
@@ -574,6 +568,14 @@ class MemoryStore(Store):
         ranked.sort(key=lambda item: item[0])
         for _order, cid in ranked:
             yield Candidate(cid, self._held[cid].size)
+
+    def _missing_parents(self, record: LogRecord) -> "list[CID]":
+        held = self._held
+        return [
+            parent
+            for parent in self._logs[record.log_id].referrers
+            if parent not in held or held[parent].log_id != record.log_id
+        ]
 
     def _entry_at(self, record: LogRecord, key: "Key") -> "Candidate | None":
         cid = self._logs[record.log_id].by_key.get(key)

@@ -9,6 +9,9 @@ from node.sync.keyset import KeySet
 
 if TYPE_CHECKING:
     from node.sync.cid import CID
+    from node.sync.entry import Entry
+
+    Key = tuple[int, bytes]
 
 STORED = "stored"
 DUPLICATE = "duplicate"
@@ -216,3 +219,29 @@ def eviction_order(
     if age < 0:
         age = 0
     return (pinned, -(age * size), log_id, time, digest)
+
+
+class Held:
+    """One entry in a MemoryStore."""
+
+    __slots__ = ("entry", "key", "log_id", "parents", "size", "stored_at")
+
+    def __init__(self, entry: "Entry", log_id: str, parents: "list[CID]", stored_at: int) -> None:
+        self.entry = entry
+        self.log_id = log_id
+        self.parents = parents
+        self.size = len(entry.block)
+        self.stored_at = stored_at
+        self.key = (entry.clock_time, entry.cid.digest)
+
+
+class MemoryLog(LogRecord):
+    """A log in a MemoryStore."""
+
+    __slots__ = ("by_key", "heads", "referrers")
+
+    def __init__(self, log_id: str, sign_pub: bytes, pinned: bool, quota: "int | None") -> None:
+        super().__init__(log_id, sign_pub, pinned, quota, KeySet())
+        self.by_key: dict[Key, CID] = {}
+        self.heads: set[CID] = set()
+        self.referrers: dict[CID, int] = {}  # parent CID -> stored entries of this log naming it
