@@ -50,8 +50,10 @@ def test_a_second_daemon_is_refused_with_the_first_ones_pid(tmp_path: Path) -> N
 
 
 def test_the_claim_is_released_and_can_be_taken_again(tmp_path: Path) -> None:
+    claim = claim_data_dir(tmp_path / "new")  # created on first start
+    assert (tmp_path / "new" / LOCK_FILE).read_text().strip() == str(os.getpid())
+    claim.release()
     claim = claim_data_dir(tmp_path)
-    assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
     claim.release()
     claim.release()
     claim_data_dir(tmp_path).release()

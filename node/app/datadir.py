@@ -57,6 +57,7 @@ def claim_data_dir(data_dir: Path) -> DataDirClaim:
     """
     lock_path = data_dir / LOCK_FILE
     try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the node key does
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
