@@ -866,8 +866,9 @@ class LinkDriver:
         if forgery is not None:
             raise forgery
         disk_full = next((r.detail for r in results if r.reason == REFUSED_DISK_FULL), "")
-        if disk_full:  # the stored ones commit with the others but are not acknowledged here
+        if disk_full:  # the stored ones are committed (nudged here) but not acknowledged
             self._store_failed(disk_full)
+            self.ctx.committer.after_commit(lambda durable: None)
             return
         self._pass_stored[ref] = self._pass_stored.get(ref, 0) + len(stored_keys)
         if any(r.reason == REFUSED_OVER_QUOTA for r in results):
