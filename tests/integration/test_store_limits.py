@@ -28,6 +28,15 @@ def test_peer_sync_says_the_relay_keeps_the_newest_and_a_second_daemon_is_refuse
         assert "ended: quota relay keeps the newest" in done.stderr, done.stderr
         assert "quota 16384 bytes" in done.stderr
         assert relay.log.count("is over its quota") == 1
+        # A member who joins later reads the group from the relay and is told of the hole.
+        bob = Member(tmp_path / "bob", "bob")
+        bob.init()
+        assert bob.join(alice.invite(group)) == group
+        bob.sync(relay.address)
+        read = bob.run("read", group)
+        assert "long talk: entries before lamport time" in read.stderr, read.stderr
+        assert "are no longer held by any relay you reached" in read.stderr
+        assert "no longer held" not in alice.run("read", group).stderr  # alice has it all
         # A second daemon on the same data directory: refused with the first one's pid.
         with pytest.raises(AssertionError) as caught:
             stack.enter_context(Relay(relay.data_dir))
