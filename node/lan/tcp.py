@@ -17,11 +17,12 @@ from node.errors import LinkError
 from node.proto.framing import FrameDecoder, encode_frame
 
 READ_CHUNK = 65536
+FRAME_HINT = 65535  # the largest frame a TCP link carries well (node.link.Link.frame_hint)
 CLOSE_FLUSH_S = 2.0  # how long close() lets buffered frames drain before aborting
 
 
 class TcpLink:
-    """One framed TCP connection.
+    """One framed TCP connection (a node.link.Link of kind "tcp").
 
     Args:
         reader, writer: the asyncio stream pair.
@@ -31,6 +32,8 @@ class TcpLink:
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame: int
     ) -> None:
+        self.kind = "tcp"
+        self.frame_hint = FRAME_HINT
         self._reader = reader
         self._writer = writer
         self._decoder = FrameDecoder(max_frame)
