@@ -78,12 +78,12 @@ def frame_sizes(frame_hint: int) -> tuple[int, int]:
     """(reconciler frame bytes, entries read per batch) for a link's `frame_hint`.
 
     A reconciler frame fits one link frame with its message around it (never below the
-    Reconciler's minimum, MIN_FRAME), up to RECONCILE_FRAME; a batch is one entry per KiB of
+    Reconciler's minimum, MIN_FRAME), up to RECONCILE_FRAME; a batch is one entry per 1,000 bytes of
     hint, at least 1, at most SEND_BATCH. TCP (65,535) gets 16,000 and 64; a 244-byte BLE write
     256 and 1.
     """
     reconcile = max(MIN_FRAME, min(RECONCILE_FRAME, frame_hint - FRAME_OVERHEAD))
-    batch = max(1, min(SEND_BATCH, frame_hint // 1024))
+    batch = max(1, min(SEND_BATCH, frame_hint // 1000))
     return reconcile, batch
 
 
