@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -24,9 +24,10 @@ from node.app.linkcore import (
     frame_sizes,
 )
 from node.app.passes import MAX_PASSES
+from node.errors import IntegrityError
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.sync.entry import Entry, create_entry
-from node.sync.store import MemoryStore
+from node.sync.store import REFUSED, MemoryStore, PutResult
 from tests.sync_helpers import SUITE, GroupLog, make_context, member_store
 
 SANS_IO = ["node.app.linkcore", "node.app.interest", "node.app.passes", "node.app.outbound"]
@@ -144,6 +145,19 @@ def test_an_empty_member_ends_in_sync_after_one_pass() -> None:
     assert relay_ctx.store.has_log(group.address)  # the relay took the member's log
 
 
+class Recording(MemoryStore):
+    """Keeps every PutResult it answered."""
+
+    def __init__(self, verify: Callable[[bytes, bytes, bytes], bool]) -> None:
+        super().__init__(verify)
+        self.results: list[PutResult] = []
+
+    def put_entries(self, entries: Iterable[Entry], now: int | float) -> list[PutResult]:
+        results = super().put_entries(entries, now)
+        self.results.extend(results)
+        return results
+
+
 def test_a_forged_entry_ends_the_link_and_genuine_ones_are_kept() -> None:
     group = GroupLog.make(43)
     genuine = [group.append("ok%d" % i) for i in range(3)]
@@ -162,10 +176,16 @@ def test_a_forged_entry_ends_the_link_and_genuine_ones_are_kept() -> None:
     sender.commit()
     own = {group.address: (group.sign_pub, group.identity_signature)}
     member_ctx = make_context(sender, ROLE_MEMBER, own=own, community=False)
-    relay_ctx = make_context(MemoryStore(SUITE.ed25519_verify), ROLE_RELAY)
+    relay_store = Recording(SUITE.ed25519_verify)
+    relay_ctx = make_context(relay_store, ROLE_RELAY)
     pair = CorePair(member_ctx, relay_ctx)
     pair.run()
     relay, member = pair.relay.outcome, pair.member.outcome
+    refused = [r for r in relay_store.results if r.status == REFUSED]
+    assert [r.cid for r in refused] == [forged.cid]
+    # The store's result is typed: its IntegrityError ends the link as is, not rebuilt from text.
+    assert isinstance(refused[0].error, IntegrityError)
+    assert relay.text == refused[0].error.message and str(forged.cid) in relay.text
     assert relay.reason == "integrity" and not relay.by_peer
     assert member.reason == "integrity" and member.by_peer and not member.in_sync
     assert list(relay_ctx.store.keyset(group.address)) == keys(genuine)

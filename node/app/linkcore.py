@@ -446,10 +446,8 @@ class LinkCore:
         for item, entry, result in zip(items, entries, results, strict=True):
             if result.status == REFUSED:
                 ingested.refused.append(result.reason)
-                if result.reason == "integrity" and ingested.forgery is None:
-                    ingested.forgery = IntegrityError(
-                        "entry %s refused: %s" % (result.cid, result.detail)
-                    )
+                if isinstance(result.error, IntegrityError) and ingested.forgery is None:
+                    ingested.forgery = result.error  # the verifier's own error, not a copy
             elif result.status == STORED:
                 key = (entry.clock_time, entry.cid.digest)
                 ingested.stored.append(key)

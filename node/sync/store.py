@@ -121,15 +121,26 @@ class PutResult:
         status: STORED, DUPLICATE or REFUSED.
         reason: for REFUSED, a short code ("unknown-log", "too-large", "integrity", "quota", ...).
         detail: for REFUSED, what was wrong, for logs.
+        error: for an entry refused by verification, the verifier's own error (an
+            IntegrityError for a forgery), so a caller raises it as is instead of rebuilding it
+            from `reason` and `detail`; None otherwise.
     """
 
-    __slots__ = ("cid", "detail", "reason", "status")
+    __slots__ = ("cid", "detail", "error", "reason", "status")
 
-    def __init__(self, cid: "CID", status: str, reason: str = "", detail: str = "") -> None:
+    def __init__(
+        self,
+        cid: "CID",
+        status: str,
+        reason: str = "",
+        detail: str = "",
+        error: "RemoteProtocolError | None" = None,
+    ) -> None:
         self.cid = cid
         self.status = status
         self.reason = reason
         self.detail = detail
+        self.error = error
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -385,7 +396,7 @@ class Store:
         try:
             verify_entry(entry, self.verify, record.sign_pub, self._verified_identities)
         except RemoteProtocolError as exc:
-            return self._refuse(cid, exc.reason, exc.message)
+            return self._refuse(cid, exc.reason, exc.message, exc)
         plan = self._plan_room(record, size, now)
         if plan is None:
             return self._refuse(cid, REFUSED_QUOTA, "no room for %d bytes in log or store" % size)
@@ -399,9 +410,11 @@ class Store:
         self._acknowledge_later(cid)
         return PutResult(cid, STORED)
 
-    def _refuse(self, cid: "CID", reason: str, detail: str) -> PutResult:
+    def _refuse(
+        self, cid: "CID", reason: str, detail: str, error: "RemoteProtocolError | None" = None
+    ) -> PutResult:
         self._count("refused." + reason, 1)
-        return PutResult(cid, REFUSED, reason, detail)
+        return PutResult(cid, REFUSED, reason, detail, error)
 
     def _acknowledge_later(self, cid: "CID") -> None:
         if cid not in self._ack_set:
