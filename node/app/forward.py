@@ -114,7 +114,7 @@ class Hub:
     def published(
         self, log_id: str, keys: list[Key], source: object, fresh: list[Fresh] | None = None
     ) -> None:
-        """New entries of `log_id` were stored, received from `source` (a driver, or None).
+        """New entries of `log_id` were stored, received from `source` (a LinkCore, or None).
 
         `fresh`, when given, holds the entries of `keys` (same order) with their wire items: the
         listeners may push those without reading them back from the store (ForwardCache).

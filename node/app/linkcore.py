@@ -90,31 +90,31 @@ def frame_sizes(frame_hint: int) -> tuple[int, int]:
 # -- inputs (what happened) and outputs ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FrameIn:
     """A whole frame from the link, or None once the peer closed it."""
 
     frame: bytes | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FramingError:
     """The link's framing broke (oversize or truncated frame)."""
 
     error: RemoteProtocolError
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Tick:
     """The session's timer (`get_timer`) expired."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Wake:
     """Entries were offered (`offer`): send what the credit allows."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CloseRequest:
     """Say Bye with `reason` and end (shutdown, operator action)."""
 
@@ -122,7 +122,7 @@ class CloseRequest:
     text: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Committed:
     """A commit requested by `take_commits` ended: `durable` False means rolled back."""
 
@@ -135,7 +135,7 @@ class Committed:
 Input = FrameIn | FramingError | Tick | Wake | CloseRequest | Committed
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CommitRequest:
     """Acknowledge `count` entries (and `credit` bytes) on log `ref` once they are durable."""
 
@@ -389,6 +389,8 @@ class LinkCore:
 
     def _maybe_say_sent_all(self, now: int) -> None:
         """Responder: once this pass's reconciler is done and its entries are all sent, say so."""
+        if self.initiator:
+            return
         pending = self.outbound.pending(self.passes.logs) or not self.session.is_open
         if self.passes.sent_all(pending):
             self.session.send_reconcile(self.passes.number, bytes((PASS_SENT,)), now)
