@@ -313,11 +313,11 @@ def member_store(groups: list[Group], entries: list[Entry] | None = None) -> Mem
 def time_acks(driver: LinkDriver, offered: list[float], acked: list[float]) -> None:
     """Time each relay ack of the writer's entries, from the session's AckReceived events.
 
-    Wraps the session.next_event of the driver's LinkCore (no ack hook). Acks come in send
+    Wraps the driver's session.next_event (the driver exposes no ack hook). Acks come in send
     order and the writer sends in offer order, so the oldest unacknowledged offers are the ones
     just acknowledged.
     """
-    session = driver.core.session
+    session = driver.session
     next_event = session.next_event
 
     def timed_next_event() -> object | None:

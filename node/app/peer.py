@@ -38,6 +38,7 @@ from node.app.linkcore import (
 from node.app.passes import MAX_PASSES
 from node.errors import REASON_TIMEOUT, LinkError, RemoteProtocolError
 from node.link import Link
+from node.proto.session import Session
 
 __all__ = [
     "FRAME_SLOTS",
@@ -101,6 +102,11 @@ class LinkDriver:
         self._wake_queued = False
         self._in_sync = asyncio.Event()  # a pass found every log in sync, or the link ended
         self._hub_token = ctx.hub.subscribe(self._on_published)
+
+    @property
+    def session(self) -> Session:
+        """The link's sans-IO session (its stats and sizes, for tests and measurements)."""
+        return self.core.session
 
     def request_close(self, reason: str, text: str = "") -> None:
         """Ask the driver to say Bye and end (shutdown, operator action); safe from any task."""
