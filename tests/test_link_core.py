@@ -21,7 +21,6 @@ from node.app.linkcore import (
     LinkCore,
     Tick,
     Wake,
-    frame_sizes,
 )
 from node.app.passes import MAX_PASSES
 from node.errors import IntegrityError
@@ -109,12 +108,16 @@ def test_the_sans_io_parts_import_no_event_loop() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_frame_sizes_follow_the_hint() -> None:
-    assert frame_sizes(65535) == (16000, 64)  # TCP: what the driver always used
-    assert frame_sizes(4096) == (4056, 4)
-    assert frame_sizes(512) == (472, 1)
-    assert frame_sizes(244) == (256, 1)  # never below the Reconciler's minimum frame
-    assert frame_sizes(23) == (256, 1)
+@pytest.mark.parametrize(("hint", "frame"), [(65535, 16000), (4096, 4073), (244, 257), (23, 257)])
+def test_the_link_hint_sizes_the_session_and_the_reconciler(hint: int, frame: int) -> None:
+    """TCP keeps 16,000-byte reconciler frames; smaller links get frames that fit one Reconcile
+    message of their size, never below the Reconciler's minimum (docs/protocol.md, Frame hints)."""
+    group = GroupLog.make(49)
+    member_ctx, _ = group_contexts([], [], group)
+    core = LinkCore(member_ctx, True, True, hint, 0)
+    assert core.session.frame_hint == hint
+    assert core.passes.max_frame == frame
+    assert core.passes.max_receive_frame == 16000  # whatever the peer's link
 
 
 @pytest.mark.parametrize("hint", [23, 185, 244, 512, 65535])

@@ -38,7 +38,7 @@ class Side:
     """One side's logs (agreed) and KeySets."""
 
     def __init__(self, initiator: bool, sets: dict[str, list[int]]) -> None:
-        self.passes = Passes(initiator, FRAME)
+        self.passes = Passes(initiator, FRAME, FRAME)
         self.keysets = {address: KeySet(key(i) for i in ids) for address, ids in sets.items()}
         self.logs = {
             2 * n: SessionLog(2 * n, address, bytes(32), ours=True, theirs=True)

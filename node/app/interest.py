@@ -87,9 +87,13 @@ class InterestAnswer:
     reconcile: bool
 
 
-def interest_batches(declarations: list[LogDeclaration]) -> list[list[LogDeclaration]]:
-    """Cut declarations into Interest messages within the message's size and count limits."""
-    limit = MAX_SIZE[INTEREST] - 4  # type byte and a count of up to 3 bytes
+def interest_batches(
+    declarations: list[LogDeclaration], target: int = MAX_SIZE[INTEREST]
+) -> list[list[LogDeclaration]]:
+    """Cut declarations into Interest messages within the message's size and count limits, and
+    near `target` bytes each (the link's message target; one declaration per message at least).
+    """
+    limit = min(MAX_SIZE[INTEREST], target) - 4  # type byte and a count of up to 3 bytes
     batches: list[list[LogDeclaration]] = []
     batch: list[LogDeclaration] = []
     size = 0
@@ -118,11 +122,15 @@ class LogTable:
     Args:
         ctx: the node's context (policy, store, headers, log admission, counters).
         initiator: True on the side that opened the link.
+        message_target: the size Interest messages are cut near (Session.message_target).
     """
 
-    def __init__(self, ctx: NodeContext, initiator: bool) -> None:
+    def __init__(
+        self, ctx: NodeContext, initiator: bool, message_target: int = MAX_SIZE[INTEREST]
+    ) -> None:
         self.ctx = ctx
         self.initiator = initiator
+        self.message_target = message_target
         self.by_ref: dict[int, SessionLog] = {}
         self.by_address: dict[str, SessionLog] = {}
         self.heard_interest = False  # any Interest arrived
@@ -170,7 +178,7 @@ class LogTable:
             self._next_ref += 2
             self._add(slog)
             declarations.append(LogDeclaration(slog.ref, address, header))
-        batches = interest_batches(declarations)
+        batches = interest_batches(declarations, self.message_target)
         if (self.initiator and end) or not batches:
             # An empty Interest ends our initial declarations, or answers with nothing.
             batches.append([])

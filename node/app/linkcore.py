@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from node.app.forward import Fresh
 from node.app.interest import LogTable
-from node.app.outbound import SEND_BATCH, Outbound
+from node.app.outbound import Outbound
 from node.app.passes import IN_SYNC, MAX_PASSES, PASS_SENT, START, UNSETTLED, Passes
 from node.errors import REASON_UNEXPECTED, IntegrityError, RemoteProtocolError
 from node.proto.messages import ROLE_RELAY
@@ -57,7 +57,6 @@ from node.proto.session import (
     SessionClosed,
     SessionOpened,
 )
-from node.sync.reconcile import MIN_FRAME
 from node.sync.store import REFUSED, STORED
 from node.sync.wire import decode_item
 
@@ -70,21 +69,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("waystation.link")
 
-RECONCILE_FRAME = 16000  # bytes per reconciler frame at the largest hints (inside one message)
-FRAME_OVERHEAD = 40  # a Reconcile message around a reconciler frame: type, ref, flags, AEAD tag
-
-
-def frame_sizes(frame_hint: int) -> tuple[int, int]:
-    """(reconciler frame bytes, entries read per batch) for a link's `frame_hint`.
-
-    A reconciler frame fits one link frame with its message around it (never below the
-    Reconciler's minimum, MIN_FRAME), up to RECONCILE_FRAME; a batch is one entry per 1,000 bytes of
-    hint, at least 1, at most SEND_BATCH. TCP (65,535) gets 16,000 and 64; a 244-byte BLE write
-    256 and 1.
-    """
-    reconcile = max(MIN_FRAME, min(RECONCILE_FRAME, frame_hint - FRAME_OVERHEAD))
-    batch = max(1, min(SEND_BATCH, frame_hint // 1000))
-    return reconcile, batch
+RECONCILE_FRAME = 16000  # most bytes per reconciler frame, inside a Reconcile message
+# (the link's frame hint may make ours smaller: Session.reconcile_room; we accept this many)
 
 
 # -- inputs (what happened) and outputs ----------------------------------------------------------
@@ -184,7 +170,8 @@ class LinkCore:
         initiator: True on the side that opened the link.
         until_synced: close with Bye "ok" once a pass finds every log in sync and nothing is in
             flight. Otherwise stay open for pushes.
-        frame_hint: the largest frame the link carries well (sizes reconcile frames and batches).
+        frame_hint: the largest frame the link carries well (the session sizes its messages, and
+            so our reconcile frames and Interest batches, and its bytes in flight from it).
         now: the clock (monotonic ms).
         label: the link's label, for log lines.
     """
@@ -203,13 +190,22 @@ class LinkCore:
         self.initiator = initiator
         self.until_synced = until_synced
         self.outcome = SyncOutcome()
-        self.session = Session(
-            ctx.suite, initiator, ctx.session_static(), ctx.role, now, ctx.limits
+        session = Session(
+            ctx.suite,
+            initiator,
+            ctx.session_static(),
+            ctx.role,
+            now,
+            ctx.limits,
+            frame_hint=frame_hint,
         )
-        reconcile_frame, batch = frame_sizes(frame_hint)
-        self.logs = LogTable(ctx, initiator)
-        self.passes = Passes(initiator, reconcile_frame)
-        self.outbound = Outbound(ctx.store, ctx.hub.cache, batch)
+        self.session = session
+        self.logs = LogTable(ctx, initiator, session.message_target)
+        # Our reconciler frames fit one Reconcile message of the link's size (1: the flags
+        # byte); we accept the largest any peer may send.
+        reconcile_frame = min(RECONCILE_FRAME, session.reconcile_room - 1)
+        self.passes = Passes(initiator, reconcile_frame, RECONCILE_FRAME)
+        self.outbound = Outbound(ctx.store, ctx.hub.cache)
         self.stopping = False  # a peer's error ended the link: say nothing more
         self._commits: list[CommitRequest] = []
         self._pending_commits = 0

@@ -6,11 +6,12 @@ Keys enter a log's queue from two places: a pass's reconciliation results (entri
 lacks) and the Hub (entries another link just stored, `offer`). A key is queued once; at most
 `max_keys` keys wait per log, and a key that does not fit is left to a later pass (`queue` says
 so). `pump` moves keys from the front of each queue into Entries messages while the session has
-send credit: handed keys take their wire item from the ForwardCache (no store read, no re-encode
-when it was compacted against the header we declared), the others are read from the store, at
-most `batch` at a time and no more than the credit can take. A key no longer stored (evicted or
-expired meanwhile) is dropped from the queue. Sent keys wait in `in_flight` until the peer's Ack;
-an acked key the Hub handed us counts as held by the peer since the pass's OPEN (node.app.passes).
+send room (the peer's credit, within the session's in-flight cap from the link's frame hint):
+handed keys take their wire item from the ForwardCache (no store read, no re-encode when it was
+compacted against the header we declared), the others are read from the store, at most `batch`
+at a time and no more than the room can take. A key no longer stored (evicted or expired
+meanwhile) is dropped from the queue. Sent keys wait in `in_flight` until the peer's Ack; an
+acked key the Hub handed us counts as held by the peer since the pass's OPEN (node.app.passes).
 
 Each queued key the Hub handed us holds its ForwardCache record until it is sent or dropped, and
 `release` gives back every hold still taken when the link ends, so the cache never outlives the
@@ -95,15 +96,15 @@ class Outbound:
         return any(s.outbound for s in logs)
 
     def pump(self, session: Session, logs: Iterable[SessionLog], now: int) -> int:
-        """Send queued entries while the session has credit; returns how many were sent."""
+        """Send queued entries while the session has room; returns how many were sent."""
         total = 0
         for slog in logs:
-            while slog.outbound and session.send_credit > 0:
+            while slog.outbound and session.send_room > 0:
                 count = min(self.batch, len(slog.outbound))
-                if slog.item_bytes:  # read no more than the credit can take
-                    if session.send_credit < slog.item_bytes and self.unacked:
+                if slog.item_bytes:  # read no more than the room can take
+                    if session.send_room < slog.item_bytes and self.unacked:
                         break  # likely too little to send one; the acks in flight bring more
-                    count = min(count, session.send_credit // slog.item_bytes + 1)
+                    count = min(count, session.send_room // slog.item_bytes + 1)
                 keys = [slog.outbound[i] for i in range(count)]
                 present = self._items_for(slog, keys)
                 items = [present[key] for key in keys if key in present]

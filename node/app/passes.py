@@ -60,12 +60,14 @@ class Passes:
 
     Args:
         initiator: True on the side that starts passes.
-        max_frame: bytes per reconciler frame (inside one Reconcile message).
+        max_frame: bytes per reconciler frame we send (inside one Reconcile message).
+        max_receive_frame: bytes per reconciler frame we accept (the peer's link may be larger).
     """
 
-    def __init__(self, initiator: bool, max_frame: int) -> None:
+    def __init__(self, initiator: bool, max_frame: int, max_receive_frame: int) -> None:
         self.initiator = initiator
         self.max_frame = max_frame
+        self.max_receive_frame = max_receive_frame
         self.number = 0  # the current pass
         self.need_pass = False  # something asks for another pass (new logs, a full queue)
         self.reconciler: Reconciler | None = None
@@ -157,7 +159,12 @@ class Passes:
 
     def _begin(self, logs: list[SessionLog], keyset_of: KeySetOf) -> None:
         keysets = [keyset_of(s.address) for s in logs]
-        self.reconciler = Reconciler(keysets, self.initiator, max_frame=self.max_frame)
+        self.reconciler = Reconciler(
+            keysets,
+            self.initiator,
+            max_frame=self.max_frame,
+            max_receive_frame=self.max_receive_frame,
+        )
         self.logs = logs
         self._reported = [0] * len(logs)
         self.peer_sent_all = False
