@@ -77,20 +77,20 @@ def test_a_pass_finds_what_each_side_lacks() -> None:
     assert b.found() == {"log-a": [key(i) for i in range(100, 120)]}
     assert a.found() == {} and b.found() == {}  # each key is handed out once
     assert a.passes.reconciler is not None and a.passes.reconciler.done
-    assert not a.passes.settled(busy=False)  # the responder has not said PASS_SENT yet
-    assert b.passes.sent_all(pending=False)
-    assert not b.passes.sent_all(pending=False)  # once per pass
+    assert not a.passes.settled()  # the responder has not said PASS_SENT yet
+    assert b.passes.sent_all_due()
+    b.passes.said_sent_all()
+    assert not b.passes.sent_all_due()  # once per pass
     assert a.receive(1, bytes((PASS_SENT,))) == []
-    assert a.passes.settled(busy=False) and not a.passes.settled(busy=True)
+    assert a.passes.settled()
 
 
-def test_the_initiator_never_says_pass_sent_and_a_busy_responder_waits() -> None:
+def test_only_the_responder_says_pass_sent() -> None:
     a = Side(True, {"log": [1]})
     b = Side(False, {"log": [2]})
     run_pass(a, b)
-    assert not a.passes.sent_all(pending=False)
-    assert not b.passes.sent_all(pending=True)
-    assert b.passes.sent_all(pending=False)
+    assert not a.passes.sent_all_due()  # only the responder says it
+    assert b.passes.sent_all_due()
 
 
 def test_a_pass_over_no_logs() -> None:
@@ -98,7 +98,7 @@ def test_a_pass_over_no_logs() -> None:
     b = Side(False, {})
     run_pass(a, b)
     assert b.passes.reconciler is None and b.passes.logs == [] and b.passes.number == 1
-    assert a.passes.settled(busy=False)  # nothing to wait for
+    assert a.passes.settled()  # nothing to wait for
     assert a.passes.decide(a.keyset_of, (0, 0)) == IN_SYNC
 
 

@@ -226,7 +226,9 @@ class LinkCore:
 
     def take_commits(self) -> list[CommitRequest]:
         """Batches stored since the last call, to acknowledge once durable (feed `Committed`)."""
-        commits, self._commits = self._commits, []
+        commits = self._commits
+        if commits:
+            self._commits = []
         return commits
 
     # -- inputs -----------------------------------------------------------------------------
@@ -235,26 +237,34 @@ class LinkCore:
         """Take one input; never raises for anything the peer does."""
         session = self.session
         try:
-            if isinstance(event, Tick):
-                session.handle_timer(now)
-                self._handle_events(now)
-                return
-            if isinstance(event, FrameIn):
+            if isinstance(event, FrameIn):  # the common cases first
                 if event.frame is None:
                     session.connection_lost(now)
                 else:
                     session.receive_frame(event.frame, now)
-            elif isinstance(event, FramingError):
-                raise event.error
-            elif isinstance(event, CloseRequest):
-                self.outcome.reason = self.outcome.reason or event.reason
-                session.close(event.reason, event.text, now)
             elif isinstance(event, Committed):
                 self._committed(event, now)
+            elif isinstance(event, Wake):
+                pass  # offered entries wait in Outbound: the steps below send them
+            elif isinstance(event, Tick):
+                session.handle_timer(now)
+                self._handle_events(now)
+                return
+            elif isinstance(event, FramingError):
+                raise event.error
+            else:
+                self.outcome.reason = self.outcome.reason or event.reason
+                session.close(event.reason, event.text, now)
             self._handle_events(now)
-            self._pump(now)
-            self._maybe_say_sent_all(now)
-            self._maybe_next_pass(now)
+            if session.is_open:
+                sent = self.outbound.pump(session, list(self.logs.by_ref.values()), now)
+                if sent:
+                    self.outcome.entries_sent += sent
+                    self.ctx.count("entries.sent", sent)
+            if not self.initiator:
+                self._maybe_say_sent_all(now)
+            else:
+                self._maybe_next_pass(now)
         except RemoteProtocolError as exc:
             self._peer_failed(exc, now)
 
@@ -361,13 +371,11 @@ class LinkCore:
     def _maybe_next_pass(self, now: int) -> None:
         if not self.initiator or not self.session.is_open or not self.logs.heard_interest:
             return
-        busy = bool(
-            self.outbound.unacked
-            or self._pending_commits
-            or self.outbound.pending(self.logs.by_ref.values())
-        )
-        if not self.passes.settled(busy):
+        if not self.passes.settled():
             return
+        outbound = self.outbound
+        if outbound.unacked or self._pending_commits or outbound.pending(self.logs.by_ref.values()):
+            return  # what this pass moved is still on its way
         decision = self.passes.decide(self._keyset, self._progress())
         if decision == IN_SYNC:
             self.outcome.in_sync = True
@@ -385,20 +393,15 @@ class LinkCore:
 
     def _maybe_say_sent_all(self, now: int) -> None:
         """Responder: once this pass's reconciler is done and its entries are all sent, say so."""
-        if self.initiator:
+        passes = self.passes
+        if not passes.sent_all_due() or not self.session.is_open:
             return
-        pending = self.outbound.pending(self.passes.logs) or not self.session.is_open
-        if self.passes.sent_all(pending):
-            self.session.send_reconcile(self.passes.number, bytes((PASS_SENT,)), now)
+        if self.outbound.pending(passes.logs):
+            return
+        passes.said_sent_all()
+        self.session.send_reconcile(passes.number, bytes((PASS_SENT,)), now)
 
     # -- entries ----------------------------------------------------------------------------
-
-    def _pump(self, now: int) -> None:
-        if not self.session.is_open:
-            return
-        sent = self.outbound.pump(self.session, list(self.logs.by_ref.values()), now)
-        self.outcome.entries_sent += sent
-        self.ctx.count("entries.sent", sent)
 
     def _on_entries(self, ref: int, items: list[bytes], size: int, now: int) -> None:
         slog = self.logs.by_ref.get(ref)

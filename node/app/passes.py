@@ -109,11 +109,11 @@ class Passes:
         header += b"".join(encode_uvarint(s.ref) for s in logs)
         return [header] + [b"\x00" + frame for frame in frames]
 
-    def settled(self, busy: bool) -> bool:
-        """The current pass is over (`busy`: entries queued, unacknowledged or not committed)."""
+    def settled(self) -> bool:
+        """The current pass's exchange is over: its reconciler is done and (initiator) the
+        responder said PASS_SENT. The caller also waits until the entries it moved are sent,
+        acknowledged and committed."""
         if self.reconciler is not None and not self.reconciler.done:
-            return False
-        if busy:
             return False
         # Entries the peer decided to send may still be on their way until it says so. (Its
         # announced count is not enough: an entry evicted meanwhile is never sent.)
@@ -255,13 +255,15 @@ class Passes:
 
     # -- responder --------------------------------------------------------------------------
 
-    def sent_all(self, pending: bool) -> bool:
-        """Responder: say PASS_SENT now? (once per pass, when the reconciler is done and nothing
-        of this pass is `pending`); the caller sends `bytes((PASS_SENT,))` under ref `number`."""
+    def sent_all_due(self) -> bool:
+        """Responder: this pass's reconciler is done and PASS_SENT was not said yet; the caller
+        says it (`bytes((PASS_SENT,))` under ref `number`, then `said_sent_all`) once nothing of
+        the pass waits to be sent."""
         reconciler = self.reconciler
-        if self.initiator or self._sent_all_said or reconciler is None or not reconciler.done:
-            return False
-        if pending:
-            return False
+        return not (
+            self.initiator or self._sent_all_said or reconciler is None or not reconciler.done
+        )
+
+    def said_sent_all(self) -> None:
+        """Responder: PASS_SENT was said for this pass (once per pass)."""
         self._sent_all_said = True
-        return True

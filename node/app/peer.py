@@ -155,11 +155,12 @@ class LinkDriver:
 
     async def _main_loop(self) -> None:
         core = self.core
+        session = core.session
         while True:
             await self._flush()
-            if core.finished:
+            if session.is_finished or core.stopping:  # core.finished, inlined
                 return
-            timer = core.get_timer()
+            timer = session.get_timer()  # the core's session, read directly on this hot path
             timeout = None if timer is None else max(0.0, (timer - self.ctx.clock()) / 1000)
             try:
                 item = self._inbox.get_nowait()  # the common case under load: no waiting at all
@@ -169,20 +170,21 @@ class LinkDriver:
                         item = await self._inbox.get()
                 except TimeoutError:
                     item = Tick()
-            if isinstance(item, FrameIn):
+            kind = type(item)
+            if kind is FrameIn:
                 self._frame_slots.release()
-            elif isinstance(item, Wake):
+            elif kind is Wake:
                 self._wake_queued = False
             core.handle(item, self.ctx.clock())
             for commit in core.take_commits():
                 self.ctx.committer.after_commit(self._when_durable(commit))
-            if self.outcome.in_sync:
+            if self.outcome.in_sync and not self._in_sync.is_set():
                 self._in_sync.set()
-            if self.progress is not None and not isinstance(item, Tick):
+            if self.progress is not None and kind is not Tick:
                 self.progress(self.outcome)
 
     async def _flush(self) -> None:
-        frames = self.core.frames_to_send()
+        frames = self.core.session.frames_to_send()
         if not frames:
             return
         # A peer that stops reading stalls our writes, and no timer runs meanwhile: bound them
