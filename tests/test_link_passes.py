@@ -73,8 +73,9 @@ def test_a_pass_finds_what_each_side_lacks() -> None:
     b = Side(False, {"log-a": list(range(5, 120)), "log-b": [1, 2, 3]})
     (first,) = run_pass(a, b)
     assert first == bytes((PASS_START,)) + encode_uvarint(2) + encode_uvarint(0) + encode_uvarint(2)
-    assert a.found() == {"log-a": [key(i) for i in range(5)]}
-    assert b.found() == {"log-a": [key(i) for i in range(100, 120)]}
+    # newest first: a relay short of quota keeps the newest (docs/store.md)
+    assert a.found() == {"log-a": [key(i) for i in reversed(range(5))]}
+    assert b.found() == {"log-a": [key(i) for i in reversed(range(100, 120))]}
     assert a.found() == {} and b.found() == {}  # each key is handed out once
     assert a.passes.reconciler is not None and a.passes.reconciler.done
     assert not a.passes.settled()  # the responder has not said PASS_SENT yet

@@ -44,7 +44,13 @@ from node.app.forward import Fresh
 from node.app.interest import LogTable
 from node.app.outbound import Outbound
 from node.app.passes import IN_SYNC, MAX_PASSES, PASS_SENT, START, UNSETTLED, Passes
-from node.errors import REASON_UNEXPECTED, IntegrityError, RemoteProtocolError
+from node.errors import (
+    REASON_QUOTA,
+    REASON_UNEXPECTED,
+    IntegrityError,
+    RemoteProtocolError,
+    StoreError,
+)
 from node.proto.messages import ROLE_RELAY
 from node.proto.session import (
     AckReceived,
@@ -57,7 +63,7 @@ from node.proto.session import (
     SessionClosed,
     SessionOpened,
 )
-from node.sync.store import REFUSED, STORED
+from node.sync.store import REFUSED, REFUSED_DISK_FULL, REFUSED_OVER_QUOTA, STORED
 from node.sync.wire import decode_item
 
 if TYPE_CHECKING:
@@ -123,11 +129,19 @@ Input = FrameIn | FramingError | Tick | Wake | CloseRequest | Committed
 
 @dataclass(slots=True)
 class CommitRequest:
-    """Acknowledge `count` entries (and `credit` bytes) on log `ref` once they are durable."""
+    """Acknowledge `count` entries (and `credit` bytes) on log `ref` once they are durable.
+
+    `generation` is the store's right after the put: a rollback since then (another link's put
+    failed) makes the batch not durable, whenever the shell hands it to the Committer. With
+    `acknowledge` False the commit is only asked for (what was stored becomes durable) and
+    nothing is fed back: the link is ending without acknowledging that batch.
+    """
 
     ref: int
     count: int
     credit: int
+    generation: int  # the store's generation right after the put (Committer.after_commit)
+    acknowledge: bool = True
 
 
 @dataclass
@@ -139,12 +153,16 @@ class Ingested:
         fresh: those entries with the wire items they arrived as (for the ForwardCache).
         refused: refusal reasons, one per refused entry (counted in the node's stats).
         forgery: the store's IntegrityError for the first entry that failed verification.
+        disk_full: the store's words if it refused an entry for lack of disk ("" otherwise).
+        over_quota: some entry was refused because its log is over its quota.
     """
 
     stored: list[Key] = field(default_factory=list)
     fresh: list[Fresh] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     forgery: IntegrityError | None = None
+    disk_full: str = ""
+    over_quota: bool = False
 
 
 @dataclass
@@ -298,10 +316,36 @@ class LinkCore:
         if not event.durable:
             # The store rolled these entries back: never acknowledge them. The peer keeps them
             # and sends them again at its next sync.
-            self.outcome.reason = self.outcome.reason or "store-error"
-            self.session.close("store-error", "relay could not store entries", now)
+            self._store_failed("relay could not store entries", now)
         elif self.session.is_open:
             self.session.send_ack(event.ref, event.count, event.credit, now)
+
+    def _store_failed(self, text: str, now: int) -> None:
+        """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
+        self.ctx.count("store.refused_links")
+        self.outcome.reason = self.outcome.reason or "store-error"
+        self.outcome.text = self.outcome.text or text
+        if not self.session.is_finished:
+            self.session.close("store-error", text[:200], now)
+
+    def _over_quota(self, slog: SessionLog, now: int) -> None:
+        """This log is over our quota: tell the peer once, with the numbers, by Bye "quota".
+
+        Sent newest first (Passes.results), the entries we keep are in; the rest of this log
+        would only be refused, so the link ends here (the batch is still committed)."""
+        info = self.ctx.store.log_info(slog.address)
+        total = info.entry_count + self.passes.still_to_come(slog)
+        quota = self.ctx.store.quota_of_log(slog.address)
+        text = "relay keeps the newest %d of %d entries of log %s: quota %s" % (
+            info.entry_count,
+            total,
+            slog.address[-24:],
+            "%.3g MiB" % (quota / 1048576) if quota >= 1048576 else "%d bytes" % quota,
+        )
+        self.outcome.reason = self.outcome.reason or REASON_QUOTA
+        self.outcome.text = self.outcome.text or text
+        if not self.session.is_finished:
+            self.session.close(REASON_QUOTA, text[:200], now)
 
     def _peer_failed(self, exc: RemoteProtocolError, now: int) -> None:
         """The peer broke a rule: say why (if the session can still speak) and stop."""
@@ -409,7 +453,13 @@ class LinkCore:
             raise RemoteProtocolError(
                 "entries for log ref %d it did not declare" % ref, REASON_UNEXPECTED
             )
-        ingested = self._ingest(slog, items)
+        try:
+            ingested = self._ingest(slog, items)
+            generation = self.ctx.store.generation  # what these entries were put under
+        except StoreError as exc:  # rolled back, nothing of it acknowledged (Committer)
+            log.error("%s: %s", self.label, exc)
+            self._store_failed("relay could not store entries", now)
+            return
         for reason in ingested.refused:
             self.ctx.count("entries.refused." + reason)
         self.outcome.entries_refused += len(ingested.refused)
@@ -421,14 +471,24 @@ class LinkCore:
             self.ctx.hub.published(slog.address, ingested.stored, self, ingested.fresh)
         if ingested.forgery is not None:
             raise ingested.forgery
+        if ingested.disk_full:  # the stored ones are committed (asked for here), not acknowledged
+            self._store_failed(ingested.disk_full, now)
+            self._commits.append(
+                CommitRequest(ref, len(items), size, generation, acknowledge=False)
+            )
+            return
+        self.passes.note_stored(slog, len(ingested.stored))
+        if ingested.over_quota:
+            self._over_quota(slog, now)
         self._pending_commits += 1
-        self._commits.append(CommitRequest(ref, len(items), size))
+        self._commits.append(CommitRequest(ref, len(items), size, generation))
 
     def _ingest(self, slog: SessionLog, items: list[bytes]) -> Ingested:
         """Decode, verify and store one Entries message of `slog`.
 
         Raises:
             RemoteProtocolError: an item does not decode (nothing of the message is stored).
+            StoreError: the store failed (its open transaction is rolled back).
         """
         ctx = self.ctx
         entries = [
@@ -447,6 +507,9 @@ class LinkCore:
         for item, entry, result in zip(items, entries, results, strict=True):
             if result.status == REFUSED:
                 ingested.refused.append(result.reason)
+                if result.reason == REFUSED_DISK_FULL and not ingested.disk_full:
+                    ingested.disk_full = result.detail
+                ingested.over_quota = ingested.over_quota or result.reason == REFUSED_OVER_QUOTA
                 if isinstance(result.error, IntegrityError) and ingested.forgery is None:
                     ingested.forgery = result.error  # the verifier's own error, not a copy
             elif result.status == STORED:

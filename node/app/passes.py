@@ -75,6 +75,7 @@ class Passes:
         self.peer_sent_all = False  # initiator: the responder said PASS_SENT for this pass
         self._sent_all_said = False  # responder: we said PASS_SENT for this pass
         self._reported: list[int] = []  # per log, results already handed out
+        self._stored: dict[int, int] = {}  # log ref -> entries stored from the peer this pass
         self._unsettled = 0  # passes in a row that neither matched nor moved entries
         self._mark: tuple[int, int] = (0, 0)  # progress when the current pass began
 
@@ -167,6 +168,7 @@ class Passes:
         )
         self.logs = logs
         self._reported = [0] * len(logs)
+        self._stored = {}
         self.peer_sent_all = False
         self._sent_all_said = False
 
@@ -240,8 +242,21 @@ class Passes:
             return
         self._begin(named, keyset_of)
 
+    def note_stored(self, slog: SessionLog, count: int) -> None:
+        """`count` entries of `slog` from the peer were stored during this pass."""
+        self._stored[slog.ref] = self._stored.get(slog.ref, 0) + count
+
+    def still_to_come(self, slog: SessionLog) -> int:
+        """Entries of `slog` the peer announced in this pass and has not had stored yet."""
+        if self.reconciler is None or slog not in self.logs:
+            return 0
+        expect = self.reconciler.results[self.logs.index(slog)].expect
+        return max(0, expect - self._stored.get(slog.ref, 0))
+
     def results(self) -> list[tuple[SessionLog, list[Key]]]:
-        """Keys the peer lacks that the reconciler found since the last call, per log."""
+        """Keys the peer lacks that the reconciler found since the last call, per log, newest
+        first (a relay short of quota keeps the newest and refuses the rest unwritten:
+        docs/store.md, "A log larger than its quota")."""
         reconciler = self.reconciler
         if reconciler is None:
             return []
@@ -250,7 +265,7 @@ class Passes:
             new = result.send[self._reported[index] :]
             if new:
                 self._reported[index] = len(result.send)
-                found.append((self.logs[index], new))
+                found.append((self.logs[index], sorted(new, reverse=True)))
         return found
 
     # -- responder --------------------------------------------------------------------------

@@ -177,7 +177,7 @@ class LinkDriver:
                 self._wake_queued = False
             core.handle(item, self.ctx.clock())
             for commit in core.take_commits():
-                self.ctx.committer.after_commit(self._when_durable(commit))
+                self.ctx.committer.after_commit(self._when_durable(commit), commit.generation)
             if self.outcome.in_sync and not self._in_sync.is_set():
                 self._in_sync.set()
             if self.progress is not None and kind is not Tick:
@@ -199,10 +199,12 @@ class LinkDriver:
             raise LinkError("%s: writes stalled for %.0f s" % (self.link.label, limit)) from None
 
     def _when_durable(self, commit: CommitRequest) -> Callable[[bool], None]:
-        """The Committer's callback for `commit`: feed the core its outcome through the inbox."""
+        """The Committer's callback for `commit`: feed the core its outcome through the inbox
+        (nothing for a commit only asked for, `acknowledge` False)."""
 
         def done(durable: bool) -> None:
-            self._inbox.put_nowait(Committed(commit.ref, commit.count, commit.credit, durable))
+            if commit.acknowledge:
+                self._inbox.put_nowait(Committed(commit.ref, commit.count, commit.credit, durable))
 
         return done
 
