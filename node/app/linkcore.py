@@ -12,9 +12,9 @@ node's Committer and feeds back `Committed`), `get_timer()`, `finished`, and `ou
 from other links arrive through `offer` (the Hub's listener), followed by a `Wake`.
 
 Each input runs the same steps: feed the session; act on its events (LogTable for Interest,
-Passes for Reconcile, `_on_entries` for Entries, Outbound for Acks); send what the send credit
-allows (Outbound.pump); let the responder say PASS_SENT; let the initiator decide about the next
-pass. The parts:
+Passes for Reconcile, `_on_entries` for Entries, Outbound for Acks); send what the session's send
+room allows (Outbound.pump); let the responder say PASS_SENT; let the initiator decide about the
+next pass. The link's `frame_hint` goes to the Session, which sizes messages from it. The parts:
 
     node.app.interest   LogTable     logs by ref, who declared what, Interest messages
     node.app.passes     Passes       pass numbering, the Reconciler, settled / in sync / next pass
@@ -25,7 +25,10 @@ Entries received are decoded against the log header the peer declared, verified 
 the node's store, and its typed per-entry results (PutResult) become one `Ingested`: what was
 stored (published to the Hub at once, so online members get it), what was refused, and the
 store's own IntegrityError for a forgery, which ends the link. Genuine entries beside a forgery
-are kept. What the peer may be acknowledged waits for durability (`take_commits`).
+are kept. What the peer may be acknowledged waits for durability (`take_commits`, which notes the
+store's generation right after the put). A store failure (StoreError, disk full) ends the link
+with Bye "store-error" and acknowledges nothing of that batch; a log over its quota ends it with
+Bye "quota", once, with the numbers (docs/store.md).
 
 Hostile peers: anything wrong a peer does (bad frame, bad message, an entry that does not verify,
 entries for a log it never declared, a forged log offer) raises RemoteProtocolError inside a step;
