@@ -304,3 +304,18 @@ def test_passes_that_move_nothing_end_unsettled() -> None:
     assert pair.member.outcome.reason == "unsettled"
     assert pair.member.outcome.passes == MAX_PASSES
     assert pair.relay.outcome.reason == "unsettled" and pair.relay.outcome.by_peer
+
+
+def test_a_log_over_the_relay_quota_keeps_the_newest_and_says_so_once() -> None:
+    group = GroupLog.make(50)
+    entries = [group.append("m%d" % i) for i in range(6)]
+    member_ctx, relay_ctx = group_contexts(entries, [], group)
+    relay_ctx.policy.community_quota = 1000  # room for one entry of ~860 bytes
+    pair = CorePair(member_ctx, relay_ctx)
+    pair.run()
+    assert list(relay_ctx.store.keyset(group.address)) == keys(entries[-1:])  # sent newest first
+    relay, member = pair.relay.outcome, pair.member.outcome
+    assert relay.reason == "quota" and not relay.by_peer
+    assert member.reason == "quota" and member.by_peer and not member.in_sync
+    assert member.text.startswith("relay keeps the newest 1 of 6 entries of log")
+    assert relay_ctx.stats["entries.refused.over-quota"] == 5
