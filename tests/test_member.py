@@ -65,7 +65,8 @@ def sync(client: MemberClient, relay: Store, now: float = T0) -> None:
 
 
 def bodies(client: MemberClient, group: str) -> list[str]:
-    return [m.body for m in client.read(group)]
+    """The readable messages' texts, in order."""
+    return [m.body for m in client.read(group) if not m.unreadable]
 
 
 @pytest.fixture
@@ -211,8 +212,10 @@ def test_process_is_idempotent_and_state_survives_restart(trio: tuple) -> None:
 def test_member_files_are_private(trio: tuple) -> None:
     alice, _bob, group, _relay = trio
     data = alice.data_dir
-    for path in (data / "account.json", data / "groups" / (group + ".json")):
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    files = list(data.glob("member.sqlite3*"))
+    assert data / "member.sqlite3" in files
+    for path in files:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
     assert not list(data.rglob("*.tmp"))
 
@@ -259,8 +262,10 @@ def test_garbage_envelope_signed_by_the_group_is_rejected_not_fatal(trio: tuple)
     sync(alice, relay, T0 + 7)
     copy(relay, bob.store)
     report = bob.process(T0 + 8)
-    assert report.rejected == 2
+    assert report.rejected == 2 and report.unreadable == 1
     assert bodies(bob, group) == ["after junk"]
+    junk = [m for m in bob.read(group) if m.unreadable]
+    assert len(junk) == 1 and "MessageEnvelope" in junk[0].body
 
 
 def test_relay_view_holds_no_plaintext_and_no_secret(trio: tuple) -> None:
