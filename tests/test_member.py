@@ -210,7 +210,7 @@ def test_process_is_idempotent_and_state_survives_restart(trio: tuple) -> None:
 
 
 def test_member_files_are_private(trio: tuple) -> None:
-    alice, _bob, group, _relay = trio
+    alice, _bob, _group, _relay = trio
     data = alice.data_dir
     files = list(data.glob("member.sqlite3*"))
     assert data / "member.sqlite3" in files

@@ -192,6 +192,24 @@ class Member:
         out = self.run("read", group, "--json").stdout
         return [json.loads(line) for line in out.splitlines() if line]
 
+    def database_rows(self) -> bytes:
+        """Every value of every row of member.sqlite3, concatenated (text as UTF-8)."""
+        import sqlite3
+
+        conn = sqlite3.connect("file:%s?mode=ro" % (self.data_dir / "member.sqlite3"), uri=True)
+        out = []
+        try:
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            for (table,) in tables:
+                for row in conn.execute('SELECT * FROM "%s"' % table):
+                    for value in row:
+                        if isinstance(value, str):
+                            value = value.encode()
+                        out.append(value if isinstance(value, bytes) else str(value).encode())
+        finally:
+            conn.close()
+        return b"\n".join(out)
+
     def group_file(self, group: str) -> dict[str, Any]:
         """This member's saved state of `group` (bytes decoded), for secrets and wait conditions:
         its row in member.sqlite3, with the ratchet's read keys from their own table."""

@@ -1,0 +1,166 @@
+"""The member client's cost against the history of a group: send and read at 0, 1,000, 10,000.
+
+Usage:
+    python bench/member.py [--sizes 0,1000,10000] [--runs 5] [--dir DIR]
+
+For each history size H a member data directory is built with H messages in one group, half
+written by this member and half by another member whose entries arrive as a sync would bring them
+(built on /dev/shm when it exists, to be quick, then copied to DIR, by default a temporary
+directory on the same disk as the system's temporary files). Then, on that copy, with the same
+program the user runs:
+
+    cli_send_ms       median wall time of `waystation peer send` (a new process each: interpreter
+                      start, imports, opening both databases, sending, closing) over --runs runs
+    cli_send_rss_kb   the largest peak RSS of those processes (ru_maxrss from wait4)
+    cli_read_last_ms  the same for `waystation peer read GROUP --last 20` (what a screen shows)
+    cli_read_all_ms   the same for `waystation peer read GROUP` (prints all H lines: it must grow)
+    cli_read_rss_kb   peak RSS of the read-all processes
+    open_ms, send_ms  in this process: PeerSession open (the log store loads its key sets, which
+                      grows with H), then one MemberClient send; medians over --runs
+
+The empty history (H = 0) is the reference measured in the same run: `send_ratio` is cli_send_ms
+at H over cli_send_ms at 0, and the issue's goal is send_ratio <= 1.5 at 10,000. Before
+member.sqlite3 (JSON group files rewritten on every send) one send at 15,000 messages took 3.8 s
+and 160 MB (issue 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from node.app.peer_cli import open_member  # noqa: E402
+from node.app.peer_session import PeerSession  # noqa: E402
+from node.member.logio import log_entries  # noqa: E402
+from node.sync.entry import decode_entry  # noqa: E402
+
+WAYSTATION = str(Path(sys.executable).with_name("waystation"))
+GROUP_NAME = "bench"
+T0 = 1_700_000_000.0
+
+
+def build(base: Path, size: int) -> str:
+    """Two members in one group; `size` messages in alice's store; returns the group id."""
+    alice, bob = base / "alice", base / "bob"
+    PeerSession(alice, create_name="alice").close()
+    PeerSession(bob, create_name="bob").close()
+    with open_member(alice) as a:
+        group = a.client.create_group(GROUP_NAME, T0)
+        invitation = a.client.invitation(group)
+    with open_member(bob) as b:
+        b.client.join(invitation, T0 + 1)
+    exchange(alice, bob)
+    exchange(bob, alice)
+    exchange(alice, bob)
+    with open_member(alice) as a, open_member(bob) as b:
+        for i in range(size):
+            writer = a if i % 2 == 0 else b
+            writer.client.send(group, "message %d of the history" % i, T0 + 10 + i)
+    exchange(bob, alice)
+    return group
+
+
+def exchange(src_dir: Path, dst_dir: Path) -> None:
+    """What a sync through a relay does: src's entries into dst's store, then dst processes."""
+    with open_member(src_dir) as src, open_member(dst_dir) as dst:
+        for log in src.client.sync_logs():
+            blocks = [src.store.get_block(e.cid) for e in log_entries(src.store, log.address)]
+            dst.store.put_entries([decode_entry(b) for b in blocks if b is not None], T0)
+            dst.store.commit()
+        dst.client.process(T0 + 5)
+
+
+def run_cli(data: Path, *argv: str) -> tuple[float, int]:
+    """(wall seconds, peak RSS in KiB) of one `waystation peer` process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [WAYSTATION, "peer", argv[0], "--data", str(data), *argv[1:]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read() if proc.stderr else b""
+    if proc.returncode != 0:
+        raise SystemExit("peer %s failed: %s" % (argv[0], stderr.decode(errors="replace")))
+    return elapsed, usage.ru_maxrss
+
+
+def measure(data: Path, group: str, runs: int) -> dict[str, float]:
+    sends, send_rss, last, alls, read_rss, opens, inproc = [], [], [], [], [], [], []
+    for i in range(runs):
+        seconds, rss = run_cli(data, "send", group, "bench send %d" % i)
+        sends.append(seconds)
+        send_rss.append(rss)
+        seconds, _rss = run_cli(data, "read", group, "--last", "20")
+        last.append(seconds)
+        seconds, rss = run_cli(data, "read", group)
+        alls.append(seconds)
+        read_rss.append(rss)
+        start = time.perf_counter()
+        with open_member(data) as session:
+            opened = time.perf_counter()
+            session.client.send(group, "in-process send %d" % i, time.time())
+            sent = time.perf_counter()
+        opens.append(opened - start)
+        inproc.append(sent - opened)
+    return {
+        "cli_send_ms": round(statistics.median(sends) * 1000, 1),
+        "cli_send_rss_kb": max(send_rss),
+        "cli_read_last_ms": round(statistics.median(last) * 1000, 1),
+        "cli_read_all_ms": round(statistics.median(alls) * 1000, 1),
+        "cli_read_rss_kb": max(read_rss),
+        "open_ms": round(statistics.median(opens) * 1000, 2),
+        "send_ms": round(statistics.median(inproc) * 1000, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="0,1000,10000")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    scratch = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    reference: float | None = None
+    with tempfile.TemporaryDirectory(dir=args.dir) as out_dir:
+        for size in sizes:
+            with tempfile.TemporaryDirectory(prefix="ws-bench-member-", dir=scratch) as tmp:
+                start = time.perf_counter()
+                group = build(Path(tmp), size)
+                built = time.perf_counter() - start
+                data = Path(out_dir) / ("alice-%d" % size)
+                shutil.copytree(Path(tmp) / "alice", data)
+            result = measure(data, group, args.runs)
+            if reference is None:
+                reference = result["cli_send_ms"]
+            line = {
+                "case": "member",
+                "messages": size,
+                **result,
+                "send_ratio": round(result["cli_send_ms"] / reference, 2),
+                "build_s": round(built, 1),
+                "runs": args.runs,
+                "self_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+            print(json.dumps(line), flush=True)
+            shutil.rmtree(data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
