@@ -357,3 +357,44 @@ def test_op_payload_round_trip_and_refusals() -> None:
     for bad in ("", "[]", '{"op":"DEL","value":""}', '{"op":"ADD","value":"!"}'):
         with pytest.raises(RemoteProtocolError):
             parse_op(bad)
+
+
+def test_append_plan_from_store_matches_the_whole_log_view(trio: tuple) -> None:
+    """The newest-entries view gives the same next, refs and clock as the whole log, with
+    concurrent branches (two writers that did not see each other) and more than 64 entries."""
+    from node.member.logio import append_plan_from_store
+    from node.sync.log import append_plan
+
+    alice, bob, group, relay = trio
+    for i in range(40):
+        alice.send(group, "a%d" % i, T0 + 10 + i)
+        bob.send(group, "b%d" % i, T0 + 10 + i)
+        if i % 9 == 0:
+            sync(alice, relay, T0 + 60 + i)
+            sync(bob, relay, T0 + 60 + i)
+    copy(bob.store, relay)
+    copy(relay, alice.store)  # alice now has two heads
+    for client in (alice, bob):
+        for address in (
+            client.groups[group].messages_address,
+            client.groups[group].metadata_address,
+        ):
+            whole = {e.cid: e for e in log_entries(client.store, address)}
+            assert append_plan_from_store(client.store, address) == append_plan(whole)
+            assert append_plan_from_store(client.store, address, 10_000)[2] == 10_001
+    assert len(alice.store.heads(alice.groups[group].messages_address)) == 2
+
+
+def test_parse_op_bounds_nesting_and_size() -> None:
+    from node.errors import RemoteProtocolError
+    from node.member.logio import MAX_PAYLOAD_CHARS
+
+    assert parse_op(op_payload(b"ok")) == b"ok"
+    for payload, why in (
+        ("[" * 994 + "]" * 994, "nested deeper"),
+        ('{"op":"ADD","value":"AA==","x":' + "[" * 5 + "]" * 5 + "}", "nested deeper"),
+        (" " * (MAX_PAYLOAD_CHARS + 1), "characters"),
+        ('{"op":"ADD","value":"[[[[[[[[[["}', "base64"),  # brackets inside a string: not nesting
+    ):
+        with pytest.raises(RemoteProtocolError, match=why):
+            parse_op(payload)
