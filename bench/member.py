@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -82,21 +81,36 @@ def exchange(src_dir: Path, dst_dir: Path) -> None:
         dst.client.process(T0 + 5)
 
 
+# A child's ru_maxrss counts what it had mapped when it was forked (Linux keeps the high-water
+# mark across exec), so a child forked from this process, which built the history, would report
+# this process's size. A small launcher forks the command instead and reports its figures.
+LAUNCHER = """
+import json, os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_pid, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+print(json.dumps({"s": seconds, "rss": usage.ru_maxrss, "code": code}), file=sys.stderr)
+"""
+
+
 def run_cli(data: Path, *argv: str) -> tuple[float, int]:
     """(wall seconds, peak RSS in KiB) of one `waystation peer` process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [WAYSTATION, "peer", argv[0], "--data", str(data), *argv[1:]],
+    command = [WAYSTATION, "peer", argv[0], "--data", str(data), *argv[1:]]
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        check=False,
     )
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read() if proc.stderr else b""
-    if proc.returncode != 0:
-        raise SystemExit("peer %s failed: %s" % (argv[0], stderr.decode(errors="replace")))
-    return elapsed, usage.ru_maxrss
+    lines = done.stderr.decode(errors="replace").splitlines()
+    figures = json.loads(lines[-1])
+    if figures["code"] != 0:
+        raise SystemExit("peer %s failed: %s" % (argv[0], "\n".join(lines[:-1])))
+    return figures["s"], figures["rss"]
 
 
 def measure(data: Path, group: str, runs: int) -> dict[str, float]:
