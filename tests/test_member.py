@@ -6,11 +6,14 @@ entries and each log's sign_pub.
 """
 
 import base64
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from node.crypto._nacl import NaclSuite
 from node.crypto.address import MESSAGES_STORE, METADATA_STORE
@@ -398,3 +401,30 @@ def test_parse_op_bounds_nesting_and_size() -> None:
     ):
         with pytest.raises(RemoteProtocolError, match=why):
             parse_op(payload)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES, st.integers(min_value=0, max_value=8))
+def test_json_depth_scan_agrees_with_the_parsed_depth(value: object, limit: int) -> None:
+    """The scan that runs before json.loads counts what json.loads would recurse into, with
+    brackets, quotes and backslashes inside strings ignored."""
+    from node.member.store_files import json_depth_error
+
+    text = json.dumps(value)
+    assert (json_depth_error(text, limit) is None) == (_depth(value) <= limit)
