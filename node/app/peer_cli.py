@@ -44,6 +44,7 @@ from node.app.peer_session import PeerSession
 from node.errors import LinkError, NodeError
 from node.member.client import MemberClient, Message, ProcessReport, SyncLog
 from node.member.errors import MemberError
+from node.sync.entry import decode_entry
 
 if TYPE_CHECKING:
     from node.app.peer import SyncOutcome
@@ -307,7 +308,8 @@ def _send(client: MemberClient, args: argparse.Namespace, now: float) -> None:
     state = client.resolve(args.group)
     cid = client.send(args.group, args.text, now)
     readers = client.others_met(args.group)
-    lamport = next((m.clock_time for m in client.read(args.group, 1) if m.cid == str(cid)), 0)
+    block = client.store.get_block(cid)
+    lamport = decode_entry(block).clock_time if block is not None else 0
     _show(
         args,
         str(cid),
