@@ -288,7 +288,7 @@ def _run(args: argparse.Namespace) -> int:
         elif command == "sync":
             return _sync(session, args)
         elif command == "read":
-            _read(client, args, now)
+            _read(session, args, now)
     return 0
 
 
@@ -323,7 +323,8 @@ def _send(client: MemberClient, args: argparse.Namespace, now: float) -> None:
         _err("waystation peer: " + NOBODY_YET)
 
 
-def _read(client: MemberClient, args: argparse.Namespace, now: float) -> None:
+def _read(session: PeerSession, args: argparse.Namespace, now: float) -> None:
+    client = session.client
     client.process(now)
     for message in client.read(args.group, args.last):
         if args.json:
@@ -335,6 +336,11 @@ def _read(client: MemberClient, args: argparse.Namespace, now: float) -> None:
     waiting = client.pending(args.group)
     if waiting:
         _err("%d message(s) wait for their sender's key (sync again later)" % waiting)
+    state = client.resolve(args.group)  # a hole is said, never skipped silently
+    for address in (state.metadata_address, state.messages_address):
+        notice = session.store.hole(address) if session.store.has_log(address) else ""
+        if notice:
+            _err("%s: %s" % (state.name, notice))
 
 
 EXIT_SYNC_FAILED = 3

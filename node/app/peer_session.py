@@ -22,7 +22,7 @@ from node.store.sqlite import FILENAME as STORE_FILE
 from node.store.sqlite import SQLiteStore
 
 LOCK_FILE = "peer.lock"
-RELAY_MARKERS = ("node.key", "status.json")  # what a relay's data directory holds
+RELAY_MARKERS = ("node.key", "waystation.lock", "status.json")  # a relay data directory
 MEMBER_MARKERS = (MEMBER_FILE, ACCOUNT_FILE)  # what a member's data directory holds
 
 
