@@ -28,18 +28,22 @@
 #   FRAME  a frame is open: its fragments so far are in the buffer
 #   SKIP   no frame open; fragments of a frame we dropped may still arrive and are discarded
 #
-#   DUP    identical to the fragment just before it (a repeat): discarded in every state
-#   WHOLE  FIRST|LAST                  START  FIRST only
-#   NEXT   continuation, expected counter, not LAST      END  the same, LAST
-#   ODD    continuation with another counter (something was lost or reordered)
+#   DUP      identical to the fragment just before it (a repeat)
+#   WHOLE    FIRST|LAST
+#   START    FIRST, not LAST
+#   NEXT     continuation with the expected counter, not LAST
+#   END      continuation with the expected counter, LAST
+#   ODD      continuation with another counter (something was lost or reordered), not LAST
+#   ODD_END  continuation with another counter, LAST
 #
 # TRANSITIONS below maps (state, input) to (action, next state); it is the whole protocol.
-# A FIRST always starts a new frame, dropping an open one whose end never came. A FIRST whose
-# counter is not the expected one starts its frame too, and counts a gap (whole frames were lost
-# before it). A continuation in WAIT is an orphan (its frame's start was lost): counted as a gap
-# and discarded, and so are the rest of its frame's fragments (SKIP). An open frame older than
-# `frame_timeout` seconds is dropped when the next fragment arrives or `expire(now)` is called
-# (`deadline` says when): the caller passes `now`; this module reads no clock.
+# A repeat is discarded in every state. A FIRST always starts a new frame, dropping an open one
+# whose end never came. A FIRST whose counter is not the expected one when no frame is open
+# starts its frame too, and counts a gap (whole frames were lost before it). A continuation in
+# WAIT is an orphan (its frame's start was lost): counted as a gap and discarded, and so are the
+# rest of its frame's fragments (SKIP). An open frame older than `frame_timeout` seconds is
+# dropped when the next fragment arrives or `expire(now)` is called (`deadline` says when): the
+# caller passes `now`; this module reads no clock.
 #
 # Limits that no loss or repetition can explain are the peer's fault and end the link: an empty
 # fragment, a fragment longer than MAX_FRAGMENT_SIZE (514), a fragment other than an empty frame
@@ -90,7 +94,8 @@ START = "START"
 NEXT = "NEXT"
 END = "END"
 ODD = "ODD"
-INPUTS = (DUP, WHOLE, START, NEXT, END, ODD)
+ODD_END = "ODD_END"
+INPUTS = (DUP, WHOLE, START, NEXT, END, ODD, ODD_END)
 
 # Actions.
 DISCARD = "discard"  # throw the fragment away, nothing to report
@@ -109,19 +114,22 @@ TRANSITIONS = {
     (WAIT, START): (OPEN, FRAME),
     (WAIT, NEXT): (ORPHAN, SKIP),
     (WAIT, END): (ORPHAN, WAIT),
-    (WAIT, ODD): (ORPHAN, SKIP),  # ODD+LAST goes to WAIT: see _next_after_odd
+    (WAIT, ODD): (ORPHAN, SKIP),
+    (WAIT, ODD_END): (ORPHAN, WAIT),
     (FRAME, DUP): (DISCARD, FRAME),
     (FRAME, WHOLE): (RESTART_DELIVER, WAIT),
     (FRAME, START): (RESTART_OPEN, FRAME),
     (FRAME, NEXT): (APPEND, FRAME),
     (FRAME, END): (COMPLETE, WAIT),
     (FRAME, ODD): (ABANDON, SKIP),
+    (FRAME, ODD_END): (ABANDON, WAIT),
     (SKIP, DUP): (DISCARD, SKIP),
     (SKIP, WHOLE): (DELIVER, WAIT),
     (SKIP, START): (OPEN, FRAME),
     (SKIP, NEXT): (DISCARD, SKIP),
     (SKIP, END): (DISCARD, WAIT),
     (SKIP, ODD): (DISCARD, SKIP),
+    (SKIP, ODD_END): (DISCARD, WAIT),
 }
 
 
@@ -348,8 +356,6 @@ class Reassembler:
                     counter,
                 )
         action, next_state = TRANSITIONS[(self._state, kind)]
-        if kind == ODD and header & LAST:
-            next_state = WAIT  # the lost frame's end is here: the next fragment should be a FIRST
         result = self._act(action, fragment, counter, expected, now)
         self._state = next_state
         return result
@@ -360,7 +366,7 @@ class Reassembler:
         if header & FIRST:
             return WHOLE if header & LAST else START
         if counter != self._expected:
-            return ODD
+            return ODD_END if header & LAST else ODD
         return END if header & LAST else NEXT
 
     def _act(

@@ -318,7 +318,9 @@ def make_input(r, f, kind):
         return bytes((expected,)) + b"n"
     if kind == "END":
         return bytes((LAST | expected,)) + b"e"
-    return bytes(((expected + 5) & 0x3F,)) + b"o"  # ODD
+    if kind == "ODD":
+        return bytes(((expected + 5) & 0x3F,)) + b"o"
+    return bytes((LAST | ((expected + 5) & 0x3F),)) + b"o"  # ODD_END
 
 
 class StateTableTests(TestCase):
