@@ -46,7 +46,7 @@ FINDING_1 = Known(
     lambda problem, cause: isinstance(cause, RecursionError),
 )
 FINDING_2 = Known(
-    "issue 16 finding 2 (reconciliation bounds past 2**63)",
+    "issue 16 finding 2 (reconciliation bounds past 2^63)",
     "l0tidy",
     lambda problem, cause: "uvarint value out of range" in problem,
 )
