@@ -2,9 +2,9 @@
 
 Usage: python -m tests.fuzz.seeds [--out DIR]    (default: tests/fuzz/corpus, committed)
 
-Each seed is written as DIR/<target>/<first 16 hex digits of its SHA-256>, so regenerating is
-idempotent and a changed encoder shows up as a diff. Everything is deterministic (fixed seeds,
-fixed ephemeral keys), except the random nonces of sealed envelopes, which are not seeded here.
+Each seed is written as DIR/<target>/<first 16 hex digits of its SHA-256>, so regenerating adds
+only what changed. Everything is deterministic (fixed seeds, fixed ephemeral keys) except the
+member group file, whose device key GroupState.new draws at random: regenerating adds one more.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ class Fixtures:
         self.static_initiator = hashlib.sha256(b"initiator").digest()
         self.ephemeral = hashlib.sha256(b"ephemeral").digest()
         self.keys = [(i, hashlib.sha256(b"k%d" % i).digest()) for i in range(60)]
-        self.scratch = Path(tempfile.mkdtemp(prefix="waystation-fuzz-"))
+        self._scratch = tempfile.TemporaryDirectory(prefix="waystation-fuzz-")  # removed at exit
+        self.scratch = Path(self._scratch.name)
 
 
 def _frames_from(data: bytes, width: int = 1) -> list[bytes]:
