@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 from node.app.config import parse_config
@@ -86,8 +88,8 @@ class Fixtures:
         self.static_initiator = hashlib.sha256(b"initiator").digest()
         self.ephemeral = hashlib.sha256(b"ephemeral").digest()
         self.keys = [(i, hashlib.sha256(b"k%d" % i).digest()) for i in range(60)]
-        self._scratch = tempfile.TemporaryDirectory(prefix="waystation-fuzz-")  # removed at exit
-        self.scratch = Path(self._scratch.name)
+        self.scratch = Path(tempfile.mkdtemp(prefix="waystation-fuzz-"))
+        weakref.finalize(self, shutil.rmtree, self.scratch, ignore_errors=True)
 
 
 def _frames_from(data: bytes, width: int = 1) -> list[bytes]:
