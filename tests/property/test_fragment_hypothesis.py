@@ -15,6 +15,8 @@ any length, so that fragments of different frames never share a counter: beyond 
 detected only modulo 64 (node/proto/fragment.py, "Known blind spot").
 """
 
+import tracemalloc
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -180,3 +182,29 @@ def test_hostile_fragments_only_remote_errors_and_bounded(
             raise AssertionError("a dead reassembler took a fragment") from None
         assert frame is None or len(frame) <= max_frame_size
         assert reassembler.buffered <= max_frame_size
+
+
+@NO_DEADLINE
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=255), st.integers(min_value=0, max_value=40)),
+        min_size=1,
+        max_size=3000,
+    )
+)
+def test_memory_stays_bounded_whatever_the_stream(headers: list[tuple[int, int]]) -> None:
+    """Any number of fragments (any header, 0..40 frame bytes) never holds more than one frame."""
+    max_frame_size = 1024
+    reassembler = Reassembler(max_frame_size)
+    tracemalloc.start()
+    try:
+        for header, size in headers:
+            try:
+                reassembler.receive_fragment(bytes((header,)) + bytes(size), 0)
+            except RemoteProtocolError:
+                break
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # One open frame (bytearray growth slack included), one previous fragment, the frame returned.
+    assert peak < 4 * max_frame_size + 4096, peak
