@@ -366,6 +366,10 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "invalid TOML: %s" % exc) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(
+            source, "invalid TOML: arrays or inline tables nested too deeply"
+        ) from None
 
 
 def default_toml() -> str:
