@@ -28,9 +28,11 @@ from pathlib import Path
 
 from node.app.config import Config, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
+from node.app.control import ControlServer
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
+from node.app.status import SyncBook, status_report
 from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
@@ -83,6 +85,13 @@ class Daemon:
         self._discovered: dict[tuple[str, int], float] = {}
         self._syncing: set[tuple[str, int]] = set()
         self._notifier = Notifier.from_environ()
+        self.started_at = time.time()
+        self.syncs = SyncBook()  # last sync with each relay peer, for `waystation status`
+
+    @property
+    def links(self) -> list[LinkDriver]:
+        """The drivers of the links open now."""
+        return list(self._drivers)
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handlers call this)."""
@@ -152,7 +161,11 @@ class Daemon:
         )
         try:
             async with asyncio.TaskGroup() as tasks:
+                handlers = {"status": lambda _: status_report(self)}
+                control = ControlServer(self.data_dir, handlers, self.ctx.count)
+                await control.open()  # before READY=1, so `waystation status` works at once
                 background = [
+                    tasks.create_task(control.serve()),
                     tasks.create_task(committer.run()),
                     tasks.create_task(self._acceptor(tasks)),
                     tasks.create_task(self._peer_sync_loop(tasks)),
@@ -275,11 +288,13 @@ class Daemon:
             )
         except LinkError as exc:
             self.ctx.count("peers.unreachable")
+            self.syncs.unreachable("%s:%d" % key, str(exc))
             log.info("relay %s:%d unreachable: %s", host, port, exc)
             self._syncing.discard(key)
             return
         try:
-            await self._drive(LinkDriver(self.ctx, link, initiator=True, until_synced=True))
+            driver = LinkDriver(self.ctx, link, initiator=True, until_synced=True)
+            self.syncs.finished("%s:%d" % key, await self._drive(driver))
         finally:
             self._syncing.discard(key)
 
@@ -376,7 +391,7 @@ class Daemon:
         path = self.data_dir / "status.json"
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.status(), indent=1, sort_keys=True))
+            tmp.write_text(json.dumps(status_report(self), indent=1, sort_keys=True))
             os.replace(tmp, path)
         except (OSError, NodeError) as exc:
             log.warning("cannot write %s: %s", path, exc)

@@ -212,6 +212,7 @@ class LinkDriver:
         self.progress = progress
         self.outcome = SyncOutcome()
         now = ctx.clock()
+        self.opened_ms = now  # for `waystation status` (link age)
         self.session = Session(
             ctx.suite, initiator, ctx.session_static(), ctx.role, now, ctx.limits
         )
