@@ -341,21 +341,24 @@ def request(
         CommandError: the daemon refused the request (its `error` and `message`).
     """
     path = socket_path(data_dir)
-    if not data_dir.is_dir():
-        raise ControlUnavailableError("no data directory %s" % data_dir, running=False)
     line = encode_reply({"cmd": cmd, "args": dict(args or {}), "id": 1})
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
             with _short_path(path) as short:
                 sock.connect(short)
-            sock.sendall(line)
+            with contextlib.suppress(BrokenPipeError):  # refused at once: its reply is waiting
+                sock.sendall(line)
             reply = _read_line(sock)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            why = "no control socket" if isinstance(exc, FileNotFoundError) else "stale socket"
-            raise ControlUnavailableError(
-                "%s (%s %s)" % (_NOT_RUNNING, why, path), running=False
-            ) from exc
+            if not isinstance(exc, FileNotFoundError):
+                why = "stale control socket %s: nobody answers" % path
+            elif data_dir.is_dir():
+                why = "no control socket %s" % path
+            else:
+                why = "no such directory"
+            message = "no waystation daemon is running on %s (%s)" % (data_dir, why)
+            raise ControlUnavailableError(message, running=False) from exc
         except PermissionError as exc:
             raise ControlUnavailableError(
                 "permission denied on %s: run as the relay's user or root" % path, running=True
@@ -382,9 +385,6 @@ def request(
     if not isinstance(result, dict):
         raise ControlUnavailableError("the daemon's reply has no result object", running=True)
     return result
-
-
-_NOT_RUNNING = "no waystation daemon is running on this data directory"
 
 
 def _read_line(sock: socket.socket) -> bytes:

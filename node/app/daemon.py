@@ -152,6 +152,9 @@ class Daemon:
             log.warning("radio.ble.enabled: BLE is not built in this version; ignored")
         if config.console.devices:
             log.warning("console.devices: the serial console is not built in this version; ignored")
+        handlers = {"status": lambda _: status_report(self)}
+        control = ControlServer(self.data_dir, handlers, self.ctx.count)
+        await control.open()  # before "listening" and READY=1: `waystation status` works then
         log.info(
             "relay %s listening on %s:%d, data in %s",
             self.identity.fingerprint(self.suite),
@@ -161,9 +164,6 @@ class Daemon:
         )
         try:
             async with asyncio.TaskGroup() as tasks:
-                handlers = {"status": lambda _: status_report(self)}
-                control = ControlServer(self.data_dir, handlers, self.ctx.count)
-                await control.open()  # before READY=1, so `waystation status` works at once
                 background = [
                     tasks.create_task(control.serve()),
                     tasks.create_task(committer.run()),
