@@ -206,6 +206,8 @@ def run_relay_like_the_unit(root: Path) -> tuple[str, dict[str, object]]:
             relay.kill()
             relay.wait()
         reader.join(DEADLINE_S)
+        assert relay.stderr is not None
+        relay.stderr.close()
     stopped = time.time()
     final = json.loads((root / "var/lib/waystation/status.json").read_text())
     assert final["pid"] == report["pid"] and final["time"] <= stopped
