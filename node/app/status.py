@@ -112,16 +112,14 @@ def status_report(daemon: Daemon) -> dict[str, object]:
 
 
 def _listening(daemon: Daemon) -> list[dict[str, object]]:
-    if daemon.port is None:
-        return []
-    listen = daemon.config.lan.listen
-    return [{"transport": "tcp", "address": "%s:%d" % (listen.host, daemon.port)}]
+    kind = daemon.listener.kind
+    return [{"transport": kind, "address": str(bound)} for bound in daemon.listener.bound]
 
 
 def _transports(daemon: Daemon) -> dict[str, str]:
     config = daemon.config
     return {
-        "tcp": "listening" if daemon.port is not None else "starting",
+        daemon.listener.kind: "listening" if daemon.listener.bound else "starting",
         "zeroconf": "on" if config.lan.zeroconf else "off",
         "ble": "not built (configured on)" if config.radio.ble.enabled else "off",
         "console": "not built (configured)" if config.console.devices else "off",
@@ -130,14 +128,14 @@ def _transports(daemon: Daemon) -> dict[str, str]:
 
 def _links(daemon: Daemon) -> list[dict[str, object]]:
     now_ms = daemon.ctx.clock() if daemon.ctx is not None else 0
-    links = []
+    links: list[dict[str, object]] = []
     for driver in daemon.links:
         session = driver.session
         hello = session.peer_hello
         links.append(
             {
                 "label": driver.link.label,
-                "kind": getattr(driver.link, "kind", "tcp"),
+                "kind": driver.link.kind,
                 "direction": "out" if driver.initiator else "in",
                 "role": ROLE_NAMES.get(hello.role, "?") if hello is not None else "handshake",
                 "age_s": round(max(0, now_ms - driver.opened_ms) / 1000, 1),
@@ -193,7 +191,7 @@ def _log_usage(daemon: Daemon) -> dict[str, object]:
 
 
 def _relay_peers(daemon: Daemon, core: Mapping[str, object]) -> list[dict[str, object]]:
-    configured = {"%s:%d" % (p.host, p.port) for p in daemon.config.lan.peers}
+    configured = {str(p) for p in daemon.config.lan.peers}
     peers: list[dict[str, object]] = []
     for peer in map(str, _list(core.get("relay_peers"))):
         record = daemon.syncs.last(peer)

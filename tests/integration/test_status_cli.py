@@ -73,7 +73,7 @@ def test_status_of_a_running_relay_shows_identity_links_store_and_peers(tmp_path
         member.send(group, "hello")
         member.sync(r1.address)
         with Relay(tmp_path / "r2", peers=[r1.address, "127.0.0.1:1"], config=config) as r2:
-            r2.wait_for_line(re.compile(r"relay 127\.0\.0\.1:1 unreachable"), DEADLINE_S)
+            r2.wait_for_line(re.compile(r"relay tcp:127\.0\.0\.1:1 unreachable"), DEADLINE_S)
             r2.wait_for_line(re.compile(r"tcp:127\.0\.0\.1:%d closed: ok" % r1.port), DEADLINE_S)
             # A link left open in the middle of its handshake: one Noise message, then silence.
             with socket.create_connection(("127.0.0.1", r1.port), timeout=DEADLINE_S) as link:
@@ -112,13 +112,13 @@ def test_status_of_a_running_relay_shows_identity_links_store_and_peers(tmp_path
     assert report["relay_peers"] == []
 
     peers = {p["address"]: p for p in peer_report["relay_peers"]}
-    assert set(peers) == {r1.address, "127.0.0.1:1"}
-    synced = peers[r1.address]
+    assert set(peers) == {"tcp:" + r1.address, "tcp:127.0.0.1:1"}
+    synced = peers["tcp:" + r1.address]
     assert synced["source"] == "config"
     assert synced["last_sync"]["outcome"] == "ok"
     assert synced["last_sync"]["at"] <= peer_report["time"]
     assert peer_report["logs"] == 2  # what alice wrote to r1 reached r2
-    assert peers["127.0.0.1:1"]["last_sync"]["outcome"] == "unreachable"
+    assert peers["tcp:127.0.0.1:1"]["last_sync"]["outcome"] == "unreachable"
     assert peer_report["counters"]["peers.unreachable"] >= 1
 
     assert text.returncode == 0, text.stderr
