@@ -11,7 +11,7 @@ from pathlib import Path
 
 from node import __version__
 from node.app.config import apply_overrides, load_config
-from node.app.control import CommandError, ControlUnavailableError, request
+from node.app.control import CommandError, ControlUnavailableError, request, socket_path
 from node.app.daemon import Daemon
 from node.app.identity import load_identity, load_or_create_identity
 from node.app.logs import setup_logging
@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         "answer (permissions, deadline), 2 usage error.",
     )
     status.add_argument(
-        "--data", type=Path, help="data directory (default: %s)" % default_data_dir()
+        "--data",
+        type=Path,
+        help="data directory (default: %s, or %s when a daemon runs there and not in the first)"
+        % (default_data_dir(), SERVICE_DATA_DIR),
     )
     status.add_argument("--json", action="store_true", help="print the daemon's JSON report")
     status.add_argument(
@@ -115,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "identity":
             return show_identity(args.data or default_data_dir(), args.create, suite)
         if args.command == "status":
-            return show_status(args.data or default_data_dir(), args.json, args.timeout)
+            return show_status(args.data or status_data_dir(), args.json, args.timeout)
         if args.command == "run":
             return run_daemon(args, suite)
         if args.command == "peer":
@@ -142,6 +145,18 @@ def show_identity(data_dir: Path, create: bool, suite: NaclSuite) -> int:
     print("node %s" % identity.fingerprint(suite))
     print("data %s" % data_dir)
     return 0
+
+
+SERVICE_DATA_DIR = Path("/var/lib/waystation")  # StateDirectory= of config/waystation.service
+
+
+def status_data_dir() -> Path:
+    """`status` without --data: the user's default directory, or else the service's, whichever
+    has a control socket (so `sudo waystation status` finds the installed service)."""
+    for candidate in (default_data_dir(), SERVICE_DATA_DIR):
+        if socket_path(candidate).exists():
+            return candidate
+    return default_data_dir()
 
 
 def show_status(data_dir: Path, as_json: bool, timeout: float) -> int:

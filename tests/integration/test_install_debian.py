@@ -196,7 +196,7 @@ def run_relay_like_the_unit(root: Path) -> tuple[str, dict[str, object]]:
         assert started.wait(DEADLINE_S), "relay did not start within %.0f s" % DEADLINE_S
         match = next((m for m in map(LISTENING.search, lines) if m), None)
         assert match, "relay exited: %s" % "".join(lines)
-        status = in_root(root, "waystation", "status", "--data", "/var/lib/waystation", "--json")
+        status = in_root(root, "waystation", "status", "--json")  # finds the service's directory
         assert status.returncode == 0, status.stderr
         report: dict[str, object] = json.loads(status.stdout)
         relay.send_signal(signal.SIGTERM)
