@@ -24,6 +24,7 @@ from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 if TYPE_CHECKING:
     from node.app.daemon import Daemon
     from node.app.peer import SyncOutcome
+    from node.sync.store import Store
 
 MAX_PEERS_REMEMBERED = 256
 # Counters an operator looks at first: anything refused, rejected, failed or broken.
@@ -103,7 +104,11 @@ def status_report(daemon: Daemon) -> dict[str, object]:
         "links": _links(daemon),
         "store": _store(daemon, core),
         "logs": core.get("logs", 0),
-        "log_usage": _log_usage(daemon),
+        "log_usage": (
+            log_usage(daemon.ctx.store, daemon.config.relay.community_log_bytes)
+            if daemon.ctx is not None
+            else {"pinned": 0, "fullest": None, "near_quota": 0}
+        ),
         "relay_peers": _relay_peers(daemon, core),
         "counters": core.get("counters", {}),
         "commits": core.get("commits", 0),
@@ -163,18 +168,17 @@ def _store(daemon: Daemon, core: Mapping[str, object]) -> dict[str, object]:
     return figures
 
 
-def _log_usage(daemon: Daemon) -> dict[str, object]:
-    """Logs carried: pinned ones, and the fullest one against its own quota."""
-    ctx = daemon.ctx
-    if ctx is None:
-        return {"pinned": 0, "fullest": None, "near_quota": 0}
-    store = ctx.store
-    default_quota = daemon.config.relay.community_log_bytes
+def log_usage(store: Store, default_quota: int) -> dict[str, object]:
+    """Logs carried: pinned ones, and the fullest one against its own quota.
+
+    Args:
+        store: the relay's store.
+        default_quota: the quota of a log registered without one (`relay.community_log_bytes`).
+    """
     pinned = near = 0
     fullest: dict[str, object] | None = None
     best = -1.0
-    carried = store.logs()
-    for log_id in carried:
+    for log_id in store.logs():
         info = store.log_info(log_id)
         quota = info.quota or default_quota
         share = info.byte_count / quota if quota else 0.0
@@ -183,11 +187,7 @@ def _log_usage(daemon: Daemon) -> dict[str, object]:
         if share > best:
             best = share
             fullest = {"log": log_id, "bytes": info.byte_count, "quota": quota}
-    return {
-        "pinned": pinned,
-        "fullest": fullest,
-        "near_quota": near,
-    }
+    return {"pinned": pinned, "fullest": fullest, "near_quota": near}
 
 
 def _relay_peers(daemon: Daemon, core: Mapping[str, object]) -> list[dict[str, object]]:
