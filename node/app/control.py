@@ -230,7 +230,7 @@ class ControlServer:
         finally:
             self._clients -= 1
             writer.close()
-            with contextlib.suppress(OSError, asyncio.CancelledError, TimeoutError):
+            with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(WRITE_DEADLINE_S):
                     await writer.wait_closed()
 

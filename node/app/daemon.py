@@ -12,6 +12,7 @@ Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
                 are PeerAddress values (tcp:HOST:PORT), dialed by the dialer of their kind
   discovery     zeroconf advertisement with a rotating token, and browsing for other relays
   housekeeping  expiry, the watchdog, and data_dir/status.json (counters for the operator)
+  control       data_dir/control.sock: `waystation status` asks it (node/app/control.py)
 
 SIGTERM/SIGINT: stop accepting, say Bye "shutdown" on every link, wait for them (bounded), commit
 what is pending (nothing unacknowledged is lost because nothing was acknowledged before commit),

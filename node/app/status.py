@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from node import __version__
+from node.errors import StoreError
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ class SyncBook:
         )
         self._put(peer, record)
 
+    def peers(self) -> list[str]:
+        """Every peer with a recorded sync, oldest record first."""
+        return list(self._last)
+
     def last(self, peer: str) -> SyncRecord | None:
         """The last sync with `peer`, or None if there was none."""
         return self._last.get(peer)
@@ -84,10 +89,21 @@ class SyncBook:
 
 
 def status_report(daemon: Daemon) -> dict[str, object]:
-    """Everything `waystation status` shows, as JSON-able values (see docs/operations.md)."""
-    core = daemon.status()
+    """Everything `waystation status` shows, as JSON-able values (see docs/operations.md).
+
+    A store that fails (disk trouble; it then refuses every call) does not make the report fail:
+    the store's figures are replaced by `store.error`, and the rest is reported from what the
+    daemon holds in memory.
+    """
+    usage: dict[str, object] = {"pinned": 0, "fullest": None, "near_quota": 0}
+    try:
+        core = daemon.status()
+        if daemon.ctx is not None:
+            usage = log_usage(daemon.ctx.store, daemon.config.relay.community_log_bytes)
+    except StoreError as exc:
+        core = _without_store(daemon, str(exc))
     now = time.time()
-    report: dict[str, object] = {
+    return {
         "version": __version__,
         "pid": os.getpid(),
         "time": now,
@@ -104,16 +120,25 @@ def status_report(daemon: Daemon) -> dict[str, object]:
         "links": _links(daemon),
         "store": _store(daemon, core),
         "logs": core.get("logs", 0),
-        "log_usage": (
-            log_usage(daemon.ctx.store, daemon.config.relay.community_log_bytes)
-            if daemon.ctx is not None
-            else {"pinned": 0, "fullest": None, "near_quota": 0}
-        ),
+        "log_usage": usage,
         "relay_peers": _relay_peers(daemon, core),
         "counters": core.get("counters", {}),
         "commits": core.get("commits", 0),
     }
-    return report
+
+
+def _without_store(daemon: Daemon, error: str) -> dict[str, object]:
+    """The daemon's figures that need no store: the configured peers and those synced lately."""
+    peers = [str(p) for p in daemon.config.lan.peers]
+    peers.extend(p for p in daemon.syncs.peers() if p not in peers)
+    ctx = daemon.ctx
+    return {
+        "logs": None,
+        "store": {"error": error},
+        "counters": dict(sorted(ctx.stats.items())) if ctx is not None else {},
+        "commits": ctx.committer.commits if ctx is not None else 0,
+        "relay_peers": peers,
+    }
 
 
 def _listening(daemon: Daemon) -> list[dict[str, object]]:
@@ -232,19 +257,26 @@ def render_text(report: Mapping[str, object]) -> str:
     lines.append("transports " + ", ".join("%s %s" % kv for kv in transports.items()))
     store = _map(report.get("store"))
     quota = _map(store.get("quota"))
-    lines.append(
-        "store      %s of %s (%s entries), entries up to %s, kept %s days"
-        % (
-            _bytes(store.get("bytes")),
-            _bytes(quota.get("total_bytes")),
-            store.get("entries", 0),
-            _bytes(quota.get("entry_bytes")),
-            quota.get("expiry_days"),
+    if "error" in store:
+        lines.append("store      UNAVAILABLE: %s" % store["error"])
+    else:
+        lines.append(
+            "store      %s of %s (%s entries), entries up to %s, kept %s days"
+            % (
+                _bytes(store.get("bytes")),
+                _bytes(quota.get("total_bytes")),
+                store.get("entries", 0),
+                _bytes(quota.get("entry_bytes")),
+                quota.get("expiry_days"),
+            )
         )
-    )
     usage = _map(report.get("log_usage"))
     fullest = _map(usage.get("fullest"))
-    line = "logs       %s carried (%s pinned)" % (report.get("logs", 0), usage.get("pinned", 0))
+    carried = report.get("logs")
+    line = "logs       %s carried (%s pinned)" % (
+        "?" if carried is None else carried,
+        usage.get("pinned", 0),
+    )
     if fullest:
         line += "; fullest %s of %s quota, %s near quota" % (
             _bytes(fullest.get("bytes")),
