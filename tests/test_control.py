@@ -36,7 +36,11 @@ def broken(_args: Mapping[str, object]) -> object:
     raise ZeroDivisionError
 
 
-HANDLERS = {"echo": echo, "broken": broken}
+def unencodable(_args: Mapping[str, object]) -> object:
+    return {"when": object()}
+
+
+HANDLERS = {"echo": echo, "broken": broken, "unencodable": unencodable}
 
 
 async def served(data_dir: Path, counted: list[str]) -> ControlServer:
@@ -64,8 +68,9 @@ def test_several_requests_on_one_connection_in_order(tmp_path: Path) -> None:
                 b'{"cmd": "echo", "args": {"a": 1}, "id": 1}\n'
                 b'{"cmd": "echo", "args": {"fail": true}, "id": 2}\n'
                 b'{"cmd": "broken", "id": 3}\n'
-                b'{"cmd": "echo", "id": "four"}\n',
-                4,
+                b'{"cmd": "echo", "id": "four"}\n'
+                b'{"cmd": "unencodable", "id": 5}\n',
+                5,
             )
         finally:
             server.close()
@@ -81,6 +86,7 @@ def test_several_requests_on_one_connection_in_order(tmp_path: Path) -> None:
             "message": "internal error: ZeroDivisionError",
         },
         {"id": "four", "ok": True, "result": {"echo": {}}},
+        {"id": 5, "ok": False, "error": "internal-error", "message": "internal error: TypeError"},
     ]
     assert not (tmp_path / control.SOCKET_NAME).exists()  # close() removes it
 

@@ -284,6 +284,7 @@ class ControlServer:
                     UNKNOWN_COMMAND, "unknown command %r (commands: %s)" % (cmd, names)
                 )
             result = handler(args)
+            encode_reply({"result": result})  # a result that is not JSON is the handler's bug
         except CommandError as exc:
             self._count("control.refused." + exc.code)
             return error_reply(request_id, exc.code, exc.message)
