@@ -174,9 +174,10 @@ class ControlServer:
     async def open(self) -> None:
         """Bind the socket (owner-only) and start accepting; never raises.
 
-        A stale socket left by a daemon that died is replaced (the store's lock has already
-        made sure no other daemon uses this data directory). When the socket cannot be made, the
-        relay keeps relaying without it: the error is logged and counted.
+        A stale socket left by a daemon that died is replaced (the data directory's lock,
+        `waystation.lock`, has already made sure no other daemon uses this directory). When the
+        socket cannot be made, the relay keeps relaying without it: the error is logged and
+        counted.
         """
         try:
             with contextlib.suppress(FileNotFoundError):
