@@ -1,22 +1,33 @@
-# The two commands a person needs: `make run` and `make test`. Both install what they need first.
+# The two commands a person needs: `make run` and `make test`. Both install what they need first:
+# `make run` only what running needs (Debian packages in tools/debian-packages-run.txt, the
+# package and its runtime dependencies); `make test` adds the development toolchain
+# (tools/debian-packages.txt, the `dev` extra). `make dist` builds the wheel that
+# docs/operations.md installs on a Debian or Raspberry Pi OS machine.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 1
+DIST ?= dist
 
-.PHONY: run test lint typecheck portable unit fuzz fuzz-smoke bench clean
+.PHONY: run test lint typecheck portable unit fuzz fuzz-smoke bench dist clean
 
-$(STAMP): pyproject.toml tools/bootstrap.sh tools/debian-packages.txt
-	sh tools/bootstrap.sh
+$(RUNTIME): pyproject.toml tools/bootstrap.sh tools/debian-packages-run.txt
+	sh tools/bootstrap.sh tools/debian-packages-run.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) tools/debian-packages.txt
+	sh tools/bootstrap.sh tools/debian-packages.txt
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/waystation run $(RUN_ARGS)
 
 test: lint typecheck portable unit fuzz-smoke
@@ -46,5 +57,12 @@ fuzz-smoke: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+# $(DIST) (dist/): the wheel, the systemd unit and the example configuration
+# (docs/operations.md, "Install as a service").
+dist: $(RUNTIME)
+	rm -rf $(DIST) build
+	$(BIN)/pip wheel -q --no-deps -w $(DIST) .
+	cp config/waystation.service config/waystation.toml $(DIST)/
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build

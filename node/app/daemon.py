@@ -12,6 +12,7 @@ Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
                 are PeerAddress values (tcp:HOST:PORT), dialed by the dialer of their kind
   discovery     zeroconf advertisement with a rotating token, and browsing for other relays
   housekeeping  expiry, the watchdog, and data_dir/status.json (counters for the operator)
+  control       data_dir/control.sock: `waystation status` asks it (node/app/control.py)
 
 SIGTERM/SIGINT: stop accepting, say Bye "shutdown" on every link, wait for them (bounded), commit
 what is pending (nothing unacknowledged is lost because nothing was acknowledged before commit),
@@ -34,10 +35,12 @@ from pathlib import Path
 
 from node.app.config import Config, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
+from node.app.control import ControlServer
 from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
+from node.app.status import SyncBook, status_report
 from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
@@ -90,6 +93,13 @@ class Daemon:
         self._discovered: dict[PeerAddress, float] = {}
         self._syncing: set[PeerAddress] = set()
         self._notifier = Notifier.from_environ()
+        self.started_at = time.time()
+        self.syncs = SyncBook()  # last sync with each relay peer, for `waystation status`
+
+    @property
+    def links(self) -> list[LinkDriver]:
+        """The drivers of the links open now."""
+        return list(self._drivers)
 
     @staticmethod
     def _build_transports(config: Config) -> tuple[TcpListener, Dialers]:
@@ -160,6 +170,9 @@ class Daemon:
             log.warning("console.devices: the serial console is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
+        handlers = {"status": lambda _: status_report(self)}
+        control = ControlServer(self.data_dir, handlers, self.ctx.count)
+        await control.open()  # before "listening" and READY=1: `waystation status` works then
         log.info(
             "relay %s listening on %s, data in %s",
             self.identity.fingerprint(self.suite),
@@ -171,6 +184,7 @@ class Daemon:
                 listening = tasks.create_task(self.listener.serve(self._accepted))
                 background = [
                     listening,
+                    tasks.create_task(control.serve()),
                     tasks.create_task(committer.run()),
                     tasks.create_task(self._acceptor(tasks)),
                     tasks.create_task(self._peer_sync_loop(tasks)),
@@ -280,11 +294,13 @@ class Daemon:
             link = await self.dialers.dial(key, CONNECT_TIMEOUT_S)
         except LinkError as exc:
             self.ctx.count("peers.unreachable")
+            self.syncs.unreachable(str(key), str(exc))
             log.info("relay %s unreachable: %s", key, exc)
             self._syncing.discard(key)
             return
         try:
-            await self._drive(LinkDriver(self.ctx, link, initiator=True, until_synced=True))
+            driver = LinkDriver(self.ctx, link, initiator=True, until_synced=True)
+            self.syncs.finished(str(key), await self._drive(driver))
         finally:
             self._syncing.discard(key)
 
@@ -386,7 +402,7 @@ class Daemon:
         path = self.data_dir / "status.json"
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.status(), indent=1, sort_keys=True))
+            tmp.write_text(json.dumps(status_report(self), indent=1, sort_keys=True))
             os.replace(tmp, path)
         except (OSError, NodeError) as exc:
             log.warning("cannot write %s: %s", path, exc)
