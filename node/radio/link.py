@@ -79,6 +79,8 @@ class BleLink:
         self._send_lock = asyncio.Lock()
         self.packets_in = 0
         self.packets_out = 0
+        self.largest_in = 0
+        self.largest_out = 0
 
     # -- inbound, called by the transport --------------------------------------------------
 
@@ -87,18 +89,19 @@ class BleLink:
         if self._failure is not None or self._ended:
             return
         self.packets_in += 1
+        self.largest_in = max(self.largest_in, len(packet))
         if len(packet) < TAG_SIZE + 1 or packet[0] != self.link_id:
             self._fail(
                 RemoteProtocolError(
-                    "%s: packet of %d bytes with tag %s, expected tag %d"
-                    % (self.label, len(packet), packet[0] if packet else None, self.link_id)
+                    "packet of %d bytes with link tag %s, expected %d"
+                    % (len(packet), packet[0] if packet else None, self.link_id)
                 )
             )
             return
         try:
             frame = self._reassembler.receive_fragment(packet[TAG_SIZE:])
         except RemoteProtocolError as exc:
-            self._fail(RemoteProtocolError("%s: %s" % (self.label, exc.message), exc.reason))
+            self._fail(exc)
             return
         if frame is None:
             return
@@ -106,8 +109,8 @@ class BleLink:
         if self._buffered > self._max_buffered:
             self._fail(
                 RemoteProtocolError(
-                    "%s: peer sent %d bytes the session has not read (limit %d)"
-                    % (self.label, self._buffered, self._max_buffered),
+                    "peer sent %d bytes the session has not read (limit %d)"
+                    % (self._buffered, self._max_buffered),
                     REASON_FLOW,
                 )
             )
@@ -167,6 +170,7 @@ class BleLink:
                 ]
                 await self._send_packets(packets)
                 self.packets_out += len(packets)
+                self.largest_out = max(self.largest_out, max(len(p) for p in packets))
 
     async def close(self) -> None:
         """Release the transport's side of the link (idempotent, bounded, never raises)."""

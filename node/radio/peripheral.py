@@ -142,6 +142,7 @@ class BlePeripheral:
         self._remote_ends: list[socket.socket] = []
         self._unflushed = 0
         self.registrations = 0
+        self._registered = asyncio.Condition()
 
     def count(self, name: str, n: int = 1) -> None:
         """Add to a counter in `stats` (read by tests, bench/ble.py and the daemon's status)."""
@@ -151,6 +152,11 @@ class BlePeripheral:
     def links(self) -> list[BleLink]:
         """The links open now."""
         return list(self._links_by_id.values())
+
+    async def wait_registered(self, count: int = 1) -> None:
+        """Wait until the service has been registered `count` times (1: first start)."""
+        async with self._registered:
+            await self._registered.wait_for(lambda: self.registrations >= count)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -230,7 +236,9 @@ class BlePeripheral:
             if exc.cause != "org.bluez.Error.AlreadyExists":  # still there from before
                 raise
         self._up = True
-        self.registrations += 1
+        async with self._registered:
+            self.registrations += 1
+            self._registered.notify_all()
         self.count("ble.registered")
         log.info("BLE GATT service registered on %s", adapter)
 

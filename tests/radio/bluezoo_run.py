@@ -1,4 +1,4 @@
-"""Run BlueZoo (a BlueZ mock owning org.bluez) for the BLE tests, with four local fixes.
+"""Run BlueZoo (a BlueZ mock owning org.bluez) for the BLE tests, with five local fixes.
 
 BlueZoo 1.0.2 (appliance.md §5.6, §5.6b) needs these to behave like bluetoothd where our tests
 look; each fix is a small wrapper around one BlueZoo method, applied before it starts:
@@ -11,7 +11,11 @@ look; each fix is a small wrapper around one BlueZoo method, applied before it s
    no signal, so a scanner that subscribed a moment late never saw it. Real radios report
    every advertisement received (RSSI changes each time); `properties_sync` now re-announces
    the service data on every scan tick.
-4. Readiness: prints "ready" on stdout once the adapters exist, so the fixture waits on that
+4. Acquired sockets were per characteristic in BlueZoo but gated per connection: with two
+   centrals, the second one's writes were dropped and its notifications went to the first.
+   `PerDeviceAcquire` acquires one socket per connected device, as bluetoothd does from 5.69
+   (commit 8eb1dee87; 5.66 shares one socket, which the relay's link tag also handles).
+5. Readiness: prints "ready" on stdout once the adapters exist, so the fixture waits on that
    line (an event with a deadline) instead of polling the bus.
 
 Usage: python bluezoo_run.py ADDRESS [ADDRESS ...]   (DBUS_SYSTEM_BUS_ADDRESS names the bus)
@@ -25,9 +29,12 @@ import os
 import sys
 from typing import Any
 
-from bluezoo import bluezoo
+import sdbus
+from bluezoo import bluezoo, events
+from bluezoo import device as bluezoo_device
 from bluezoo.device import Device
-from bluezoo.utils import BluetoothAddress
+from bluezoo.gatt.characteristic import GattCharacteristicClientLink
+from bluezoo.utils import BluetoothAddress, create_background_task, dbus_method_async_except_logging
 
 _original_export = bluezoo.BluezMockService.export_object
 _original_disconnect = Device.disconnect
@@ -56,11 +63,66 @@ async def properties_sync(self: Any, device: Any) -> None:
         await self.ServiceData.set_async(device.service_data)
 
 
+class PerDeviceAcquire(GattCharacteristicClientLink):
+    """A characteristic as one connected device sees it, with its own acquired sockets."""
+
+    def _options(self) -> dict[str, tuple[str, Any]]:
+        return {
+            "device": ("o", self.service.device.peer.get_object_path()),
+            "mtu": ("q", self.mtu),
+            "link": ("s", self.link),
+        }
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def WriteValue(self, value: bytes, options: dict[str, tuple[str, Any]]) -> None:
+        if self.client.WriteAcquired.get() is None:  # the server offers no AcquireWrite
+            await self.client.WriteValue(value, {**options, **self._options()})
+            return
+        if self.f_write is None:
+            fd, self.mtu = await self.client.AcquireWrite(self._options())
+            self.f_write = open(os.dup(fd), "wb", buffering=0)  # noqa: SIM115
+        self.f_write.write(value)
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def StartNotify(self) -> None:
+        if self.client.NotifyAcquired.get() is None:  # the server offers no AcquireNotify
+
+            async def on_properties_changed(properties: dict[str, Any]) -> None:
+                if "Value" in properties:
+                    await self.Value.set_async(properties["Value"])
+
+            self.client_props_changed_subscription = events.subscribe(
+                "properties:changed:%d" % id(self.client), on_properties_changed
+            )
+            await self.client.StartNotify()
+            return
+        if self.f_read is not None:
+            return
+        fd, self.mtu = await self.client.AcquireNotify(self._options())
+        self.f_read = open(os.dup(fd), "r+b", buffering=0)  # noqa: SIM115
+        loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            data = self.f_read.read(self.mtu) if self.f_read is not None else b""
+            if data:
+                create_background_task(self.Value.set_async(data))
+            elif self.f_read is not None:
+                loop.remove_reader(self.f_read)
+                self.f_read.close()
+                self.f_read = None
+
+        loop.add_reader(self.f_read, readable)
+
+
 def main() -> None:
     bluezoo.BluezMockService.export_object = export_object  # type: ignore[method-assign]
     Device.disconnect = disconnect  # type: ignore[method-assign]
     Device.properties_sync = properties_sync  # type: ignore[method-assign]
-    logging.basicConfig(level=logging.DEBUG if os.environ.get("WS_BLUEZOO_DEBUG") else logging.WARNING)
+    bluezoo_device.GattCharacteristicClientLink = PerDeviceAcquire  # type: ignore[misc]
+    debug = os.environ.get("WS_BLUEZOO_DEBUG")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
     loop = asyncio.new_event_loop()
     adapters = [BluetoothAddress(a) for a in sys.argv[1:]]
     loop.run_until_complete(bluezoo.startup("system", adapters, True, 1))

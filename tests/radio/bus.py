@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from dbus_fast import BusType, Message, MessageType
+from dbus_fast.aio import MessageBus
+
 RUNNER = str(Path(__file__).with_name("bluezoo_run.py"))
 READY_DEADLINE_S = 20.0
 
@@ -80,6 +83,21 @@ class PrivateBluez:
     def restart_bluez(self) -> None:
         self.stop_bluez()
         self.start_bluez()
+
+    async def call_bluezoo(self, member: str, signature: str, body: list[object]) -> None:
+        """Call BlueZoo's control interface (org.bluezoo.Manager1: AddAdapter, RemoveAdapter)."""
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        try:
+            reply = await bus.call(
+                Message(
+                    destination="org.bluez", path="/org/bluezoo",
+                    interface="org.bluezoo.Manager1", member=member,
+                    signature=signature, body=body,
+                )
+            )  # fmt: skip
+            assert reply is not None and reply.message_type != MessageType.ERROR, reply
+        finally:
+            bus.disconnect()
 
     def stop(self) -> None:
         self.stop_bluez()

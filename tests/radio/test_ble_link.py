@@ -1,3 +1,5 @@
+"""BleLink: frames both ways between the relay's GATT server and a central, and the clean end."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +8,7 @@ from tests.radio.bus import PrivateBluez
 from tests.radio.helpers import ANY, DEADLINE_S, phone, relay_radio
 
 
-def test_probe(bluez: PrivateBluez) -> None:
+def test_frames_both_ways_and_a_clean_end(bluez: PrivateBluez) -> None:
     async def main() -> None:
         async with relay_radio() as radio:
             central = phone()
@@ -17,7 +19,7 @@ def test_probe(bluez: PrivateBluez) -> None:
             assert got == b"hello" * 100
             await relay_link.send([b"back" * 300])
             assert await asyncio.wait_for(link.recv(), DEADLINE_S) == b"back" * 300
-            print(radio.peripheral.stats, central.used_acquire_notify, link.mtu, relay_link.mtu)
+            assert link.mtu == relay_link.mtu == 517 and central.used_acquire_notify
             await link.close()
             assert await asyncio.wait_for(relay_link.recv(), DEADLINE_S) is None
 
