@@ -141,6 +141,7 @@ class BlePeripheral:
         self._notify_socks: dict[str, socket.socket] = {}
         self._remote_ends: list[socket.socket] = []
         self._unflushed = 0
+        self._bluez_owner = ""  # bluetoothd's unique bus name: the only sender of its signals
         self.registrations = 0
         self._registered = asyncio.Condition()
 
@@ -218,6 +219,11 @@ class BlePeripheral:
 
     async def _register(self) -> None:
         adapter = self.adapter
+        reply = await self._call(
+            "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+            "GetNameOwner", "s", [BLUEZ], "find bluetoothd on the bus",
+        )  # fmt: skip
+        self._bluez_owner = str(reply.body[0])
         await self._call(
             BLUEZ, self.adapter_path, "org.freedesktop.DBus.Properties", "Set", "ssv",
             ["org.bluez.Adapter1", "Powered", Variant("b", True)], "power on " + adapter,
@@ -327,15 +333,29 @@ class BlePeripheral:
         return reply
 
     def _on_message(self, msg: Message) -> None:
-        """Every message the bus delivers to us: watch BlueZ's signals (never handles calls)."""
+        """Every message the bus delivers to us: watch BlueZ's signals (never handles calls).
+
+        Signals count only from their real senders (the bus for NameOwnerChanged, bluetoothd's
+        unique name for the rest): another process on the bus cannot make us drop our links.
+        """
         self.count("dbus.in")
         if msg.message_type != MessageType.SIGNAL:
             return
-        member, path, body = msg.member, msg.path or "", msg.body
-        if member == "NameOwnerChanged" and body and body[0] == BLUEZ:
-            self._down("bluetoothd stopped" if not body[2] else "bluetoothd restarted")
-            self._changed.set()
-        elif member == "InterfacesRemoved" and "org.bluez.Adapter1" in body[1]:
+        try:
+            self._on_signal(msg.sender or "", msg.member or "", msg.path or "", msg.body)
+        except (IndexError, KeyError, TypeError, AttributeError):
+            self.count("dbus.bad_signal")
+
+    def _on_signal(self, sender: str, member: str, path: str, body: list[Any]) -> None:
+        if member == "NameOwnerChanged" and sender == "org.freedesktop.DBus":
+            if body[0] == BLUEZ:
+                self._bluez_owner = body[2]
+                self._down("bluetoothd stopped" if not body[2] else "bluetoothd restarted")
+                self._changed.set()
+            return
+        if sender != self._bluez_owner:
+            return
+        if member == "InterfacesRemoved" and "org.bluez.Adapter1" in body[1]:
             if path == "/" and body[0] == self.adapter_path:
                 self._down("adapter %s removed" % self.adapter)
         elif member == "InterfacesRemoved" and "org.bluez.Device1" in body[1]:
@@ -460,6 +480,8 @@ class BlePeripheral:
                 asyncio.get_running_loop().remove_reader(sock.fileno())
                 self._write_socks.remove(sock)
                 sock.close()
+                if not self._write_socks and isinstance(self.data_in, DataInAcquire):
+                    self.data_in.released()
                 return
             self.count("ble.fd.in")
             link = self._links_by_id.get(packet[0])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from bleak import BleakClient, BleakScanner
+from dbus_fast import BusType, Message, Variant
+from dbus_fast.aio import MessageBus
 
 from node.app.peer import SyncOutcome
 from node.errors import LinkError
@@ -181,3 +183,39 @@ def test_relay_registers_again_and_serves(
 
     asyncio.run(main())
     assert len(keys(relay, group.address)) == 5
+
+
+def test_spoofed_bluez_signals_from_another_process_are_ignored(bluez: PrivateBluez) -> None:
+    """Any process on the bus can send us signals; only the bus and bluetoothd are believed."""
+
+    async def main() -> None:
+        async with relay_radio() as radio, asyncio.timeout(DEADLINE_S):
+            link = await phone("hci1").dial(ANY, DEADLINE_S)
+            relay = radio.peripheral
+            assert relay._bus is not None and len(relay.links) == 1
+            rogue = await MessageBus(bus_type=BusType.SYSTEM).connect()
+            device = relay.links[0].label.split("/")[1].split("#")[0]
+            for path, iface, member, sig, body in [
+                ("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameOwnerChanged", "sss",
+                 ["org.bluez", ":1.1", ""]),
+                ("/", "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved", "oas",
+                 [relay.adapter_path, ["org.bluez.Adapter1"]]),
+                ("/org/bluez/hci0/" + device, "org.freedesktop.DBus.Properties",
+                 "PropertiesChanged", "sa{sv}as",
+                 ["org.bluez.Device1", {"Connected": Variant("b", False)}, []]),
+            ]:  # fmt: skip
+                signal = Message.new_signal(path, iface, member, sig, body)
+                signal.destination = relay._bus.unique_name
+                await rogue.send(signal)
+            # A call after the signals returns after they were handled (same sender, in order).
+            await rogue.call(
+                Message(
+                    destination=relay._bus.unique_name, path=relay.agent_path,
+                    interface="org.bluez.Agent1", member="Cancel",
+                )
+            )  # fmt: skip
+            rogue.disconnect()
+            assert len(relay.links) == 1 and relay.registrations == 1
+            await link.close()
+
+    asyncio.run(main())
