@@ -48,7 +48,6 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from node.app.context import Fresh, Key, NodeContext
 from node.errors import (
@@ -58,6 +57,7 @@ from node.errors import (
     LinkError,
     RemoteProtocolError,
 )
+from node.link import Link
 from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, ROLE_RELAY, LogDeclaration
 from node.proto.session import (
     AckReceived,
@@ -81,7 +81,8 @@ log = logging.getLogger("waystation.link")
 PASS_START = 0x01  # Reconcile data flag: this message starts a pass and names its logs
 PASS_SENT = 0x02  # Reconcile data flag (responder only): every entry this pass decided was sent
 MAX_PASSES = 8  # passes in a row that found differences and moved nothing: "unsettled"
-RECONCILE_FRAME = 16000  # bytes per reconciler frame, inside a Reconcile message
+RECONCILE_FRAME = 16000  # most bytes per reconciler frame, inside a Reconcile message
+# (the link's frame hint may make ours smaller: Session.reconcile_room; we accept this many)
 SEND_BATCH = 64  # entries fetched from the store at a time for one log
 MAX_OUTBOUND = 100_000  # keys queued per link; beyond that the next pass finds the rest
 FRAME_SLOTS = 8  # frames read ahead of the driver
@@ -97,9 +98,13 @@ KNOWN_REASONS = frozenset(
 )  # fmt: skip
 
 
-def _interest_batches(declarations: list[LogDeclaration]) -> list[list[LogDeclaration]]:
-    """Cut declarations into Interest messages within the message's size and count limits."""
-    limit = MAX_SIZE[INTEREST] - 4  # type byte and a count of up to 3 bytes
+def _interest_batches(
+    declarations: list[LogDeclaration], target: int = MAX_SIZE[INTEREST]
+) -> list[list[LogDeclaration]]:
+    """Cut declarations into Interest messages within the message's size and count limits, and
+    near `target` bytes each (the link's message target; one declaration per message at least).
+    """
+    limit = min(MAX_SIZE[INTEREST], target) - 4  # type byte and a count of up to 3 bytes
     batches: list[list[LogDeclaration]] = []
     batch: list[LogDeclaration] = []
     size = 0
@@ -125,18 +130,6 @@ def _interest_batches(declarations: list[LogDeclaration]) -> list[list[LogDeclar
 def counter_reason(reason: str) -> str:
     """The counter suffix for an ending reason: itself if known, else "other"."""
     return reason if reason in KNOWN_REASONS else "other"
-
-
-class Link(Protocol):
-    """A framed transport (TCP, BLE, pipe): whole frames in, whole frames out."""
-
-    label: str
-
-    async def recv(self) -> bytes | None: ...
-
-    async def send(self, frames: list[bytes]) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass
@@ -213,7 +206,13 @@ class LinkDriver:
         self.outcome = SyncOutcome()
         now = ctx.clock()
         self.session = Session(
-            ctx.suite, initiator, ctx.session_static(), ctx.role, now, ctx.limits
+            ctx.suite,
+            initiator,
+            ctx.session_static(),
+            ctx.role,
+            now,
+            ctx.limits,
+            frame_hint=link.frame_hint,
         )
         self._logs_by_ref: dict[int, SessionLog] = {}
         self._logs_by_address: dict[str, SessionLog] = {}
@@ -451,7 +450,7 @@ class LinkDriver:
             self._add_log(slog)
             declarations.append(LogDeclaration(slog.ref, address, header))
         now = self.ctx.clock()
-        batches = _interest_batches(declarations)
+        batches = _interest_batches(declarations, self.session.message_target)
         for batch in batches:
             self.session.send_interest(batch, now)
         if self.initiator and end:
@@ -612,7 +611,12 @@ class LinkDriver:
 
     def _begin_pass(self, logs: list[SessionLog], initiator: bool) -> None:
         keysets = [self.ctx.store.keyset(s.address) for s in logs]
-        self._reconciler = Reconciler(keysets, initiator, max_frame=RECONCILE_FRAME)
+        self._reconciler = Reconciler(
+            keysets,
+            initiator,
+            max_frame=min(RECONCILE_FRAME, self.session.reconcile_room - 1),  # 1: the flags byte
+            max_receive_frame=RECONCILE_FRAME,
+        )
         self._pass_logs = logs
         self._reported_send = [0] * len(logs)
         self._peer_sent_all = False
@@ -714,12 +718,12 @@ class LinkDriver:
             return
         cache = self.ctx.hub.cache
         for slog in list(self._logs_by_ref.values()):
-            while slog.outbound and session.send_credit > 0:
+            while slog.outbound and session.send_room > 0:
                 count = min(SEND_BATCH, len(slog.outbound))
                 if slog.item_bytes:  # read no more than the credit can take
-                    if session.send_credit < slog.item_bytes and self._unacked:
+                    if session.send_room < slog.item_bytes and self._unacked:
                         break  # likely too little to send one; the acks in flight bring more
-                    count = min(count, session.send_credit // slog.item_bytes + 1)
+                    count = min(count, session.send_room // slog.item_bytes + 1)
                 keys = [slog.outbound[i] for i in range(count)]
                 present = self._items_for(slog, keys)
                 items = [present[key] for key in keys if key in present]
