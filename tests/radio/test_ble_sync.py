@@ -96,3 +96,25 @@ def test_smallest_and_largest_mtu(bluez: PrivateBluez, tmp_path: Path, max_mtu: 
 
     asyncio.run(main())
     assert len(keys(relay, group.address)) == 12
+
+
+def test_two_relays_sync_over_ble(bluez: PrivateBluez, tmp_path: Path) -> None:
+    """Relay A's central (hci1) reaches relay B's GATT server (hci0); each gets the other's log."""
+    group_a, group_b = group_with(13, 15), group_with(14, 9)
+    relay_a = sqlite_context(tmp_path / "a", ROLE_RELAY, group_a)
+    relay_b = sqlite_context(tmp_path / "b", ROLE_RELAY, group_b)
+
+    async def main() -> None:
+        async with relay_radio() as radio, asyncio.timeout(DEADLINE_S):
+            link = await phone("hci1").dial(ANY, DEADLINE_S)
+            relay_link = await radio.accepted.get()
+            async with asyncio.TaskGroup() as tg:
+                b_side = tg.create_task(run_driver(relay_b, relay_link, initiator=False))
+                outcome = await run_driver(relay_a, link, initiator=True)
+            assert outcome.in_sync and outcome.reason == "ok", outcome
+            assert b_side.result().reason == "ok"
+            assert (outcome.entries_sent, outcome.entries_received) == (15, 9)
+
+    asyncio.run(main())
+    for group in (group_a, group_b):
+        assert keys(relay_a, group.address) == keys(relay_b, group.address)
