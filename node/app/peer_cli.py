@@ -173,6 +173,10 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     where = sync.add_mutually_exclusive_group(required=True)
     where.add_argument("--relay", metavar="HOST:PORT", help="the relay to sync with")
     where.add_argument("--discover", action="store_true", help="find a relay on the LAN")
+    where.add_argument(
+        "--ble", action="store_true", help="sync over BLE with the first relay in range"
+    )
+    sync.add_argument("--adapter", default="hci0", help="BlueZ adapter (with --ble)")
     sync.add_argument("--timeout", type=float, default=60.0, help="give up after S seconds")
     sync.add_argument(
         "--interface", action="append", default=None, help="zeroconf interface (with --discover)"
@@ -323,16 +327,24 @@ def progress_reporter(
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
     from node.app.config import parse_host_port
-    from node.app.sync_client import discover_relay, member_context, sync_with_relay
+    from node.app.sync_client import ble_dialers, discover_relay, member_context, sync_with
+    from node.lan.tcp import tcp_address
+    from node.link import Dialers, PeerAddress
 
     client = session.client
     deadline = time.monotonic() + args.timeout
+    dialers: Dialers | None = None
     try:
-        if args.discover:
-            host, port = asyncio.run(discover_relay(args.timeout, args.interface))
+        if args.ble:
+            address, where = PeerAddress("ble", "any"), "a relay over BLE"
+            dialers = ble_dialers(args.adapter)
         else:
-            address = parse_host_port(args.relay, "--relay")
-            host, port = address.host, address.port
+            if args.discover:
+                host, port = asyncio.run(discover_relay(args.timeout, args.interface))
+            else:
+                hostport = parse_host_port(args.relay, "--relay")
+                host, port = hostport.host, hostport.port
+            address, where = tcp_address(host, port), "%s:%d" % (host, port)
     except LinkError as exc:  # no relay answered: the sync failed (3), not the user (1)
         _err("waystation peer: cannot sync: %s" % exc)
         return EXIT_SYNC_FAILED
@@ -348,12 +360,12 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
         ctx = member_context(session.store, session.suite, sync_policy_logs(client))
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            _err("waystation peer: sync with %s:%d timed out" % (host, port))
+            _err("waystation peer: sync with %s timed out" % where)
             return EXIT_SYNC_FAILED
         try:
-            outcome = asyncio.run(sync_with_relay(ctx, host, port, remaining, progress))
+            outcome = asyncio.run(sync_with(ctx, address, remaining, progress, dialers))
         except TimeoutError:
-            _err("waystation peer: sync with %s:%d timed out" % (host, port))
+            _err("waystation peer: sync with %s timed out" % where)
             return EXIT_SYNC_FAILED
         except LinkError as exc:
             _err("waystation peer: cannot sync: %s" % exc)
@@ -362,8 +374,8 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
         received += outcome.entries_received
         if not outcome.in_sync:
             _err(
-                "waystation peer: sync with %s:%d ended: %s %s"
-                % (host, port, outcome.reason or "closed", outcome.text)
+                "waystation peer: sync with %s ended: %s %s"
+                % (where, outcome.reason or "closed", outcome.text)
             )
             return EXIT_SYNC_FAILED
         before = session.store.stats().get("entries", 0)
@@ -372,8 +384,8 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
         if session.store.stats().get("entries", 0) == before:
             break  # processing wrote nothing new: nothing more to upload
     _out(
-        "synced with %s:%d: sent %d, received %d entries, %d new message(s)"
-        % (host, port, sent, received, opened)
+        "synced with %s: sent %d, received %d entries, %d new message(s)"
+        % (where, sent, received, opened)
     )
     return 0
 
