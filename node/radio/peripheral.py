@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType, Variant
@@ -72,6 +72,16 @@ PROPERTIES_FLUSH = 16  # PropertiesChanged notifications between two bus round t
 LEGACY_ADV_BYTES = 31
 ADV_BYTES_BOTH = 3 + 18 + 26  # flags + 128-bit UUID list + service data (UUID + 8-byte token)
 MAX_PACKET = 1024  # larger than any ATT payload (514)
+
+
+@contextlib.contextmanager
+def _already_there_is_fine() -> Iterator[None]:
+    """BlueZ's AlreadyExists for something we register means it is registered: go on."""
+    try:
+        yield
+    except LinkError as exc:
+        if exc.cause != "org.bluez.Error.AlreadyExists":
+            raise
 
 
 class BlePeripheral:
@@ -228,19 +238,19 @@ class BlePeripheral:
             BLUEZ, self.adapter_path, "org.freedesktop.DBus.Properties", "Set", "ssv",
             ["org.bluez.Adapter1", "Powered", Variant("b", True)], "power on " + adapter,
         )  # fmt: skip
-        await self._call(
-            BLUEZ, self.adapter_path, "org.bluez.GattManager1", "RegisterApplication", "oa{sv}",
-            [self.app_path, {}], "register the GATT application on " + adapter,
-        )  # fmt: skip
-        await self._advertise(again=False)
-        try:
+        # A retry after a partial registration finds some of ours still there: that is fine.
+        with _already_there_is_fine():
+            await self._call(
+                BLUEZ, self.adapter_path, "org.bluez.GattManager1", "RegisterApplication",
+                "oa{sv}", [self.app_path, {}], "register the GATT application on " + adapter,
+            )  # fmt: skip
+        with _already_there_is_fine():
+            await self._advertise(again=False)
+        with _already_there_is_fine():
             await self._call(
                 BLUEZ, "/org/bluez", "org.bluez.AgentManager1", "RegisterAgent", "os",
                 [self.agent_path, "NoInputNoOutput"], "register the pairing agent",
             )  # fmt: skip
-        except LinkError as exc:
-            if exc.cause != "org.bluez.Error.AlreadyExists":  # still there from before
-                raise
         self._up = True
         async with self._registered:
             self.registrations += 1
