@@ -98,6 +98,7 @@ class BleCentral:
         self._last_attempt = float("-inf")
         self.used_acquire_notify = False
         self.relay_token = b""
+        self.foreign_packets = 0  # notifications for other centrals' links, dropped
 
     def _wanted(self, where: str, device: BLEDevice, adv: AdvertisementData) -> bool:
         token = advertised_token(adv)
@@ -184,6 +185,11 @@ class BleCentral:
         self.relay_token = info.token
 
         def on_notify(_char: object, data: bytearray) -> None:
+            # BlueZ 5.66 notifies every subscribed central: another central's packets (their
+            # tag) are not ours to read, and not an error of the relay's.
+            if data and data[0] != info.link_id:
+                self.foreign_packets += 1
+                return
             link.feed(bytes(data))
 
         try:

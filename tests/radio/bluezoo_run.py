@@ -15,6 +15,8 @@ look; each fix is a small wrapper around one BlueZoo method, applied before it s
    centrals, the second one's writes were dropped and its notifications went to the first.
    `PerDeviceAcquire` acquires one socket per connected device, as bluetoothd does from 5.69
    (commit 8eb1dee87; 5.66 shares one socket, which the relay's link tag also handles).
+   A central's own AcquireNotify/AcquireWrite (bleak uses AcquireNotify) reached the server
+   without the `device`, `mtu` and `link` options bluetoothd always passes: they are added.
 5. Readiness: prints "ready" on stdout once the adapters exist, so the fixture waits on that
    line (an event with a deadline) instead of polling the bus.
 
@@ -83,6 +85,18 @@ class PerDeviceAcquire(GattCharacteristicClientLink):
             fd, self.mtu = await self.client.AcquireWrite(self._options())
             self.f_write = open(os.dup(fd), "wb", buffering=0)  # noqa: SIM115
         self.f_write.write(value)
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def AcquireWrite(self, options: dict[str, tuple[str, Any]]) -> tuple[int, int]:
+        fd, mtu = await self.client.AcquireWrite({**options, **self._options()})
+        return fd, mtu
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def AcquireNotify(self, options: dict[str, tuple[str, Any]]) -> tuple[int, int]:
+        fd, mtu = await self.client.AcquireNotify({**options, **self._options()})
+        return fd, mtu
 
     @sdbus.dbus_method_async_override()
     @dbus_method_async_except_logging

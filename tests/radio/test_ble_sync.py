@@ -118,3 +118,38 @@ def test_two_relays_sync_over_ble(bluez: PrivateBluez, tmp_path: Path) -> None:
     asyncio.run(main())
     for group in (group_a, group_b):
         assert keys(relay_a, group.address) == keys(relay_b, group.address)
+
+
+@pytest.mark.parametrize("acquire", [True, False], ids=["acquire", "dbus"])
+def test_two_phones_at_once(bluez: PrivateBluez, tmp_path: Path, acquire: bool) -> None:
+    """Two centrals sync at the same time. Without Acquire*, every notification reaches both
+    (as in BlueZ 5.66): each phone keeps only its own link's packets, by the tag."""
+    groups = [group_with(15, 25, size=600), group_with(16, 20, size=600)]
+    phones = [
+        sqlite_context(tmp_path / ("phone%d" % i), ROLE_MEMBER, g) for i, g in enumerate(groups)
+    ]
+    relay = sqlite_context(tmp_path / "relay", ROLE_RELAY)
+
+    async def main() -> list[int]:
+        async with relay_radio(acquire=acquire) as radio, asyncio.timeout(2 * DEADLINE_S):
+            outcomes: asyncio.Queue[SyncOutcome] = asyncio.Queue()
+            centrals = [phone("hci1"), phone("hci2")]
+            async with asyncio.TaskGroup() as tg:
+                serving = tg.create_task(serve_links(relay, radio, outcomes))
+                links = [await c.dial(ANY, DEADLINE_S) for c in centrals]
+                runs = [
+                    tg.create_task(run_driver(ctx, link, initiator=True))
+                    for ctx, link in zip(phones, links, strict=True)
+                ]
+                results = [await run for run in runs]
+                relay_ends = [await outcomes.get(), await outcomes.get()]
+                serving.cancel()
+            assert all(r.in_sync and r.reason == "ok" for r in results), results
+            assert all(r.reason == "ok" for r in relay_ends), relay_ends
+            return [c.foreign_packets for c in centrals]
+
+    foreign = asyncio.run(main())
+    if not acquire:
+        assert sum(foreign) > 0  # the broadcast really happened, and was filtered
+    for ctx, group in zip(phones, groups, strict=True):
+        assert keys(relay, group.address) == keys(ctx, group.address)
