@@ -312,7 +312,10 @@ class BlePeripheral:
         device = self._device_of.pop(link_id, None)
         if device is not None:
             self._links_by_device.pop(device, None)
-            sock = self._notify_socks.pop(device, None)
+            # BlueZ 5.66 acquires one notify socket for all centrals (keyed by whichever device
+            # subscribed first): it stays while other links use it.
+            shared = len(self._notify_socks) == 1 and len(self._links_by_id) > 0
+            sock = None if shared else self._notify_socks.pop(device, None)
             if sock is not None:
                 sock.close()
         if link is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 
 import pytest
 from dbus_fast import BusType, Message, MessageType
@@ -173,5 +175,51 @@ def test_agent_never_accepts_a_pin_or_passkey(
             assert reply is not None and reply.message_type == MessageType.ERROR
             assert reply.error_name == "org.bluez.Error.Rejected"
             assert radio.peripheral.agent.refused == 1
+
+    asyncio.run(main())
+
+
+def test_bluez_566_shared_sockets_are_demultiplexed_by_the_tag() -> None:
+    """BlueZ 5.66 acquires ONE write socket and ONE notify socket for all centrals. Played here
+    against the peripheral's handlers (BlueZoo acts like >= 5.69): packets of two centrals
+    share both sockets and still reach the right links; one central leaving keeps the socket."""
+    from dbus_fast import Variant
+
+    from node.link import LinkQueue
+    from node.radio.peripheral import BlePeripheral
+
+    async def main() -> None:
+        relay = BlePeripheral("hci0", lambda: bytes(8), 4096, acquire=True)
+        accepted = LinkQueue(4)
+        relay._accepted, relay._up = accepted, True
+        devices = ["/org/bluez/hci0/dev_%d" % i for i in (1, 2)]
+        for device in devices:
+            relay.read_info({"device": Variant("o", device), "mtu": Variant("q", 100)})
+        one, two = await accepted.get(), await accepted.get()
+        assert (one.link_id, two.link_id) == (1, 2)
+        first = {"device": Variant("o", devices[0]), "mtu": Variant("q", 100)}
+        write_fd, _ = relay.acquire_write(first)  # bluetoothd: one socket, all centrals
+        notify_fd, mtu = relay.acquire_notify(first)
+        assert mtu == 100
+        loop = asyncio.get_running_loop()
+        bluetoothd_write = socket.socket(fileno=os.dup(write_fd))
+        bluetoothd_notify = socket.socket(fileno=os.dup(notify_fd))
+        bluetoothd_notify.setblocking(False)
+        for link_id, text in ((2, b"to two"), (1, b"to one")):
+            bluetoothd_write.send(bytes((link_id, FIRST | LAST)) + text)
+        assert await asyncio.wait_for(one.recv(), 5) == b"to one"
+        assert await asyncio.wait_for(two.recv(), 5) == b"to two"
+        await two.send([b"from relay"])  # device 2 never acquired: the shared socket
+        packet = await asyncio.wait_for(loop.sock_recv(bluetoothd_notify, 200), 5)
+        assert packet == bytes((2, FIRST | LAST)) + b"from relay"
+        relay._device_gone(devices[0], "central disconnected")  # the socket's first owner
+        assert await one.recv() is None
+        await two.send([b"still here"])
+        packet = await asyncio.wait_for(loop.sock_recv(bluetoothd_notify, 200), 5)
+        assert packet[2:] == b"still here"
+        relay._device_gone(devices[1], "central disconnected")
+        assert relay._notify_socks == {} and relay._write_socks == []
+        bluetoothd_write.close()
+        bluetoothd_notify.close()
 
     asyncio.run(main())
