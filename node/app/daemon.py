@@ -34,6 +34,7 @@ from pathlib import Path
 
 from node.app.config import Config, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
+from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
@@ -152,14 +153,19 @@ class Daemon:
             raise ConfigError("lan.listen", str(exc)) from exc
         self.port = self.listener.port
         try:
-            self.identity = load_or_create_identity(self.data_dir, self.suite)
-            store = SQLiteStore.open_in(
-                self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
-            )
+            claim = claim_data_dir(self.data_dir)  # read-only, a second daemon, a lost store
             try:
-                await self._run_with_store(store)
+                self.identity = load_or_create_identity(self.data_dir, self.suite)
+                store = SQLiteStore.open_in(
+                    self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
+                )
+                try:
+                    store.quick_check()
+                    await self._run_with_store(store)
+                finally:
+                    store.close()
             finally:
-                store.close()
+                claim.release()
         finally:
             self.listener.close()
 
