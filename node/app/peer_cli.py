@@ -167,6 +167,10 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     where = sync.add_mutually_exclusive_group(required=True)
     where.add_argument("--relay", metavar="HOST:PORT", help="the relay to sync with")
     where.add_argument("--discover", action="store_true", help="find a relay on the LAN")
+    where.add_argument(
+        "--ble", action="store_true", help="sync over BLE with the first relay in range"
+    )
+    sync.add_argument("--adapter", default="hci0", help="BlueZ adapter (with --ble)")
     sync.add_argument(
         "--timeout", type=_seconds, default=60.0, metavar="S", help="give up after S seconds"
     )
@@ -426,17 +430,29 @@ def _discover(args: argparse.Namespace) -> tuple[str, int] | None:
 
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
-    from node.app.sync_client import member_context, sync_with_relay
+    from node.app.sync_client import ble_dialers, member_context, sync_with
+    from node.lan.tcp import tcp_address
+    from node.link import Dialers, PeerAddress
 
     client = session.client
     deadline = time.monotonic() + args.timeout
-    if args.discover:
-        found = _discover(args)
-        if found is None:
+    dialers: Dialers | None = None
+    if args.ble:
+        address, where = PeerAddress("ble", "any"), "a relay over BLE"
+        try:
+            dialers = ble_dialers(args.adapter)
+        except LinkError as exc:
+            _err("waystation peer: cannot sync: %s" % exc)
             return EXIT_SYNC_FAILED
-        host, port = found
     else:
-        host, port = _relay_address(args.relay)
+        if args.discover:
+            found = _discover(args)
+            if found is None:
+                return EXIT_SYNC_FAILED
+            host, port = found
+        else:
+            host, port = _relay_address(args.relay)
+        address, where = tcp_address(host, port), "%s:%d" % (host, port)
     progress = progress_reporter(
         PROGRESS_MIN_ENTRIES if args.progress_entries is None else args.progress_entries,
         PROGRESS_INTERVAL_S if args.progress_interval is None else args.progress_interval,
@@ -445,36 +461,36 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     lost = client.store_lost
     if lost:
         _err(
-            "recovering this device's log from %s:%d (the local store lost entries)" % (host, port)
+            "recovering this device's log from %s (the local store lost entries)" % where
         )
     client.process(time.time())
     sent = received = opened = 0
-    _err("syncing with %s:%d ..." % (host, port))
+    _err("syncing with %s ..." % where)
     for _ in range(MAX_SYNC_ROUNDS):
         ctx = member_context(session.store, session.suite, sync_policy_logs(client))
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            _err("waystation peer: sync with %s:%d timed out" % (host, port))
+            _err("waystation peer: sync with %s timed out" % where)
             return EXIT_SYNC_FAILED
         try:
-            outcome = asyncio.run(sync_with_relay(ctx, host, port, remaining, progress))
+            outcome = asyncio.run(sync_with(ctx, address, remaining, progress, dialers))
         except TimeoutError:
-            _err("waystation peer: sync with %s:%d timed out" % (host, port))
+            _err("waystation peer: sync with %s timed out" % where)
             return EXIT_SYNC_FAILED
         except LinkError as exc:
-            _err("waystation peer: cannot sync with %s:%d: %s" % (host, port, exc))
+            _err("waystation peer: cannot sync with %s: %s" % (where, exc))
             return EXIT_SYNC_FAILED
         sent += outcome.entries_sent
         received += outcome.entries_received
         if not outcome.in_sync:
             _err(
-                "waystation peer: sync with %s:%d ended: %s %s"
-                % (host, port, outcome.reason or "closed", outcome.text)
+                "waystation peer: sync with %s ended: %s %s"
+                % (where, outcome.reason or "closed", outcome.text)
             )
             return EXIT_SYNC_FAILED
         if lost:
             lost = False
-            _recovered(client, host, port)
+            _recovered(client, where)
         before = session.store.stats().get("entries", 0)
         report = after_sync(client)
         opened += report.opened
@@ -482,23 +498,23 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
             break  # processing wrote nothing new: nothing more to upload
     _show(
         args,
-        "synced with %s:%d: sent %d, received %d entries, %d new message(s)"
-        % (host, port, sent, received, opened),
-        {"relay": "%s:%d" % (host, port), "sent": sent, "received": received, "opened": opened},
+        "synced with %s: sent %d, received %d entries, %d new message(s)"
+        % (where, sent, received, opened),
+        {"relay": where, "sent": sent, "received": received, "opened": opened},
     )
     return 0
 
 
-def _recovered(client: MemberClient, host: str, port: int) -> None:
+def _recovered(client: MemberClient, where: str) -> None:
     missing = client.recovered()
     if not missing:
-        _err("recovered this device's log from %s:%d; writing is allowed again" % (host, port))
+        _err("recovered this device's log from %s; writing is allowed again" % where)
         return
     for address, have, had in missing:
         _err(
-            "waystation peer: %s:%d had log %s only up to Lamport time %d (this device had %d):"
+            "waystation peer: %s had log %s only up to Lamport time %d (this device had %d):"
             " the entries after it are lost; new entries still come after %d"
-            % (host, port, address.rsplit("/", 1)[-1][:24], have, had, had)
+            % (where, address.rsplit("/", 1)[-1][:24], have, had, had)
         )
 
 

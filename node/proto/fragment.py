@@ -77,7 +77,10 @@ HEADER_SIZE = 1
 MIN_MTU = 23
 MAX_MTU = 517
 ATT_OVERHEAD = 3  # ATT opcode + handle in a write command or a notification
-MIN_FRAGMENT_SIZE = MIN_MTU - ATT_OVERHEAD  # 20
+# A transport may put a one-byte tag in front of each fragment (BLE: the link id, docs/ble.md),
+# so the smallest fragment is one byte under the smallest ATT payload.
+TRANSPORT_TAG = 1
+MIN_FRAGMENT_SIZE = MIN_MTU - ATT_OVERHEAD - TRANSPORT_TAG  # 19
 MAX_FRAGMENT_SIZE = MAX_MTU - ATT_OVERHEAD  # 514
 DEFAULT_FRAME_TIMEOUT = 60.0  # seconds: a 64 KiB frame at 1.1 kB/s (naive BlueZ D-Bus path)
 
@@ -165,10 +168,11 @@ class Fragmenter:
 
         Args:
             frame: the frame to send (any length; the peer's Reassembler bounds it).
-            fragment_size: the negotiated ATT payload, MTU - 3: 20..514.
+            fragment_size: the room for one fragment: the ATT payload (MTU - 3), less any
+                transport tag: 19..514.
 
         Raises:
-            LocalProtocolError: `fragment_size` is not an int in 20..514.
+            LocalProtocolError: `fragment_size` is not an int in 19..514.
         """
         if type(fragment_size) is not int or not (
             MIN_FRAGMENT_SIZE <= fragment_size <= MAX_FRAGMENT_SIZE

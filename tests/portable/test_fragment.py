@@ -114,8 +114,8 @@ class FragmentTests(TestCase):
 
     def test_default_max_fragments(self):
         self.assertEqual(max_fragments_for(0), 1)
-        self.assertEqual(max_fragments_for(19), 1)
-        self.assertEqual(max_fragments_for(20), 2)
+        self.assertEqual(max_fragments_for(18), 1)
+        self.assertEqual(max_fragments_for(19), 2)
         self.assertEqual(max_fragments_for(65535), 3450)
         # A largest frame at the smallest MTU fits the default exactly.
         fragments = fragments_of([b"m" * 4096])
