@@ -116,9 +116,9 @@ class FragmentTests(TestCase):
         self.assertEqual(max_fragments_for(0), 1)
         self.assertEqual(max_fragments_for(18), 1)
         self.assertEqual(max_fragments_for(19), 2)
-        self.assertEqual(max_fragments_for(65535), 3450)
-        # A largest frame at the smallest MTU fits the default exactly.
-        fragments = fragments_of([b"m" * 4096])
+        self.assertEqual(max_fragments_for(65535), 3641)
+        # A largest frame at the smallest fragment size (MTU 23 behind a link tag) fits exactly.
+        fragments = fragments_of([b"m" * 4096], MIN_FRAGMENT_SIZE)
         self.assertEqual(len(fragments), max_fragments_for(4096))
         self.assertEqual(feed(Reassembler(4096), fragments), [b"m" * 4096])
 
@@ -160,13 +160,13 @@ class HostileFragmentTests(TestCase):
     def test_one_byte_continuations_stop_at_max_fragments(self):
         # The cheapest way left to make one frame long: one frame byte per fragment.
         reassembler = Reassembler(4096)
-        self.assertEqual(reassembler.max_fragments, 216)
+        self.assertEqual(reassembler.max_fragments, 228)
         reassembler.receive_fragment(b"\x80x", 0)
-        with self.assertRaisesRegex(RemoteProtocolError, "more than 216 fragments"):
+        with self.assertRaisesRegex(RemoteProtocolError, "more than 228 fragments"):
             for i in range(1, 1000000):
                 reassembler.receive_fragment(bytes((i & 0x3F,)) + b"x", 0)
-                self.assertLessEqual(reassembler.buffered, 216)
-        self.assertEqual(i, 216)
+                self.assertLessEqual(reassembler.buffered, 228)
+        self.assertEqual(i, 228)
 
     def test_too_many_fragments(self):
         fragments = fragments_of([b"z" * 77])  # 5 fragments

@@ -62,16 +62,33 @@ def test_frames_arrive_whole_and_in_order_at_any_mtu(mtu: int, frames: list[byte
     assert asyncio.run(main()) == [*frames, None]
 
 
-def test_a_broken_stream_fails_that_link_after_the_good_frames() -> None:
+def test_a_lost_fragment_costs_its_frame_not_the_link() -> None:
     async def main() -> None:
         a, b = pair(23)
         await a.send([b"first frame"])
-        b.feed(bytes((7, FIRST | LAST | 9)) + b"out of order")
-        b.feed(bytes((7, FIRST | LAST | 2)) + b"ignored after the failure")
+        two = a._fragmenter.fragment(b"second frame, two fragments", 19)
+        assert len(two) == 2
+        b.feed(bytes((7,)) + two[1])  # the second frame's FIRST fragment was lost on the air
+        await a.send([b"third frame"])
+        assert await b.recv() == b"first frame"
+        assert await b.recv() == b"third frame"
+        assert not b.failed
+        assert b._reassembler.gaps >= 1
+
+    asyncio.run(main())
+
+
+def test_a_frame_past_its_limit_fails_that_link_after_the_good_frames() -> None:
+    async def main() -> None:
+        a, b = pair(23, max_frame=4096)
+        await a.send([b"first frame"])
+        b.feed(bytes((7, FIRST | 1)) + b"x")
+        for counter in range(2, 400):  # one byte a fragment, past max_fragments
+            b.feed(bytes((7, counter & 0x3F)) + b"x")
         assert await b.recv() == b"first frame"
         with pytest.raises(RemoteProtocolError) as caught:
             await b.recv()
-        assert "counter 9" in caught.value.message and b.failed
+        assert "fragments" in caught.value.message and b.failed
 
     asyncio.run(main())
 
