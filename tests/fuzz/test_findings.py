@@ -45,7 +45,6 @@ def peak_of(call: object, *args: object) -> tuple[int, BaseException | None]:
 # -- finding 1: a member's payload nested 994 deep -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 1: engineer 'member' is fixing it")
 def test_finding_1_deeply_nested_member_payload_is_a_remote_error() -> None:
     from node.member import logio
 
@@ -151,7 +150,6 @@ def group_file_with_dict_device_sk() -> bytes:
     return json.dumps(group).encode()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 6: engineer 'member' is fixing it")
 @pytest.mark.parametrize(
     "content",
     [b'{"$b": 5}', b"[" * 5000 + b"]" * 5000, None],
