@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: run test lint typecheck portable unit bench clean
+.PHONY: run test lint typecheck portable unit bench clean image image-test
 
 $(STAMP): pyproject.toml tools/bootstrap.sh tools/debian-packages.txt
 	sh tools/bootstrap.sh
@@ -37,3 +37,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The Raspberry Pi image (needs root, binfmt_misc and Debian's archive; ~15 min the first time,
+# then the base is cached in build/cache) and its boot test under qemu-system-aarch64.
+image: $(STAMP)
+	bash images/raspberrypi/build.sh build/image
+
+image-test: image
+	$(BIN)/pytest -p no:cacheprovider tests/image
