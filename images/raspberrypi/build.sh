@@ -87,13 +87,14 @@ fi
 # -- 2. app layer -------------------------------------------------------------------------------
 root="$work/root"
 mkdir "$root"
+# Commands inside the image run with a clean environment (none of this machine's PIP_* settings).
+in_root() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 chroot "$root" "$@"; }
 tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xpf "$base"
 
 say "wheels for aarch64 (pinned by constraints.txt)"
 wheels="$root/tmp/wheels"
 mkdir -p "$wheels"
-python3 -m pip wheel -q --no-deps --no-build-isolation -w "$wheels" "$repo" >/dev/null \
-    || python3 -m pip wheel -q --no-deps -w "$wheels" "$repo" >/dev/null
+python3 -m pip wheel -q --no-deps -w "$wheels" "$repo" >/dev/null
 python3 -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp \
     --abi cp311 --abi abi3 --abi none \
     --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 \
@@ -103,28 +104,34 @@ python3 -m pip download -q --only-binary=:all: --python-version 3.11 --implement
 
 say "installing Waystation into /opt/waystation"
 cp "$here/constraints.txt" "$root/tmp/constraints.txt"
-chroot "$root" python3 -m venv /opt/waystation
-chroot "$root" /opt/waystation/bin/pip install -q --no-index --find-links /tmp/wheels \
+in_root python3 -m venv /opt/waystation
+in_root /opt/waystation/bin/pip install -q --no-index --find-links /tmp/wheels \
     -c /tmp/constraints.txt "waystation[ble]"
 rm -rf "$wheels" "$root/tmp/constraints.txt"
 find "$root/opt/waystation" -name __pycache__ -prune -exec rm -rf {} +
-chroot "$root" /opt/waystation/bin/python -m compileall -q /opt/waystation/lib >/dev/null
+in_root /opt/waystation/bin/python -m compileall -q /opt/waystation/lib >/dev/null
 
 say "system settings"
 cp -a "$here/overlay/." "$root/"
 install -m 0644 "$repo/config/waystation.service" "$root/etc/systemd/system/waystation.service"
 install -d -m 0755 "$root/etc/waystation"
 install -m 0644 "$repo/config/waystation.toml" "$root/etc/waystation/waystation.toml"
-chroot "$root" useradd --system --home-dir /var/lib/waystation --no-create-home \
+in_root useradd --system --home-dir /var/lib/waystation --no-create-home \
     --shell /usr/sbin/nologin --groups bluetooth,dialout waystation
-chroot "$root" systemctl enable waystation.service waystation-firstboot.service \
+in_root systemctl enable waystation.service waystation-firstboot.service \
     waystation-config.service systemd-networkd.service systemd-resolved.service \
     systemd-timesyncd.service >/dev/null
+# No interactive questions on the first boot (systemd-firstboot would wait for a key press on the
+# console): UTC, C.UTF-8, and the root account stays locked.
+in_root systemctl mask systemd-firstboot.service >/dev/null 2>&1
+ln -sf /usr/share/zoneinfo/Etc/UTC "$root/etc/localtime"
+echo "Etc/UTC" > "$root/etc/timezone"
+echo "LANG=C.UTF-8" > "$root/etc/locale.conf"
 echo waystation > "$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\twaystation\n' > "$root/etc/hosts"
 ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
-passwd_root=$(chroot "$root" passwd -S root | awk '{print $2}')
-[ "$passwd_root" = L ] || chroot "$root" passwd -l root >/dev/null
+passwd_root=$(in_root passwd -S root | awk '{print $2}')
+[ "$passwd_root" = L ] || in_root passwd -l root >/dev/null
 # The kernel hook writes config.txt and cmdline.txt: root by label, kernel console on the HDMI
 # screen (tty1), so the serial line (ttyS1) belongs to the management console alone.
 cat > "$root/etc/default/raspi-firmware" <<'EOF'
@@ -133,7 +140,11 @@ ROOTPART=LABEL=WS_ROOT
 CONSOLES="tty1"
 CMA=64M
 EOF
-chroot "$root" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware >/dev/null
+# raspi-firmware's postinst copies the firmware and runs the hook only where it can tell it is in
+# a chroot (ischroot needs /proc): do both here, with /proc in a private mount namespace.
+cp -a "$root"/usr/lib/raspi-firmware/. "$root/boot/firmware/"
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin unshare --mount --fork chroot "$root" sh -c 'mount -t proc proc /proc &&
+    DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware' >/dev/null
 grep -q 'root=LABEL=WS_ROOT' "$root/boot/firmware/cmdline.txt" \
     || die "cmdline.txt does not name the root by label: $(cat "$root/boot/firmware/cmdline.txt")"
 echo uninitialized > "$root/etc/machine-id"
@@ -150,7 +161,8 @@ MTOOLS_SKIP_CHECK=1 mcopy -s -i "$work/boot.vfat" "$root"/boot/firmware/* ::
 MTOOLS_SKIP_CHECK=1 mcopy -i "$work/boot.vfat" "$here/boot-waystation.toml" ::waystation.toml
 rm -rf "$root"/boot/firmware/*
 mkdir -p "$work/data"
-uid=$(chroot "$root" id -u waystation) gid=$(chroot "$root" id -g waystation)
+uid=$(in_root id -u waystation)
+gid=$(in_root id -g waystation)
 mkfs.ext4 -q -L WS_DATA -E root_owner="$uid:$gid" -d "$work/data" "$work/data.ext4" "${data_mib}M"
 mkfs.ext4 -q -L WS_ROOT -d "$root" "$work/root.ext4" "${root_mib}M"
 img="$out/$name.img"

@@ -30,7 +30,7 @@ import pytest
 
 from tests.integration.procs import Member, child_env
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOT_DEADLINE_S = float(os.environ.get("WAYSTATION_BOOT_DEADLINE_S", "420"))
@@ -73,6 +73,7 @@ class Guest:
 
     def __init__(self, image: Path, kernel: Path, initrd: Path, workdir: Path) -> None:
         self.port = free_port()
+        self.log = (workdir / ("console-%d.log" % self.port)).open("w", encoding="utf-8")
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._eof = False
@@ -99,9 +100,12 @@ class Guest:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.log.write(line + "\n")
+            self.log.flush()
             with self._changed:
                 self.lines.append(line)
                 self._changed.notify_all()
+        self.log.close()
         with self._changed:
             self._eof = True
             self._changed.notify_all()
