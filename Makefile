@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 1
 DIST ?= dist
 
-.PHONY: run test lint typecheck portable unit fuzz fuzz-smoke bench dist clean
+.PHONY: run test lint typecheck portable unit fuzz fuzz-smoke bench dist clean image image-test
 
 $(RUNTIME): pyproject.toml tools/bootstrap.sh tools/debian-packages-run.txt
 	sh tools/bootstrap.sh tools/debian-packages-run.txt
@@ -66,3 +66,11 @@ dist: $(RUNTIME)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build
+
+# The Raspberry Pi image (needs root, binfmt_misc and Debian's archive; ~15 min the first time,
+# then the base is cached in build/cache) and its boot test under qemu-system-aarch64.
+image: $(STAMP)
+	bash images/raspberrypi/build.sh build/image
+
+image-test: image
+	$(BIN)/pytest -p no:cacheprovider tests/image
