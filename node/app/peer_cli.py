@@ -465,37 +465,41 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
         )
     client.process(time.time())
     sent = received = opened = 0
-    _err("syncing with %s ..." % where)
-    for _ in range(MAX_SYNC_ROUNDS):
-        ctx = member_context(session.store, session.suite, sync_policy_logs(client))
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            _err("waystation peer: sync with %s timed out" % where)
-            return EXIT_SYNC_FAILED
-        try:
-            outcome = asyncio.run(sync_with(ctx, address, remaining, progress, dialers))
-        except TimeoutError:
-            _err("waystation peer: sync with %s timed out" % where)
-            return EXIT_SYNC_FAILED
-        except LinkError as exc:
-            _err("waystation peer: cannot sync with %s: %s" % (where, exc))
-            return EXIT_SYNC_FAILED
-        sent += outcome.entries_sent
-        received += outcome.entries_received
-        if not outcome.in_sync:
-            _err(
-                "waystation peer: sync with %s ended: %s %s"
-                % (where, outcome.reason or "closed", outcome.text)
-            )
-            return EXIT_SYNC_FAILED
-        if lost:
-            lost = False
-            _recovered(client, where)
-        before = session.store.stats().get("entries", 0)
-        report = after_sync(client)
-        opened += report.opened
-        if session.store.stats().get("entries", 0) == before:
-            break  # processing wrote nothing new: nothing more to upload
+    # The event loop exists (and so does asyncio's Ctrl-C handling) before we say we sync: a
+    # SIGINT right after that line must not land inside the loop's construction.
+    with asyncio.Runner() as runner:
+        runner.get_loop()
+        _err("syncing with %s ..." % where)
+        for _ in range(MAX_SYNC_ROUNDS):
+            ctx = member_context(session.store, session.suite, sync_policy_logs(client))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _err("waystation peer: sync with %s timed out" % where)
+                return EXIT_SYNC_FAILED
+            try:
+                outcome = runner.run(sync_with(ctx, address, remaining, progress, dialers))
+            except TimeoutError:
+                _err("waystation peer: sync with %s timed out" % where)
+                return EXIT_SYNC_FAILED
+            except LinkError as exc:
+                _err("waystation peer: cannot sync with %s: %s" % (where, exc))
+                return EXIT_SYNC_FAILED
+            sent += outcome.entries_sent
+            received += outcome.entries_received
+            if not outcome.in_sync:
+                _err(
+                    "waystation peer: sync with %s ended: %s %s"
+                    % (where, outcome.reason or "closed", outcome.text)
+                )
+                return EXIT_SYNC_FAILED
+            if lost:
+                lost = False
+                _recovered(client, where)
+            before = session.store.stats().get("entries", 0)
+            report = after_sync(client)
+            opened += report.opened
+            if session.store.stats().get("entries", 0) == before:
+                break  # processing wrote nothing new: nothing more to upload
     _show(
         args,
         "synced with %s: sent %d, received %d entries, %d new message(s)"
