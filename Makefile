@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
+WEB_STAMP := web/node_modules/.installed
 
-.PHONY: run test lint typecheck portable unit bench clean
+.PHONY: run test lint typecheck portable unit bench clean web
 
 $(STAMP): pyproject.toml tools/bootstrap.sh tools/debian-packages.txt
 	sh tools/bootstrap.sh
@@ -29,11 +30,20 @@ typecheck: $(STAMP)
 portable: $(STAMP)
 	$(BIN)/micropython -X heapsize=64M tests/portable/run.py
 
-unit: $(STAMP)
+unit: $(STAMP) $(WEB_STAMP)
 	$(BIN)/pytest
+
+# The phone web app (web/, docs/web.md): npm packages exactly as web/package-lock.json says, and
+# `make web` builds the static folder build/web (serve it over HTTPS or from localhost).
+$(WEB_STAMP): web/package-lock.json | $(STAMP)
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
+
+web: $(STAMP) $(WEB_STAMP)
+	cd web && node build.mjs ../build/web
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis web/node_modules build/web

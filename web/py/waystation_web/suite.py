@@ -14,15 +14,7 @@ from typing import Any
 
 from node.crypto.api import BLAKE2B, SHA3_256, SHA256, SHA512, Suite
 from node.errors import IntegrityError, LocalProtocolError
-
-try:  # only inside Pyodide
-    from pyodide.ffi import JsException, to_js
-except ImportError:  # pragma: no cover - CPython type checking and linting
-    JsException = Exception
-
-    def to_js(obj: Any) -> Any:
-        return obj
-
+from waystation_web.ffi import JsException, to_js
 
 HASHES: dict[str, Callable[..., Any]] = {
     SHA256: hashlib.sha256,

@@ -1,8 +1,8 @@
 """Suite cross-check: the same calls on any two suites must give the same bytes.
 
 `run_cases(suite)` makes every Suite method's call on inputs derived from a fixed seed and returns
-their results as hex (errors as "error:<class name>"). web/test/suite.test.mjs runs it with JsSuite
-in Pyodide and with NaclSuite under CPython (web/test/suite_reference.py) and compares.
+their results as hex (errors as "error:<class name>"). web/tests/suite.test.mjs runs it with JsSuite
+in Pyodide and with NaclSuite under CPython (web/tests/suite_reference.py) and compares.
 """
 
 from node.crypto.api import BLAKE2B, SHA3_256, SHA256, SHA512, Suite

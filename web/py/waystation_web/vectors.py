@@ -1,6 +1,6 @@
 """tests/vectors checked with the web app's suite (JsSuite), inside Pyodide.
 
-The Node test (web/test/vectors.test.mjs) hands the vector files' text to these functions; each
+The Node test (web/tests/vectors.test.mjs) hands the vector files' text to these functions; each
 returns how many vectors it checked and raises AssertionError naming the first one that failed.
 The same checks run under CPython with PyNaCl in tests/test_vectors.py and
 tests/test_noise_vectors.py.

@@ -1,4 +1,4 @@
-"""Print run_cases(NaclSuite()) as JSON: the CPython/PyNaCl side of web/test/suite.test.mjs."""
+"""Print run_cases(NaclSuite()) as JSON: the CPython/PyNaCl side of web/tests/suite.test.mjs."""
 
 import json
 import sys

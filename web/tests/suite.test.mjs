@@ -16,7 +16,7 @@ from waystation_web.suite import JsSuite
 from waystation_web.suite_cases import run_cases
 json.dumps(run_cases(JsSuite(waystation_sodium)), sort_keys=True)
 `));
-  const reference = JSON.parse(execFileSync(CPYTHON, [join(REPO, "web", "test", "suite_reference.py")],
+  const reference = JSON.parse(execFileSync(CPYTHON, [join(REPO, "web", "tests", "suite_reference.py")],
     { cwd: REPO, encoding: "utf8" }));
   assert.ok(Object.keys(reference).length >= 28);
   assert.equal(reference["x25519 low order"], "error:IntegrityError");
