@@ -74,7 +74,6 @@ dist: $(RUNTIME)
 	cp config/waystation.service config/waystation.toml $(DIST)/
 
 clean:
-=======
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build web/node_modules
 
 # The Raspberry Pi image (needs root, binfmt_misc and Debian's archive; ~15 min the first time,
