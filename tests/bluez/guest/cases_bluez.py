@@ -26,6 +26,9 @@ from bluez_guest import (
 )
 from dbus_fast import BusType
 from dbus_fast.aio import MessageBus
+
+from node.app.peer import SyncOutcome
+from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.radio.link import BleLink
 from tests.radio.helpers import (
     ANY,
@@ -36,9 +39,6 @@ from tests.radio.helpers import (
     serve_links,
     sqlite_context,
 )
-
-from node.app.peer import SyncOutcome
-from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from tests.sync_helpers import GroupLog
 
 DEADLINE_S = 120.0  # software-emulated CPU: generous, but every wait has one
