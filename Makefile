@@ -76,7 +76,7 @@ bench: $(STAMP)
 # $(DIST) (dist/): the wheel, the systemd unit and the example configuration
 # (docs/operations.md, "Install as a service").
 dist: $(RUNTIME)
-	rm -rf $(DIST) build
+	rm -rf $(DIST) build/lib build/bdist.*  # not build/cache: the image base (make image)
 	$(BIN)/pip wheel -q --no-deps -w $(DIST) .
 	cp config/waystation.service config/waystation.toml $(DIST)/
 
