@@ -88,5 +88,6 @@ clean:
 image: $(STAMP)
 	bash images/raspberrypi/build.sh build/image
 
+# The static checks first (seconds, no boot), then the boot test (minutes under emulation).
 image-test: image
-	$(BIN)/pytest -p no:cacheprovider tests/image
+	$(BIN)/pytest -p no:cacheprovider tests/image/test_static.py tests/image/test_boot.py
