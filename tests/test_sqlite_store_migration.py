@@ -123,7 +123,7 @@ def test_v1_database_is_migrated_in_place(tmp_path: Path) -> None:
     _assert_same(real, model, everything)
 
     raw = real._db()
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 2
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 3
     tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
     assert "heads" not in tables and "unresolved" in tables and "entries_heads" in tables
     assert [r[1] for r in raw.execute("PRAGMA table_info(links)")] == ["child", "parent"]

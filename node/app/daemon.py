@@ -38,6 +38,7 @@ from node.app.context import Committer, Hub, LogPolicy, NodeContext
 from node.app.control import ControlServer
 from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
+from node.app.pairing import RelayPairing
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
 from node.app.status import SyncBook, status_report
@@ -47,6 +48,7 @@ from node.errors import ConfigError, LinkError, NodeError, StoreError
 from node.lan.tcp import TcpDialer, TcpListener, tcp_address
 from node.link import Dialers, Link, LinkQueue, PeerAddress
 from node.proto.messages import ROLE_RELAY
+from node.store.devices import DeviceBook
 from node.store.sqlite import SQLiteStore
 
 log = logging.getLogger("waystation.daemon")
@@ -95,6 +97,7 @@ class Daemon:
         self._notifier = Notifier.from_environ()
         self.started_at = time.time()
         self.syncs = SyncBook()  # last sync with each relay peer, for `waystation status`
+        self.pairing: RelayPairing | None = None
 
     @property
     def links(self) -> list[LinkDriver]:
@@ -170,7 +173,19 @@ class Daemon:
             log.warning("console.devices: the serial console is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
-        handlers = {"status": lambda _: status_report(self)}
+        self.pairing = RelayPairing(
+            self.suite,
+            DeviceBook(store),
+            committer.commit_now,
+            self.suite.x25519_public(self.ctx.session_static()),
+            config.relay.pairing_window_s,
+            config.relay.device_log_bytes,
+            config.relay.trusted,
+            self.close_links_of,
+            community_quota=config.relay.community_log_bytes,
+        )
+        self.ctx.pairing = self.pairing
+        handlers = {"status": lambda _: status_report(self), **self.pairing.handlers()}
         control = ControlServer(self.data_dir, handlers, self.ctx.count)
         await control.open()  # before "listening" and READY=1: `waystation status` works then
         log.info(
@@ -228,6 +243,13 @@ class Daemon:
             self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
             self._links_done.clear()
             self._track(tasks.create_task(self._drive(driver)))
+
+    def close_links_of(self, static_key: bytes) -> int:
+        """Close every open link whose peer has this Noise static key (a revoked device)."""
+        closing = [d for d in self._drivers if d.outcome.remote_static == static_key]
+        for driver in closing:
+            driver.request_close("revoked", "this device's pairing was revoked")
+        return len(closing)
 
     def _track(self, task: asyncio.Task[object]) -> None:
         """Remember a link task (it belongs to the TaskGroup) so shutdown can cut it."""

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 from node.app.context import Fresh, Key, NodeContext
 from node.errors import (
+    REASON_INTEGRITY,
     REASON_QUOTA,
     REASON_TIMEOUT,
     REASON_UNEXPECTED,
@@ -61,6 +62,7 @@ from node.errors import (
 )
 from node.link import Link
 from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, ROLE_RELAY, LogDeclaration
+from node.proto.pairing import key_fingerprint
 from node.proto.session import (
     AckReceived,
     EntriesReceived,
@@ -72,6 +74,7 @@ from node.proto.session import (
     SessionClosed,
     SessionOpened,
 )
+from node.store.devices import Device
 from node.sync.keyset import MASK256, id_int
 from node.sync.reconcile import Reconciler
 from node.sync.store import REFUSED, REFUSED_DISK_FULL, REFUSED_OVER_QUOTA, STORED
@@ -95,7 +98,7 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 KNOWN_REASONS = frozenset(
     {
         "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
-        "version", "unsettled", "quota", "lost", "store-error", "internal-error",
+        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "revoked",
     }
 )  # fmt: skip
 
@@ -243,6 +246,7 @@ class LinkDriver:
         self._peer_declarations = 0
         self._in_sync = asyncio.Event()  # a pass found every log in sync, or the link ended
         self._hub_token = ctx.hub.subscribe(self._on_published)
+        self.device: Device | None = None  # the paired device or relay at the other end
 
     def request_close(self, reason: str, text: str = "") -> None:
         """Ask the driver to say Bye and end (shutdown, operator action); safe from any task."""
@@ -274,6 +278,8 @@ class LinkDriver:
         finally:
             self._in_sync.set()  # wake wait_in_sync: it raises unless in sync
             self.ctx.hub.unsubscribe(self._hub_token)
+            if self.ctx.pairing is not None:
+                self.ctx.pairing.link_ended(self)
             self._release_held()
             await self.link.close()
         self.ctx.count("links.closed." + counter_reason(self.outcome.reason))
@@ -422,7 +428,7 @@ class LinkDriver:
     def _handle_events(self) -> None:
         while (event := self.session.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                self.outcome.remote_static = event.remote_static
+                self._on_handshake(event.remote_static)
             elif isinstance(event, SessionOpened):
                 self.ctx.count("links.opened")
                 if self.initiator:
@@ -437,18 +443,42 @@ class LinkDriver:
                 self._unacked = max(0, self._unacked - event.stored)
                 self._on_ack(event.ref, event.stored)
             elif isinstance(event, PairingReceived):
-                raise RemoteProtocolError("pairing is not offered on this link", REASON_UNEXPECTED)
+                if self.ctx.pairing is None:
+                    raise RemoteProtocolError("pairing is not offered here", REASON_UNEXPECTED)
+                self.ctx.pairing.on_pairing(self, event.step, event.data)
             elif isinstance(event, SessionClosed) and (not self.outcome.reason or event.by_peer):
                 self.outcome.reason = event.reason
                 self.outcome.text = event.text
                 self.outcome.by_peer = event.by_peer
+
+    def _on_handshake(self, remote_static: bytes) -> None:
+        """Noise is up: check a member's relay pin; recognise a paired device (relays)."""
+        self.outcome.remote_static = remote_static
+        pin = self.ctx.pinned_fingerprint
+        seen = key_fingerprint(self.ctx.suite, remote_static)
+        if pin is not None and seen != pin:
+            raise RemoteProtocolError(
+                "the relay's key %s is not the pinned %s: refused (another relay at this address,"
+                " or someone in the middle)" % (seen, pin),
+                REASON_INTEGRITY,
+            )
+        if self.ctx.pairing is not None:
+            self.device = self.ctx.pairing.device_of(remote_static)
+
+    def _peer_is_relay(self) -> bool:
+        """Does the peer get a relay's treatment (our list of logs)? Only a trusted relay."""
+        peer = self.session.peer_hello
+        if peer is None or peer.role != ROLE_RELAY:
+            return False
+        pairing = self.ctx.pairing
+        return pairing is None or pairing.trusted_relay(self.outcome.remote_static)
 
     # -- interest ---------------------------------------------------------------------------
 
     def _initial_declarations(self) -> list[str]:
         policy = self.ctx.policy
         addresses = list(policy.own)
-        if policy.declare_all:
+        if policy.declare_all and self._peer_is_relay():
             addresses.extend(a for a in self.ctx.store.logs() if a not in policy.own)
         return sorted(set(addresses))
 
@@ -529,7 +559,12 @@ class LinkDriver:
                     "more than %d logs declared in one session" % self.ctx.policy.max_session_logs,
                     "too-large",
                 )
-            refusal = self.ctx.accept_log(decl.address, sign_pub)
+            device = self.device if self.device and self.device.kind == "device" else None
+            refusal = self.ctx.accept_log(
+                decl.address, sign_pub, None if device is None else device.quota
+            )
+            if device is not None and refusal is None and self.ctx.pairing is not None:
+                self.ctx.pairing.register_log(device, decl.address)
             if refusal is not None:  # not kept: entries for it will be refused as undeclared
                 self.ctx.count("logs.refused." + refusal)
                 continue
@@ -539,10 +574,8 @@ class LinkDriver:
             echoes.append(slog)
             agreed_now += 1
         extras: list[str] = []
-        if end_of_initial:
-            peer = self.session.peer_hello
-            if self.ctx.policy.declare_all and peer is not None and peer.role == ROLE_RELAY:
-                extras = self._initial_declarations()
+        if end_of_initial and self.ctx.policy.declare_all and self._peer_is_relay():
+            extras = self._initial_declarations()
         if not self.initiator or echoes or extras:
             self._declare(extras, echoes)
         if self.initiator and (agreed_now or not heard_before):

@@ -175,11 +175,24 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     where.add_argument("--discover", action="store_true", help="find a relay on the LAN")
     sync.add_argument("--timeout", type=float, default=60.0, help="give up after S seconds")
     sync.add_argument(
+        "--pin",
+        metavar="FINGERPRINT",
+        help="the relay's key fingerprint: remember it and refuse any other key at this address",
+    )
+    sync.add_argument(
         "--interface", action="append", default=None, help="zeroconf interface (with --discover)"
     )
     # progress thresholds (PROGRESS_MIN_ENTRIES, PROGRESS_INTERVAL_S), for tests: not in --help
     sync.add_argument("--progress-entries", type=int, default=None, help=argparse.SUPPRESS)
     sync.add_argument("--progress-interval", type=float, default=None, help=argparse.SUPPRESS)
+
+    pair = commands.add_parser("pair", help="pair with a relay by the code its console shows")
+    _data_arg(pair)
+    pair.add_argument("--code", required=True, help="the code the relay shows, like 1234-5678")
+    pair.add_argument("--relay", required=True, metavar="HOST:PORT", help="the relay")
+    pair.add_argument("--fingerprint", help="the relay's key fingerprint (from its QR code)")
+    pair.add_argument("--name", default="member", help="our name in the relay's device list")
+    pair.add_argument("--timeout", type=float, default=30.0, help="give up after S seconds")
 
     read = commands.add_parser("read", help="print a group's messages in order")
     _data_arg(read)
@@ -262,6 +275,8 @@ def _run(args: argparse.Namespace) -> int:
             _out(str(client.send(args.group, args.text, now)))
         elif command == "sync":
             return _sync(session, args)
+        elif command == "pair":
+            return _pair(session, args)
         elif command == "read":
             client.process(now)
             messages = client.read(args.group)
@@ -325,6 +340,72 @@ def progress_reporter(
     return progress
 
 
+def _pair(session: PeerSession, args: argparse.Namespace) -> int:
+    """`peer pair`: SPAKE2 on the relay's code; pins the relay and our device key for it."""
+    from node.app.config import parse_host_port
+    from node.app.pair_client import PairingError, RelayPin, pair_with, save_pin
+    from node.app.pairing import normalise_code
+    from node.app.sync_client import member_dialers
+    from node.lan.tcp import tcp_address
+    from node.proto.messages import ROLE_MEMBER
+    from node.proto.pairing import key_fingerprint
+
+    try:
+        code = normalise_code(args.code)
+    except ValueError as exc:
+        _err("waystation peer: --code: %s" % exc)
+        return EXIT_USER_ERROR
+    where = parse_host_port(args.relay, "--relay")
+    address = tcp_address(where.host, where.port)
+    device_key = session.suite.random_bytes(32)
+    expect = args.fingerprint.lower() if args.fingerprint else None
+    try:
+        remote = asyncio.run(
+            pair_with(
+                session.suite, member_dialers(), address, code, args.name, device_key,
+                ROLE_MEMBER, args.timeout, expect,
+            )
+        )  # fmt: skip
+    except (PairingError, LinkError) as exc:
+        _err("waystation peer: pairing with %s failed: %s" % (args.relay, exc))
+        return EXIT_SYNC_FAILED
+    except TimeoutError:
+        _err("waystation peer: pairing with %s timed out" % args.relay)
+        return EXIT_SYNC_FAILED
+    fingerprint = key_fingerprint(session.suite, remote)
+    save_pin(session.data_dir, address, RelayPin(fingerprint, device_key))
+    _out("paired with relay %s at %s" % (fingerprint, args.relay))
+    return 0
+
+
+def _relay_pin(
+    session: PeerSession, host: str, port: int, pin_arg: str | None
+) -> tuple[str | None, bytes | None]:
+    """(pinned fingerprint, our device key) for this relay; `--pin` is remembered.
+
+    Raises:
+        MemberError: `--pin` differs from the pin already recorded for this address.
+    """
+    from node.app.pair_client import RelayPin, load_pins, save_pin
+    from node.lan.tcp import tcp_address
+
+    address = tcp_address(host, port)
+    pin = load_pins(session.data_dir).get(str(address))
+    if pin_arg is not None:
+        wanted = pin_arg.strip().lower()
+        if pin is not None and pin.fingerprint != wanted:
+            raise MemberError(
+                "%s:%d is pinned to %s already, not %s (remove it from %s to change it)"
+                % (host, port, pin.fingerprint, wanted, session.data_dir / "relays.json")
+            )
+        if pin is None:
+            pin = RelayPin(wanted)
+            save_pin(session.data_dir, address, pin)
+    if pin is None:
+        return None, None
+    return pin.fingerprint, pin.device_key or None
+
+
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
     from node.app.config import parse_host_port
@@ -347,10 +428,13 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
         _err,
     )
 
+    pinned, device_key = _relay_pin(session, host, port, args.pin)
     client.process(time.time())
     sent = received = opened = 0
     for _ in range(MAX_SYNC_ROUNDS):
         ctx = member_context(session.store, session.suite, sync_policy_logs(client))
+        ctx.pinned_fingerprint = pinned
+        ctx.static_private = device_key  # a paired device proves it with its key; else fresh
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             _err("waystation peer: sync with %s:%d timed out" % (host, port))

@@ -1,0 +1,176 @@
+"""Pairing over a real session between a LinkDriver (relay) and the phone's pair client.
+
+In process, over node.pipe links, with the relay's real SQLite store: right code, wrong code and
+its three strikes, expiry, BUSY, a replayed transcript, the relay pin, revocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from node.app.context import Committer, LogPolicy, NodeContext
+from node.app.pair_client import PairingError, _run
+from node.app.pairing import MAX_ATTEMPTS, RelayPairing, normalise_code
+from node.app.peer import LinkDriver
+from node.pipe import Pipe
+from node.proto import pairing as pp
+from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
+from node.proto.session import SessionLimits
+from node.store.devices import DeviceBook
+from node.store.sqlite import SQLiteStore
+from tests.sync_helpers import SUITE
+
+DEADLINE_S = 10.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RelaySide:
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify)
+        self.static = SUITE.random_bytes(32)
+        self.ctx = NodeContext(
+            self.store,
+            SUITE,
+            Committer(self.store, 0.0),
+            LogPolicy(community=True),
+            SessionLimits(),
+            static_private=self.static,
+            role=ROLE_RELAY,
+        )
+        self.clock = Clock()
+        self.drivers: list[LinkDriver] = []
+        self.pairing = RelayPairing(
+            SUITE,
+            DeviceBook(self.store),
+            self.ctx.committer.commit_now,
+            SUITE.x25519_public(self.static),
+            120,
+            1 << 20,
+            close_links=self.close_links,
+            clock=self.clock,
+        )
+        self.ctx.pairing = self.pairing
+
+    def close_links(self, key: bytes) -> int:
+        hit = [d for d in self.drivers if d.outcome.remote_static == key]
+        for driver in hit:
+            driver.request_close("revoked", "revoked")
+        return len(hit)
+
+    def open(self) -> str:
+        result = self.pairing.cmd_open({})
+        assert isinstance(result, dict)
+        return str(result["code"])
+
+    def pair(
+        self,
+        code: str,
+        key: bytes | None = None,
+        role: int = ROLE_MEMBER,
+        expect: str | None = None,
+    ) -> bytes:
+        return asyncio.run(self._pair(code, key, role, expect))
+
+    async def _pair(
+        self,
+        code: str,
+        key: bytes | None = None,
+        role: int = ROLE_MEMBER,
+        expect: str | None = None,
+    ) -> bytes:
+        phone_end, relay_end = Pipe().ends
+        driver = LinkDriver(self.ctx, relay_end, initiator=False)
+        self.drivers.append(driver)
+        failure: PairingError | None = None
+        remote = b""
+        async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
+            relay_task = tasks.create_task(driver.run())
+            try:
+                remote = await _run(
+                    SUITE, phone_end, normalise_code(code), "phone",
+                    key or SUITE.random_bytes(32), role, expect,
+                )  # fmt: skip
+            except PairingError as exc:
+                failure = exc
+            finally:
+                await phone_end.close()
+                await relay_task
+        if failure is not None:
+            raise failure
+        return remote
+
+
+def wrong(code: str) -> str:
+    digits = code.replace("-", "")
+    return "%08d" % ((int(digits) + 1) % 10**8)
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> RelaySide:
+    side = RelaySide(tmp_path)
+    yield side  # type: ignore[misc]
+    side.store.close()
+
+
+def test_right_code_pins_both_keys(relay: RelaySide) -> None:
+    code = relay.open()
+    key = SUITE.random_bytes(32)
+    fingerprint = relay.pairing.fingerprint
+    remote = relay.pair(code, key, expect=fingerprint)
+    assert remote == SUITE.x25519_public(relay.static)
+    assert pp.key_fingerprint(SUITE, remote) == fingerprint
+    device = relay.pairing.device_of(SUITE.x25519_public(key))
+    assert device is not None and device.name == "phone" and device.kind == "device"
+    status = relay.pairing.cmd_status({})
+    assert isinstance(status, dict) and status["open"] is False and status["closed"] == "paired"
+    assert relay.ctx.stats.get("pairing.paired") == 1
+
+
+def test_wrong_code_three_strikes_close_the_window(relay: RelaySide) -> None:
+    code = relay.open()
+    for attempt in range(MAX_ATTEMPTS):
+        with pytest.raises(PairingError, match="wrong code" if attempt < 3 else ""):
+            relay.pair(wrong(code))
+    with pytest.raises(PairingError, match="no pairing window"):
+        relay.pair(code)  # the right code, too late: the window is closed
+    assert relay.pairing.devices.all() == []
+    status = relay.pairing.cmd_status({})
+    assert isinstance(status, dict) and status["closed"] == "attempts"
+
+
+def test_expired_window(relay: RelaySide) -> None:
+    code = relay.open()
+    relay.clock.now += 121
+    with pytest.raises(PairingError, match="no pairing window"):
+        relay.pair(code)
+    assert relay.pairing.devices.all() == []
+
+
+def test_no_window(relay: RelaySide) -> None:
+    with pytest.raises(PairingError, match="no pairing window"):
+        relay.pair("1234-5678")
+
+
+def test_wrong_fingerprint_refused_before_pairing(relay: RelaySide) -> None:
+    code = relay.open()
+    with pytest.raises(PairingError, match="not 0000"):
+        relay.pair(code, expect="0000-0000-0000-0000-0000-0000-0000-0000")
+    assert relay.pairing.devices.all() == []
+
+
+def test_relay_pairing_records_a_trusted_relay(relay: RelaySide) -> None:
+    code = relay.open()
+    key = SUITE.random_bytes(32)
+    relay.pair(code, key, role=ROLE_RELAY)
+    assert relay.pairing.trusted_relay(SUITE.x25519_public(key))
+    assert not relay.pairing.trusted_relay(SUITE.random_bytes(32))
