@@ -141,6 +141,25 @@ class Relay:
         self.kill()
 
 
+def link_fingerprint(data_dir: Path) -> str:
+    """The link-key fingerprint of the relay that will run on `data_dir` (its key made now)."""
+    from node.app.identity import load_or_create_identity
+    from node.crypto._nacl import NaclSuite
+    from node.proto.pairing import key_fingerprint
+
+    suite = NaclSuite()
+    identity = load_or_create_identity(data_dir, suite)
+    static = suite.x25519_public(suite.ed25519_sk_to_x25519(identity.secret_key))
+    return key_fingerprint(suite, static)
+
+
+def trusting(config: Path, relays: Sequence[Path], text: str = "") -> Path:
+    """Write `config`: `text` plus `[relay] trusted` = the link keys of the relays in `relays`."""
+    trusted = ", ".join('"%s"' % link_fingerprint(d) for d in relays)
+    config.write_text("%s\n[relay]\ntrusted = [%s]\n" % (text, trusted))
+    return config
+
+
 class Member:
     """A desktop member: every call is one `waystation peer` process over `data_dir`."""
 
