@@ -185,6 +185,8 @@ class Daemon:
             community_quota=config.relay.community_log_bytes,
         )
         self.ctx.pairing = self.pairing
+        log.info("link key fingerprint %s (members pin it; relay.trusted lists these)",
+                 self.pairing.fingerprint)  # fmt: skip
         handlers = {"status": lambda _: status_report(self), **self.pairing.handlers()}
         control = ControlServer(self.data_dir, handlers, self.ctx.count)
         await control.open()  # before "listening" and READY=1: `waystation status` works then

@@ -195,8 +195,10 @@ class RelayPairing:
     def link_ended(self, driver: LinkDriver) -> None:
         """A link ended: an exchange it left unfinished was counted as an attempt already."""
         exchange = self._exchanges.pop(id(driver), None)
-        if exchange is not None and self.window is not None:
-            self.window.busy = False
+        if exchange is not None:
+            driver.ctx.count("pairing.failed")  # left mid-exchange (a wrong code, usually)
+            if self.window is not None:
+                self.window.busy = False
 
     def _check_attempts(self, window: PairingWindow) -> None:
         if window.attempts >= MAX_ATTEMPTS:
