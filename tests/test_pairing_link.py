@@ -15,13 +15,15 @@ from node.app.context import Committer, LogPolicy, NodeContext
 from node.app.pair_client import PairingError, _run
 from node.app.pairing import MAX_ATTEMPTS, RelayPairing, normalise_code
 from node.app.peer import LinkDriver
+from node.link import Link
 from node.pipe import Pipe
 from node.proto import pairing as pp
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.proto.session import SessionLimits
 from node.store.devices import DeviceBook
 from node.store.sqlite import SQLiteStore
-from tests.sync_helpers import SUITE
+from node.sync.store import MemoryStore
+from tests.sync_helpers import SUITE, GroupLog, make_context, member_store
 
 DEADLINE_S = 10.0
 
@@ -62,7 +64,9 @@ class RelaySide:
         self.ctx.pairing = self.pairing
 
     def close_links(self, key: bytes) -> int:
-        hit = [d for d in self.drivers if d.outcome.remote_static == key]
+        hit = [
+            d for d in self.drivers if d.outcome.remote_static == key and not d.session.is_finished
+        ]
         for driver in hit:
             driver.request_close("revoked", "revoked")
         return len(hit)
@@ -174,3 +178,124 @@ def test_relay_pairing_records_a_trusted_relay(relay: RelaySide) -> None:
     relay.pair(code, key, role=ROLE_RELAY)
     assert relay.pairing.trusted_relay(SUITE.x25519_public(key))
     assert not relay.pairing.trusted_relay(SUITE.random_bytes(32))
+
+
+def _member_driver(key: bytes | None, log: GroupLog, end: Link) -> LinkDriver:
+    ctx = make_context(
+        member_store(log), ROLE_MEMBER, own={log.address: (log.sign_pub, log.identity_signature)}
+    )
+    ctx.static_private = key
+    return LinkDriver(ctx, end, initiator=True)
+
+
+def test_paired_device_logs_are_pinned_and_revoke_closes_its_session(relay: RelaySide) -> None:
+    key = SUITE.random_bytes(32)
+    relay.pair(relay.open(), key)
+    log = GroupLog.make(7)
+    log.append("hello")
+
+    async def session_then_revoke() -> tuple[str, str]:
+        member_end, relay_end = Pipe().ends
+        relay_driver = LinkDriver(relay.ctx, relay_end, initiator=False)
+        relay.drivers.append(relay_driver)
+        member = _member_driver(key, log, member_end)
+        async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
+            relay.ctx.committer = Committer(relay.store, 0.0)  # one per event loop
+            committer = tasks.create_task(relay.ctx.committer.run())
+            relay_task = tasks.create_task(relay_driver.run())
+            member_task = tasks.create_task(member.run())
+            await member.wait_in_sync()  # the session stays open (not until_synced)
+            info = relay.store.log_info(log.address)
+            assert info.pinned and info.quota == 1 << 20 and info.entry_count == 1
+            result = relay.pairing.cmd_revoke({"device": "phone"})
+            assert result == {"revoked": "phone", "logs_unpinned": 1, "links_closed": 1}
+            outcome = await member_task
+            await relay_task
+            committer.cancel()
+        return outcome.reason, outcome.text
+
+    reason, text = asyncio.run(session_then_revoke())
+    assert reason == "revoked" and "revoked" in text
+    assert not relay.store.log_info(log.address).pinned
+    assert relay.pairing.devices.all() == []
+    assert relay.store.log_info(log.address).entry_count == 1  # the entries stay (community)
+
+
+def test_unpaired_member_logs_are_not_pinned(relay: RelaySide) -> None:
+    log = GroupLog.make(8)
+    log.append("hello")
+
+    async def one_sync() -> None:
+        member_end, relay_end = Pipe().ends
+        relay_driver = LinkDriver(relay.ctx, relay_end, initiator=False)
+        member = _member_driver(None, log, member_end)
+        member.until_synced = True
+        async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
+            relay.ctx.committer = Committer(relay.store, 0.0)  # one per event loop
+            committer = tasks.create_task(relay.ctx.committer.run())
+            tasks.create_task(relay_driver.run())
+            await member.run()
+            committer.cancel()
+
+    asyncio.run(one_sync())
+    info = relay.store.log_info(log.address)
+    assert info.entry_count == 1 and not info.pinned
+
+
+def _relay_declarations(relay: RelaySide, peer_key: bytes) -> int:
+    """Logs the relay declares to a peer that claims the relay role with `peer_key`."""
+    other = make_context(MemoryStore(SUITE.ed25519_verify), ROLE_RELAY)
+    other.static_private = peer_key
+    other.policy.declare_all = True
+
+    async def one_sync() -> int:
+        peer_end, relay_end = Pipe().ends
+        relay_driver = LinkDriver(relay.ctx, relay_end, initiator=False)
+        peer = LinkDriver(other, peer_end, initiator=True, until_synced=True)
+        async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
+            relay.ctx.committer = Committer(relay.store, 0.0)  # one per event loop
+            committers = [tasks.create_task(c.committer.run()) for c in (relay.ctx, other)]
+            tasks.create_task(relay_driver.run())
+            await peer.run()
+            for committer in committers:
+                committer.cancel()
+        return len(other.store.logs())
+
+    return asyncio.run(one_sync())
+
+
+def test_a_peer_claiming_the_relay_role_is_a_member_until_trusted(relay: RelaySide) -> None:
+    log = GroupLog.make(9)
+    log.append("carried")
+    relay.store.add_log(log.address, log.sign_pub)
+    relay.store.put_entries(log.entries, 1_000_000)
+    relay.store.commit()
+    stranger = SUITE.random_bytes(32)
+    assert _relay_declarations(relay, stranger) == 0  # no list of carried logs for a claim
+    relay.pairing.trusted = frozenset(
+        {pp.key_fingerprint(SUITE, SUITE.x25519_public(stranger))}
+    )  # as relay.trusted in the configuration
+    assert _relay_declarations(relay, stranger) == 1
+    paired = SUITE.random_bytes(32)
+    relay.pair(relay.open(), paired, role=ROLE_RELAY)  # or paired as a relay
+    assert _relay_declarations(relay, paired) == 1
+
+
+def test_member_pin_refuses_another_relay_key(relay: RelaySide) -> None:
+    log = GroupLog.make(10)
+
+    async def one_sync(pin: str) -> tuple[str, str]:
+        member_end, relay_end = Pipe().ends
+        relay_driver = LinkDriver(relay.ctx, relay_end, initiator=False)
+        member = _member_driver(None, log, member_end)
+        member.until_synced = True
+        member.ctx.pinned_fingerprint = pin
+        async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
+            tasks.create_task(relay_driver.run())
+            outcome = await member.run()
+        return outcome.reason, outcome.text
+
+    reason, text = asyncio.run(one_sync("0000-0000-0000-0000-0000-0000-0000-0000"))
+    assert reason == "integrity" and "is not the pinned 0000-0000" in text
+    reason, _ = asyncio.run(one_sync(relay.pairing.fingerprint))
+    assert reason == "ok"
