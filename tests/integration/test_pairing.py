@@ -1,0 +1,152 @@
+"""Pairing phones with a relay, end to end: real `waystation run` and `waystation peer` processes.
+
+The relay runs with community_mode = false, so it carries only the logs of paired devices (and
+entries for logs it already carries): a paired phone's logs are held (pinned) for it and
+delivered when it returns. Codes come from the relay's control socket (`pair.open`), as the
+console shows them. Expiry and revocation of a live session are tested in process with a clock
+(tests/test_pairing_link.py); every state x input of the exchange in
+tests/property/test_pairing_states.py.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from node.app.control import request
+from tests.integration.procs import WAYSTATION, Member, Relay, child_env
+
+DEADLINE_S = 30.0
+PAIRED = re.compile(r"paired with relay ([0-9a-f-]{39}) at ")
+
+
+def members_only(tmp_path: Path) -> Path:
+    config = tmp_path / "paired-only.toml"
+    config.write_text("[relay]\ncommunity_mode = false\n")
+    return config
+
+
+def open_window(relay: Relay) -> dict[str, Any]:
+    result = request(relay.data_dir, "pair.open", {})
+    assert isinstance(result, dict)
+    return result
+
+
+def pair(member: Member, relay: Relay, code: str, *extra: str) -> Any:
+    return member.run("pair", "--code", code, "--relay", relay.address, *extra, check=False)
+
+
+def wrong(code: str) -> str:
+    return "%08d" % ((int(code.replace("-", "")) + 1) % 10**8)
+
+
+def test_pairing_wrong_codes_and_pins(tmp_path: Path) -> None:
+    with Relay(tmp_path / "relay", config=members_only(tmp_path)) as relay:
+        alice = Member(tmp_path / "alice", "alice")
+        alice.init()
+        window = open_window(relay)
+        assert re.fullmatch(r"\d{4}-\d{4}", window["code"])
+        assert window["qr_payload"] == "waystation-pair:%s:%s" % (
+            window["fingerprint"],
+            window["code"],
+        )
+        assert "▀" in window["qr_text"] or "▄" in window["qr_text"]  # drawn for a terminal
+
+        # Three wrong codes close the window; then even the right code is refused.
+        for left in (2, 1, 0):
+            done = pair(alice, relay, wrong(window["code"]))
+            assert done.returncode == 3 and "wrong code" in done.stderr, done.stderr
+            status = request(relay.data_dir, "pair.status", {})
+            assert isinstance(status, dict) and status["attempts_left"] == left
+        assert status["open"] is False and status["closed"] == "attempts"
+        done = pair(alice, relay, window["code"])
+        assert done.returncode == 3 and "no pairing window" in done.stderr
+
+        # A new window, the right code, the fingerprint from the QR code.
+        window = open_window(relay)
+        done = pair(alice, relay, window["code"], "--fingerprint", window["fingerprint"])
+        assert done.returncode == 0, done.stderr
+        assert PAIRED.search(done.stdout).group(1) == window["fingerprint"]  # type: ignore[union-attr]
+        devices = request(relay.data_dir, "devices.list", {})
+        assert isinstance(devices, dict)
+        [device] = devices["devices"]
+        assert device["name"] == "member" and device["kind"] == "device"
+
+        # --pin with another fingerprint than the one pairing recorded: refused, clearly.
+        other = "0000-0000-0000-0000-0000-0000-0000-0000"
+        done = alice.run("sync", "--relay", relay.address, "--pin", other, check=False)
+        assert done.returncode == 1 and "is pinned to %s already" % window["fingerprint"] in (
+            done.stderr
+        )
+        port = relay.port
+        relay.terminate()
+
+    # Another relay (another key) at the same address: the pinned member refuses it.
+    with Relay(tmp_path / "impostor", listen="127.0.0.1:%d" % port) as impostor:
+        done = alice.run("sync", "--relay", impostor.address, "--timeout", "10", check=False)
+        assert done.returncode == 3
+        assert "is not the pinned %s" % window["fingerprint"] in done.stderr, done.stderr
+
+    # An unpaired member pins by --pin: the right fingerprint syncs, a wrong one is refused.
+    with Relay(tmp_path / "relay", config=members_only(tmp_path)) as relay:
+        carol = Member(tmp_path / "carol", "carol")
+        carol.init()
+        done = carol.run("sync", "--relay", relay.address, "--pin", other, check=False)
+        assert done.returncode == 3 and "is not the pinned %s" % other in done.stderr
+        carol2 = Member(tmp_path / "carol2", "carol2")
+        carol2.init()
+        assert "synced" in carol2.run(
+            "sync", "--relay", relay.address, "--pin", window["fingerprint"]
+        ).stdout
+
+
+def test_paired_phone_logs_are_held_and_delivered_when_it_returns(tmp_path: Path) -> None:
+    with Relay(tmp_path / "relay", config=members_only(tmp_path)) as relay:
+        alice, bob, dave = (Member(tmp_path / n, n) for n in ("alice", "bob", "dave"))
+        for member in (alice, bob, dave):
+            member.init()
+        assert pair(alice, relay, open_window(relay)["code"]).returncode == 0
+        group = alice.create_group("held for alice")
+        alice.sync(relay.address)
+        devices = request(relay.data_dir, "devices.list", {})
+        assert isinstance(devices, dict) and devices["devices"][0]["logs"] == 2
+
+        # An unpaired member's own group is not carried (community_mode = false) ...
+        lonely = dave.create_group("not carried")
+        dave.send(lonely, "nobody keeps this")
+        dave.sync(relay.address)
+        status = subprocess.run(
+            [WAYSTATION, "status", "--data", str(relay.data_dir), "--json"],
+            capture_output=True, text=True, timeout=DEADLINE_S, env=child_env(tmp_path),
+        )  # fmt: skip
+        assert status.returncode == 0 and '"logs": 2' in status.stdout
+
+        # ... while a second device pairs as the first one syncs, and bob writes to alice's group.
+        window = open_window(relay)
+        alice.send(group, "alice syncs while bob pairs")
+        syncing = subprocess.Popen(
+            [WAYSTATION, "peer", "sync", "--data", str(alice.data_dir), "--relay", relay.address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(tmp_path),
+        )  # fmt: skip
+        paired = pair(bob, relay, window["code"], "--name", "bob's phone")
+        out, err = syncing.communicate(timeout=DEADLINE_S)
+        assert syncing.returncode == 0 and "synced" in out, err
+        assert paired.returncode == 0, paired.stderr
+        names = request(relay.data_dir, "devices.list", {})
+        assert isinstance(names, dict)
+        assert sorted(d["name"] for d in names["devices"]) == ["bob's phone", "member"]
+
+        assert bob.join(alice.invite(group)) == group
+        bob.sync(relay.address)
+        bob.send(group, "held until alice returns")
+        bob.sync(relay.address)
+        alice.sync(relay.address)  # alice returns
+        bodies = [m["body"] for m in alice.read(group)]
+        assert "held until alice returns" in bodies
+
+        revoked = request(relay.data_dir, "devices.revoke", {"device": "bob's phone"})
+        assert revoked == {"revoked": "bob's phone", "logs_unpinned": 0, "links_closed": 0}
+        left = request(relay.data_dir, "devices.list", {})
+        assert isinstance(left, dict) and [d["name"] for d in left["devices"]] == ["member"]
