@@ -209,6 +209,9 @@ class Daemon:
                 ]
                 if config.lan.zeroconf:
                     background.append(tasks.create_task(self._discovery()))
+                self.pairing.join = lambda relay, code, expect: self._track(
+                    tasks.create_task(self._join_relay(relay, code, expect))
+                )
                 self._notifier.ready("relaying on port %d" % self.port)
                 self.started.set()
                 await self._stop.wait()
@@ -327,6 +330,25 @@ class Daemon:
             self.syncs.finished(str(key), await self._drive(driver))
         finally:
             self._syncing.discard(key)
+
+    async def _join_relay(self, relay: str, code: bytes, expect: str | None) -> None:
+        """`pair.join`: pair with another relay's window, as the initiator, with our node key."""
+        from node.app.config import parse_peer
+        from node.app.pair_client import PairingError, pair_with
+
+        assert self.ctx is not None and self.pairing is not None
+        try:
+            address = parse_peer(relay, "relay")
+            remote = await pair_with(
+                self.suite, self.dialers, address, code, self.config.node.name,
+                self.ctx.session_static(), ROLE_RELAY, CONNECT_TIMEOUT_S * 6, expect,
+            )  # fmt: skip
+        except (PairingError, LinkError, ConfigError) as exc:
+            self.pairing.joined(relay, None, str(exc))
+        except TimeoutError:
+            self.pairing.joined(relay, None, "no answer in time")
+        else:
+            self.pairing.joined(relay, remote, "")
 
     # -- discovery ----------------------------------------------------------------------------
 

@@ -135,6 +135,10 @@ class RelayPairing:
         self.clock = clock
         self.community_quota = community_quota
         self.window: PairingWindow | None = None
+        # Relay-to-relay pairing as the initiator: join(relay, code, fingerprint) starts it (the
+        # daemon runs it as a task and calls joined()); None where nothing can run it.
+        self.join: Callable[[str, bytes, str | None], None] | None = None
+        self.joining: dict[str, object] = {}
         self._exchanges: dict[int, pp.PairingExchange] = {}
 
     # -- trust ------------------------------------------------------------------------------
@@ -235,6 +239,7 @@ class RelayPairing:
         """The control commands this module provides (docs/operations.md)."""
         return {
             "pair.open": self.cmd_open,
+            "pair.join": self.cmd_join,
             "pair.status": self.cmd_status,
             "devices.list": self.cmd_list,
             "devices.rename": self.cmd_rename,
@@ -263,13 +268,56 @@ class RelayPairing:
             "qr_text": qr_text(payload),
         }
 
+    def cmd_join(self, args: Mapping[str, object]) -> object:
+        """Pair this relay with another relay's open window: {"relay": "HOST:PORT", "code"}.
+
+        The exchange runs in the background (`join` in `pair.status` says how it went); on
+        success each relay has the other as a paired relay.
+        """
+        if self.join is None:
+            raise CommandError(BAD_ARGUMENTS, "this node cannot pair with relays")
+        relay, code, expect = args.get("relay"), args.get("code"), args.get("fingerprint")
+        if not isinstance(relay, str) or not isinstance(code, str):
+            raise CommandError(BAD_ARGUMENTS, "relay (HOST:PORT) and code (1234-5678) are needed")
+        if expect is not None and not isinstance(expect, str):
+            raise CommandError(BAD_ARGUMENTS, "fingerprint: the other relay's, as text")
+        try:
+            digits = normalise_code(code)
+        except ValueError as exc:
+            raise CommandError(BAD_ARGUMENTS, "code: %s" % exc) from None
+        if self.joining.get("state") == "running":
+            running = self.joining["relay"]
+            raise CommandError(BAD_ARGUMENTS, "a pairing with %s is running" % running)
+        self.joining = {"relay": relay, "state": "running"}
+        self.join(relay, digits, expect)
+        return dict(self.joining)
+
+    def joined(self, relay: str, remote: bytes | None, failure: str) -> None:
+        """The background pairing with another relay ended (remote key, or why not)."""
+        if remote is None:
+            self.joining = {"relay": relay, "state": "failed", "error": failure}
+            log.warning("pairing with relay %s failed: %s", relay, failure)
+            return
+        name = "relay-" + pp.key_fingerprint(self.suite, remote)[:9]
+        self.devices.add(Device(remote, name, "relay", self.device_quota, int(self.clock())))
+        self.commit()
+        fingerprint = pp.key_fingerprint(self.suite, remote)
+        self.joining = {"relay": relay, "state": "paired", "fingerprint": fingerprint}
+        log.info("paired with relay %s (%s)", relay, fingerprint)
+
     def cmd_status(self, _args: Mapping[str, object]) -> object:
         """Whether a window is open, for how long, and how many attempts are left."""
         window = self.window
         if window is None:
-            return {"open": False, "closed": "never opened", "fingerprint": self.fingerprint}
+            return {
+                "open": False,
+                "closed": "never opened",
+                "fingerprint": self.fingerprint,
+                "join": dict(self.joining),
+            }
         is_open = window.open_at(self.clock())
         return {
+            "join": dict(self.joining),
             "open": is_open,
             "closed": window.closed,
             "expires_in_s": max(0, round(window.deadline - self.clock())) if is_open else 0,

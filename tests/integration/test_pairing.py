@@ -15,8 +15,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from node.app.control import request
-from tests.integration.procs import WAYSTATION, Member, Relay, child_env
+import pytest
+
+from node.app.control import CommandError, request
+from tests.integration.procs import WAYSTATION, Member, Relay, child_env, wait_until
 
 DEADLINE_S = 30.0
 PAIRED = re.compile(r"paired with relay ([0-9a-f-]{39}) at ")
@@ -150,3 +152,44 @@ def test_paired_phone_logs_are_held_and_delivered_when_it_returns(tmp_path: Path
         assert revoked == {"revoked": "bob's phone", "logs_unpinned": 0, "links_closed": 0}
         left = request(relay.data_dir, "devices.list", {})
         assert isinstance(left, dict) and [d["name"] for d in left["devices"]] == ["member"]
+
+
+def relay_logs(relay: Relay) -> int:
+    report = request(relay.data_dir, "status", {})
+    assert isinstance(report, dict)
+    return int(report["logs"])
+
+
+def test_two_relays_pair_by_code_and_then_sync_as_relays(tmp_path: Path) -> None:
+    fast = tmp_path / "fast.toml"
+    fast.write_text("[lan]\nsync_interval_s = 1\n")
+    with (
+        Relay(tmp_path / "r1") as r1,
+        Relay(tmp_path / "r2", peers=[r1.address], config=fast) as r2,
+    ):
+        alice = Member(tmp_path / "alice", "alice")
+        alice.init()
+        alice.send(alice.create_group("crosses two relays"), "hello")
+        alice.sync(r1.address)
+        # Before pairing, r2's syncs with r1 get no list of r1's logs: r2 only claims the role.
+        r2.wait_for_line(re.compile(r"tcp:%s closed: ok" % re.escape(r1.address)), DEADLINE_S)
+        assert relay_logs(r2) == 0
+
+        with pytest.raises(CommandError, match="code"):
+            request(r2.data_dir, "pair.join", {"relay": r1.address, "code": "12"})
+        window = open_window(r1)
+        started = request(r2.data_dir, "pair.join", {"relay": r1.address, "code": window["code"]})
+        assert started == {"relay": r1.address, "state": "running"}
+        r2.wait_for_line(re.compile(r"paired with relay %s" % re.escape(r1.address)), DEADLINE_S)
+        status = request(r2.data_dir, "pair.status", {})
+        assert isinstance(status, dict)
+        assert status["join"] == {
+            "relay": r1.address,
+            "state": "paired",
+            "fingerprint": window["fingerprint"],
+        }
+        for relay in (r1, r2):
+            devices = request(relay.data_dir, "devices.list", {})
+            assert isinstance(devices, dict)
+            assert [d["kind"] for d in devices["devices"]] == ["relay"]
+        wait_until(lambda: relay_logs(r2) == 2, DEADLINE_S, "r1's logs reach r2 once paired")
