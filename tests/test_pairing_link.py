@@ -180,12 +180,14 @@ def test_relay_pairing_records_a_trusted_relay(relay: RelaySide) -> None:
     assert not relay.pairing.trusted_relay(SUITE.random_bytes(32))
 
 
-def _member_driver(key: bytes | None, log: GroupLog, end: Link) -> LinkDriver:
+def _member_driver(
+    key: bytes | None, log: GroupLog, end: Link, until_synced: bool = False
+) -> LinkDriver:
     ctx = make_context(
         member_store(log), ROLE_MEMBER, own={log.address: (log.sign_pub, log.identity_signature)}
     )
     ctx.static_private = key
-    return LinkDriver(ctx, end, initiator=True)
+    return LinkDriver(ctx, end, initiator=True, until_synced=until_synced)
 
 
 def test_paired_device_logs_are_pinned_and_revoke_closes_its_session(relay: RelaySide) -> None:
@@ -228,8 +230,7 @@ def test_unpaired_member_logs_are_not_pinned(relay: RelaySide) -> None:
     async def one_sync() -> None:
         member_end, relay_end = Pipe().ends
         relay_driver = LinkDriver(relay.ctx, relay_end, initiator=False)
-        member = _member_driver(None, log, member_end)
-        member.until_synced = True
+        member = _member_driver(None, log, member_end, until_synced=True)
         async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
             relay.ctx.committer = Committer(relay.store, 0.0)  # one per event loop
             committer = tasks.create_task(relay.ctx.committer.run())
@@ -287,8 +288,7 @@ def test_member_pin_refuses_another_relay_key(relay: RelaySide) -> None:
     async def one_sync(pin: str) -> tuple[str, str]:
         member_end, relay_end = Pipe().ends
         relay_driver = LinkDriver(relay.ctx, relay_end, initiator=False)
-        member = _member_driver(None, log, member_end)
-        member.until_synced = True
+        member = _member_driver(None, log, member_end, until_synced=True)
         member.ctx.pinned_fingerprint = pin
         async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
             tasks.create_task(relay_driver.run())

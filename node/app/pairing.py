@@ -37,7 +37,7 @@ from node.proto.messages import ROLE_RELAY
 from node.store.devices import MAX_NAME, Device, DeviceBook
 
 if TYPE_CHECKING:
-    from node.app.peer import LinkDriver
+    from node.app.linkcore import LinkCore
 
 log = logging.getLogger("waystation.pairing")
 
@@ -160,25 +160,24 @@ class RelayPairing:
 
     # -- the exchange on a link -------------------------------------------------------------
 
-    def on_pairing(self, driver: LinkDriver, step: int, data: bytes) -> None:
-        """One Pairing step from `driver`'s peer: answer it in its session.
+    def on_pairing(self, core: LinkCore, step: int, data: bytes, now_ms: int) -> None:
+        """One Pairing step from `core`'s peer: answer it in its session (`now_ms`: its clock).
 
         Raises:
             RemoteProtocolError: the peer broke the exchange (its link ends).
         """
-        session = driver.session
-        now_ms = driver.ctx.clock()
-        exchange = self._exchanges.get(id(driver))
+        session = core.session
+        exchange = self._exchanges.get(id(core))
         if exchange is None:
             if step != pp.START:
                 raise RemoteProtocolError("pairing step %d before START" % step, REASON_UNEXPECTED)
             window = self.window
             if window is None or not window.open_at(self.clock()):
-                driver.ctx.count("pairing.refused.no-window")
+                core.ctx.count("pairing.refused.no-window")
                 session.send_pairing(pp.RESULT, pp.encode_result(pp.NO_WINDOW), now_ms)
                 return
             if window.busy:
-                driver.ctx.count("pairing.refused.busy")
+                core.ctx.count("pairing.refused.busy")
                 session.send_pairing(pp.RESULT, pp.encode_result(pp.BUSY), now_ms)
                 return
             assert session.handshake_hash is not None
@@ -187,20 +186,20 @@ class RelayPairing:
             exchange = pp.PairingExchange(
                 self.suite, Spake2Side, False, window.code.encode(), session.handshake_hash
             )
-            self._exchanges[id(driver)] = exchange
+            self._exchanges[id(core)] = exchange
             self._check_attempts(window)
         try:
             for out_step, out_data in exchange.receive(step, data):
                 session.send_pairing(out_step, out_data, now_ms)
         finally:
             if exchange.finished:
-                self._finished(driver, exchange)
+                self._finished(core, exchange)
 
-    def link_ended(self, driver: LinkDriver) -> None:
+    def link_ended(self, core: LinkCore) -> None:
         """A link ended: an exchange it left unfinished was counted as an attempt already."""
-        exchange = self._exchanges.pop(id(driver), None)
+        exchange = self._exchanges.pop(id(core), None)
         if exchange is not None:
-            driver.ctx.count("pairing.failed")  # left mid-exchange (a wrong code, usually)
+            core.ctx.count("pairing.failed")  # left mid-exchange (a wrong code, usually)
             if self.window is not None:
                 self.window.busy = False
 
@@ -209,26 +208,26 @@ class RelayPairing:
             window.closed = "attempts"  # this attempt runs to its end; no other may start
             log.warning("pairing window closed: %d attempts", window.attempts)
 
-    def _finished(self, driver: LinkDriver, exchange: pp.PairingExchange) -> None:
-        self._exchanges.pop(id(driver), None)
+    def _finished(self, core: LinkCore, exchange: pp.PairingExchange) -> None:
+        self._exchanges.pop(id(core), None)
         window = self.window
         if window is not None:
             window.busy = False
         if exchange.state != pp.PAIRED:
-            driver.ctx.count("pairing.failed")
-            log.warning("%s: pairing failed (wrong code)", driver.link.label)
+            core.ctx.count("pairing.failed")
+            log.warning("%s: pairing failed (wrong code)", core.label)
             return
-        remote = driver.session.remote_static
+        remote = core.session.remote_static
         assert remote is not None
-        hello = driver.session.peer_hello
+        hello = core.session.peer_hello
         kind = "relay" if hello is not None and hello.role == ROLE_RELAY else "device"
         name = exchange.peer_name or "device-" + pp.key_fingerprint(self.suite, remote)[:9]
         self.devices.add(Device(remote, name, kind, self.device_quota, int(self.clock())))
         self.commit()
         if window is not None:
             window.closed = "paired"
-        driver.ctx.count("pairing.paired")
-        log.info("%s: paired %s %r (%s)", driver.link.label, kind, name, self._short(remote))
+        core.ctx.count("pairing.paired")
+        log.info("%s: paired %s %r (%s)", core.label, kind, name, self._short(remote))
 
     def _short(self, key: bytes) -> str:
         return pp.key_fingerprint(self.suite, key)
