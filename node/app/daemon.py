@@ -214,7 +214,7 @@ class Daemon:
             self.suite,
             DeviceBook(store),
             committer.commit_now,
-            self.suite.x25519_public(self.ctx.session_static()),
+            self.identity.link_public(self.suite),
             config.relay.pairing_window_s,
             config.relay.device_log_bytes,
             config.relay.trusted,
@@ -222,8 +222,6 @@ class Daemon:
             community_quota=config.relay.community_log_bytes,
         )
         self.ctx.pairing = self.pairing
-        log.info("link key fingerprint %s (members pin it; relay.trusted lists these)",
-                 self.pairing.fingerprint)  # fmt: skip
         handlers = {"status": lambda _: status_report(self), **self.pairing.handlers()}
         control = ControlServer(self.data_dir, handlers, self.ctx.count)
         await control.open()  # before "listening" and READY=1: `waystation status` works then

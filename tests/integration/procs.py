@@ -145,12 +145,9 @@ def link_fingerprint(data_dir: Path) -> str:
     """The link-key fingerprint of the relay that will run on `data_dir` (its key made now)."""
     from node.app.identity import load_or_create_identity
     from node.crypto._nacl import NaclSuite
-    from node.proto.pairing import key_fingerprint
 
     suite = NaclSuite()
-    identity = load_or_create_identity(data_dir, suite)
-    static = suite.x25519_public(suite.ed25519_sk_to_x25519(identity.secret_key))
-    return key_fingerprint(suite, static)
+    return load_or_create_identity(data_dir, suite).fingerprint(suite)
 
 
 def trusting(config: Path, relays: Sequence[Path], text: str = "") -> Path:

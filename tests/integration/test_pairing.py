@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from node.app.control import CommandError, request
-from tests.integration.procs import WAYSTATION, Member, Relay, child_env, wait_until
+from tests.integration.procs import (
+    WAYSTATION,
+    Member,
+    Relay,
+    child_env,
+    link_fingerprint,
+    wait_until,
+)
 
 DEADLINE_S = 30.0
 PAIRED = re.compile(r"paired with relay ([0-9a-f-]{39}) at ")
@@ -50,6 +57,17 @@ def test_pairing_wrong_codes_and_pins(tmp_path: Path) -> None:
         alice.init()
         window = open_window(relay)
         assert re.fullmatch(r"\d{4}-\d{4}", window["code"])
+        # One fingerprint everywhere: the window's (and QR code's), the start-up log line, status,
+        # `waystation identity`, the one relay.trusted lists.
+        fingerprint = window["fingerprint"]
+        assert fingerprint == link_fingerprint(relay.data_dir)
+        assert "relay %s listening on" % fingerprint in relay.log
+        assert request(relay.data_dir, "status", {})["fingerprint"] == fingerprint
+        identity = subprocess.run(
+            [WAYSTATION, "identity", "--data", str(relay.data_dir)],
+            capture_output=True, text=True, timeout=DEADLINE_S, env=child_env(tmp_path),
+        )  # fmt: skip
+        assert identity.stdout.splitlines()[0] == "node " + fingerprint
         assert window["qr_payload"] == "waystation-pair:%s:%s" % (
             window["fingerprint"],
             window["code"],
