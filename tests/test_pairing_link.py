@@ -19,7 +19,7 @@ from node.link import Link
 from node.pipe import Pipe
 from node.proto import pairing as pp
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
-from node.proto.session import SessionLimits
+from node.proto.session import PairingReceived, Session, SessionLimits, SessionOpened
 from node.store.devices import DeviceBook
 from node.store.sqlite import SQLiteStore
 from node.sync.store import MemoryStore
@@ -299,3 +299,81 @@ def test_member_pin_refuses_another_relay_key(relay: RelaySide) -> None:
     assert reason == "integrity" and "is not the pinned 0000-0000" in text
     reason, _ = asyncio.run(one_sync(relay.pairing.fingerprint))
     assert reason == "ok"
+
+
+def test_a_recorded_exchange_replayed_in_another_session_does_not_pair(
+    relay: RelaySide, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone who had the phone's pairing steps in the clear (START, CONFIRM) replays them in a
+    session of its own while a window is open: the confirmation is bound to the recorded
+    session's handshake hash, so the relay answers "wrong code", pins nothing, and the replay
+    costs one of the window's attempts."""
+    recorded: list[tuple[int, bytes]] = []
+
+    class Recording(pp.PairingExchange):
+        def begin(self, name: str) -> tuple[int, bytes]:
+            step = super().begin(name)
+            recorded.append(step)
+            return step
+
+        def receive(self, step: int, data: bytes) -> list[tuple[int, bytes]]:
+            out = super().receive(step, data)
+            if self.initiator:
+                recorded.extend(out)
+            return out
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pp, "PairingExchange", Recording)
+        relay.pair(relay.open(), SUITE.random_bytes(32))
+    assert [step for step, _ in recorded] == [pp.START, pp.CONFIRM]
+
+    relay.open()
+    replayer = SUITE.random_bytes(32)
+    assert asyncio.run(_replay(relay, replayer, recorded)) == pp.WRONG_CODE
+    assert relay.pairing.device_of(SUITE.x25519_public(replayer)) is None
+    assert len(relay.pairing.devices.all()) == 1  # only the phone that really paired
+    status = relay.pairing.cmd_status({})
+    assert isinstance(status, dict) and status["attempts_left"] == MAX_ATTEMPTS - 1
+    assert relay.ctx.stats.get("pairing.failed") == 1
+
+
+async def _replay(relay: RelaySide, key: bytes, steps: list[tuple[int, bytes]]) -> int:
+    """Open a session to the relay with `key` and send `steps` as they were recorded: START
+    once the session is open, the rest one per Pairing step the relay sends. Returns the status
+    of the relay's RESULT."""
+    loop = asyncio.get_running_loop()
+
+    def now() -> int:
+        return int(loop.time() * 1000)
+
+    phone_end, relay_end = Pipe().ends
+    driver = LinkDriver(relay.ctx, relay_end, initiator=False)
+    session = Session(
+        SUITE, True, key, ROLE_MEMBER, now(), SessionLimits(), frame_hint=phone_end.frame_hint
+    )
+    pending = list(steps)
+    status = -1
+    async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
+        relay_task = tasks.create_task(driver.run())
+        while not session.is_finished:
+            while (event := session.next_event()) is not None:
+                if isinstance(event, SessionOpened) and pending:
+                    session.send_pairing(*pending.pop(0), now())
+                elif isinstance(event, PairingReceived) and event.step == pp.RESULT:
+                    status = pp.decode_result(event.data)
+                    session.close("ok", "", now())
+                elif isinstance(event, PairingReceived) and pending:
+                    session.send_pairing(*pending.pop(0), now())
+            frames = session.frames_to_send()
+            if frames:
+                await phone_end.send(frames)
+            if session.is_finished:
+                break
+            frame = await phone_end.recv()
+            if frame is None:
+                session.connection_lost(now())
+            else:
+                session.receive_frame(frame, now())
+        await phone_end.close()
+        await relay_task
+    return status

@@ -133,7 +133,7 @@ def decode_start(data: bytes) -> "tuple[bytes, str]":
     except UnicodeError:
         raise RemoteProtocolError("pairing START: name is not UTF-8") from None
     for char in name:
-        if ord(char) < 0x20 or ord(char) == 0x7F:
+        if ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:  # C0, DEL, C1 (CSI 0x9B)
             raise RemoteProtocolError("pairing START: name has control characters")
     return data[:PAKE_MESSAGE_BYTES], name
 

@@ -55,7 +55,8 @@ class TestCodecs(TestCase):
 
     def test_start_refusals(self):
         for bad in (b"", b"A" * 33, b"A" * 33 + b"\x05ab", b"A" * 33 + b"\x01\x07",
-                    b"A" * 33 + b"\x02\xff\xfe", b"A" * 33 + b"\x41" + b"x" * 65):
+                    b"A" * 33 + b"\x02\xff\xfe", b"A" * 33 + b"\x41" + b"x" * 65,
+                    b"A" * 33 + b"\x02\xc2\x9b"):  # U+009B, a C1 control (CSI)
             self.assertRaises(RemoteProtocolError, pp.decode_start, bad)
         self.assertRaises(LocalProtocolError, pp.encode_start, b"A" * 32, "x")
         self.assertRaises(LocalProtocolError, pp.encode_start, b"A" * 33, "x" * 65)
