@@ -10,6 +10,7 @@ tests/property/test_pairing_states.py.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -211,3 +212,51 @@ def test_two_relays_pair_by_code_and_then_sync_as_relays(tmp_path: Path) -> None
             assert isinstance(devices, dict)
             assert [d["kind"] for d in devices["devices"]] == ["relay"]
         wait_until(lambda: relay_logs(r2) == 2, DEADLINE_S, "r1's logs reach r2 once paired")
+
+
+def admin(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`waystation pair …` / `waystation devices …` against the relay of `data_dir`."""
+    return subprocess.run(
+        [WAYSTATION, *args, "--data", str(data_dir)],
+        capture_output=True, text=True, timeout=DEADLINE_S, env=child_env(data_dir.parent),
+    )  # fmt: skip
+
+
+def test_pair_and_devices_commands_over_the_control_socket(tmp_path: Path) -> None:
+    nobody = admin(tmp_path / "no-relay", "pair")
+    assert nobody.returncode == 3 and "no waystation daemon is running" in nobody.stderr
+    with Relay(tmp_path / "relay", config=members_only(tmp_path)) as relay:
+        opened = admin(relay.data_dir, "pair", "--seconds", "90")
+        assert opened.returncode == 0, opened.stderr
+        assert opened.stdout.startswith("pairing window open for 90 s, 3 attempts\n")
+        code = re.search(r"^code +(\d{4}-\d{4})$", opened.stdout, re.M)
+        shown = re.search(r"^fingerprint +([0-9a-f-]{39})$", opened.stdout, re.M)
+        assert code and shown and shown.group(1) == link_fingerprint(relay.data_dir)
+        assert "▀" in opened.stdout or "▄" in opened.stdout  # the QR code, in the terminal
+        status = json.loads(admin(relay.data_dir, "pair", "status", "--json").stdout)
+        assert status["open"] is True and status["attempts_left"] == 3
+
+        alice = Member(tmp_path / "alice", "alice")
+        alice.init()
+        paired = pair(alice, relay, code.group(1), "--fingerprint", shown.group(1))
+        assert paired.returncode == 0, paired.stderr
+        assert admin(relay.data_dir, "pair", "status").stdout.startswith(
+            "no pairing window open (paired)\n"
+        )
+        listing = admin(relay.data_dir, "devices")
+        assert listing.returncode == 0 and listing.stdout.startswith("NAME ")
+        [row] = json.loads(admin(relay.data_dir, "devices", "list", "--json").stdout)["devices"]
+        assert row["name"] == "member" and row["kind"] == "device"
+        assert row["fingerprint"] in listing.stdout
+
+        renamed = admin(relay.data_dir, "devices", "rename", row["fingerprint"][:9], "Ana")
+        assert renamed.returncode == 0 and renamed.stdout.startswith("Ana "), renamed.stderr
+        quota = admin(relay.data_dir, "devices", "set-quota", "Ana", "2M", "--json")
+        assert quota.returncode == 0 and json.loads(quota.stdout)["quota"] == 2 << 20
+        unsized = admin(relay.data_dir, "devices", "set-quota", "Ana", "lots")
+        assert unsized.returncode == 2 and "is not a size" in unsized.stderr
+        unknown = admin(relay.data_dir, "devices", "revoke", "Bob")
+        assert unknown.returncode == 1 and "'Bob': no such device" in unknown.stderr
+        revoked = admin(relay.data_dir, "devices", "revoke", "Ana")
+        assert revoked.stdout == "revoked Ana: 0 log(s) unpinned, 0 link(s) closed\n"
+        assert admin(relay.data_dir, "devices").stdout == "no paired devices or relays\n"
