@@ -28,6 +28,8 @@ Hook for `peer sync` (added by the link driver's author): open_member(DIR) gives
 them (address -> (sign_pub, identity signature)); after_sync(client) processes what arrived.
 """
 
+from __future__ import annotations
+
 import argparse
 import asyncio
 import json
@@ -48,7 +50,7 @@ from node.sync.entry import decode_entry
 
 if TYPE_CHECKING:
     from node.app.peer import SyncOutcome
-    from node.link import PeerAddress
+    from node.link import Dialers, PeerAddress
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -190,7 +192,10 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     pair = commands.add_parser("pair", help="pair with a relay by the code its console shows")
     _data_arg(pair)
     pair.add_argument("--code", required=True, help="the code the relay shows, like 1234-5678")
-    pair.add_argument("--relay", required=True, metavar="HOST:PORT", help="the relay")
+    pair_where = pair.add_mutually_exclusive_group(required=True)
+    pair_where.add_argument("--relay", metavar="HOST:PORT", help="the relay")
+    pair_where.add_argument("--ble", action="store_true", help="the first relay in BLE range")
+    pair.add_argument("--adapter", default="hci0", help="BlueZ adapter (with --ble)")
     pair.add_argument("--fingerprint", help="the relay's key fingerprint (from its QR code)")
     pair.add_argument("--name", default="member", help="our name in the relay's device list")
     pair.add_argument("--timeout", type=float, default=30.0, help="give up after S seconds")
@@ -407,11 +412,8 @@ def progress_reporter(
 
 def _pair(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer pair`: SPAKE2 on the relay's code; pins the relay and our device key for it."""
-    from node.app.config import parse_host_port
     from node.app.pair_client import PairingError, RelayPin, pair_with, save_pin
     from node.app.pairing import normalise_code
-    from node.app.sync_client import member_dialers
-    from node.lan.tcp import tcp_address
     from node.proto.messages import ROLE_MEMBER
     from node.proto.pairing import key_fingerprint
 
@@ -420,31 +422,61 @@ def _pair(session: PeerSession, args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err("waystation peer: --code: %s" % exc)
         return EXIT_USER_ERROR
-    where = parse_host_port(args.relay, "--relay")
-    address = tcp_address(where.host, where.port)
+    target = _target(args)
+    if target is None:
+        return EXIT_SYNC_FAILED
+    address, where, dialers = target
     device_key = session.suite.random_bytes(32)
     expect = args.fingerprint.lower() if args.fingerprint else None
     try:
         remote = asyncio.run(
             pair_with(
-                session.suite, member_dialers(), address, code, args.name, device_key,
+                session.suite, dialers, address, code, args.name, device_key,
                 ROLE_MEMBER, args.timeout, expect,
             )
         )  # fmt: skip
     except (PairingError, LinkError) as exc:
-        _err("waystation peer: pairing with %s failed: %s" % (args.relay, exc))
+        _err("waystation peer: pairing with %s failed: %s" % (where, exc))
         return EXIT_SYNC_FAILED
     except TimeoutError:
-        _err("waystation peer: pairing with %s timed out" % args.relay)
+        _err("waystation peer: pairing with %s timed out" % where)
         return EXIT_SYNC_FAILED
     fingerprint = key_fingerprint(session.suite, remote)
     save_pin(session.data_dir, address, RelayPin(fingerprint, device_key))
-    _out("paired with relay %s at %s" % (fingerprint, args.relay))
+    _out("paired with relay %s at %s" % (fingerprint, where))
     return 0
 
 
+def _target(args: argparse.Namespace) -> tuple[PeerAddress, str, Dialers] | None:
+    """Where `--ble`, `--discover` or `--relay` points (address, its words for messages) and
+    the dialers that reach it; None, said on stderr, when BLE is missing or nothing answered.
+
+    Raises:
+        MemberError: a malformed or unresolvable --relay.
+    """
+    from node.app.sync_client import ble_dialers, member_dialers
+    from node.lan.tcp import tcp_address
+    from node.link import PeerAddress
+
+    if args.ble:
+        try:
+            dialers = ble_dialers(args.adapter)
+        except LinkError as exc:
+            _err("waystation peer: cannot reach a relay over BLE: %s" % exc)
+            return None
+        return PeerAddress("ble", "any"), "a relay over BLE", dialers
+    if getattr(args, "discover", False):
+        found = _discover(args)
+        if found is None:
+            return None
+        host, port = found
+    else:
+        host, port = _relay_address(args.relay)
+    return tcp_address(host, port), "%s:%d" % (host, port), member_dialers()
+
+
 def _relay_pin(
-    session: PeerSession, address: "PeerAddress", pin_arg: str | None
+    session: PeerSession, address: PeerAddress, pin_arg: str | None
 ) -> tuple[str | None, bytes | None]:
     """(pinned fingerprint, our device key) for this relay; `--pin` is remembered.
 
@@ -510,29 +542,14 @@ def _discover(args: argparse.Namespace) -> tuple[str, int] | None:
 
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
-    from node.app.sync_client import ble_dialers, member_context, sync_with
-    from node.lan.tcp import tcp_address
-    from node.link import Dialers, PeerAddress
+    from node.app.sync_client import member_context, sync_with
 
     client = session.client
     deadline = time.monotonic() + args.timeout
-    dialers: Dialers | None = None
-    if args.ble:
-        address, where = PeerAddress("ble", "any"), "a relay over BLE"
-        try:
-            dialers = ble_dialers(args.adapter)
-        except LinkError as exc:
-            _err("waystation peer: cannot sync: %s" % exc)
-            return EXIT_SYNC_FAILED
-    else:
-        if args.discover:
-            found = _discover(args)
-            if found is None:
-                return EXIT_SYNC_FAILED
-            host, port = found
-        else:
-            host, port = _relay_address(args.relay)
-        address, where = tcp_address(host, port), "%s:%d" % (host, port)
+    target = _target(args)
+    if target is None:
+        return EXIT_SYNC_FAILED
+    address, where, dialers = target
     progress = progress_reporter(
         PROGRESS_MIN_ENTRIES if args.progress_entries is None else args.progress_entries,
         PROGRESS_INTERVAL_S if args.progress_interval is None else args.progress_interval,
