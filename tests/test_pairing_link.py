@@ -154,10 +154,17 @@ def test_wrong_code_three_strikes_close_the_window(relay: RelaySide) -> None:
 
 def test_expired_window(relay: RelaySide) -> None:
     code = relay.open()
-    relay.clock.now += 121
+    relay.clock.now += 119
+    status = relay.pairing.cmd_status({})
+    assert isinstance(status, dict) and status["open"] is True and status["expires_in_s"] == 1
+    relay.clock.now += 2
     with pytest.raises(PairingError, match="no pairing window"):
         relay.pair(code)
     assert relay.pairing.devices.all() == []
+    status = relay.pairing.cmd_status({})
+    assert isinstance(status, dict) and status["open"] is False and status["closed"] == "expired"
+    assert status["attempts_left"] == MAX_ATTEMPTS  # a refused START costs no attempt
+    assert relay.ctx.stats.get("pairing.refused.no-window") == 1
 
 
 def test_no_window(relay: RelaySide) -> None:
@@ -217,7 +224,8 @@ def test_paired_device_logs_are_pinned_and_revoke_closes_its_session(relay: Rela
         return outcome.reason, outcome.text
 
     reason, text = asyncio.run(session_then_revoke())
-    assert reason == "revoked" and "revoked" in text
+    assert reason == "revoked" and "revoked" in text  # the member heard Bye "revoked"
+    assert relay.ctx.stats.get("links.closed.revoked") == 1
     assert not relay.store.log_info(log.address).pinned
     assert relay.pairing.devices.all() == []
     assert relay.store.log_info(log.address).entry_count == 1  # the entries stay (community)
