@@ -170,6 +170,11 @@ def test_expired_window(relay: RelaySide) -> None:
 def test_no_window(relay: RelaySide) -> None:
     with pytest.raises(PairingError, match="no pairing window"):
         relay.pair("1234-5678")
+    never = relay.pairing.cmd_status({})
+    assert isinstance(never, dict) and never["closed"] == "never opened"
+    relay.open()
+    opened = relay.pairing.cmd_status({})
+    assert isinstance(opened, dict) and sorted(opened) == sorted(never)  # one shape for scripts
 
 
 def test_wrong_fingerprint_refused_before_pairing(relay: RelaySide) -> None:

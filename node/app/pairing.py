@@ -309,10 +309,12 @@ class RelayPairing:
         window = self.window
         if window is None:
             return {
+                "join": dict(self.joining),
                 "open": False,
                 "closed": "never opened",
+                "expires_in_s": 0,
+                "attempts_left": 0,
                 "fingerprint": self.fingerprint,
-                "join": dict(self.joining),
             }
         is_open = window.open_at(self.clock())
         return {
