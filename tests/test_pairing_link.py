@@ -83,15 +83,10 @@ class RelaySide:
         role: int = ROLE_MEMBER,
         expect: str | None = None,
     ) -> bytes:
+        """Pair a phone (or a relay, by `role`) with `code`; its key, random unless given."""
         return asyncio.run(self._pair(code, key, role, expect))
 
-    async def _pair(
-        self,
-        code: str,
-        key: bytes | None = None,
-        role: int = ROLE_MEMBER,
-        expect: str | None = None,
-    ) -> bytes:
+    async def _pair(self, code: str, key: bytes | None, role: int, expect: str | None) -> bytes:
         phone_end, relay_end = Pipe().ends
         driver = LinkDriver(self.ctx, relay_end, initiator=False)
         self.drivers.append(driver)
