@@ -6,7 +6,9 @@
     waystation peer invite       --data DIR GROUP         prints the invitation (carries the secret)
     waystation peer join         --data DIR INVITATION    prints the group id
     waystation peer send         --data DIR GROUP TEXT    prints the entry CID
-    waystation peer sync         --data DIR (--relay HOST:PORT | --discover) [--timeout S]
+    waystation peer sync         --data DIR (--relay HOST:PORT | --discover | --ble) [--timeout S]
+                                 [--pin FINGERPRINT]
+    waystation peer pair         --data DIR --code CODE (--relay HOST:PORT | --ble)
     waystation peer read         --data DIR GROUP [--last N]
 
 Every command takes --json (one JSON object per line on stdout). Data goes to stdout,
@@ -34,7 +36,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -42,20 +43,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from node.app.peer_relay import EXIT_SYNC_FAILED, pair_command, relay_pin, relay_target
 from node.app.peer_session import PeerSession
 from node.errors import LinkError, NodeError
 from node.member.client import MemberClient, Message, ProcessReport, SyncLog
-from node.member.errors import MemberError
 from node.sync.entry import decode_entry
 
 if TYPE_CHECKING:
     from node.app.peer import SyncOutcome
-    from node.link import Dialers, PeerAddress
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
-COMMANDS = ("init", "group create", "groups", "invite", "join", "send", "sync", "read")
+COMMANDS = ("init", "group create", "groups", "invite", "join", "send", "sync", "pair", "read")
 
 
 def default_member_dir() -> Path:
@@ -311,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
         elif command == "sync":
             return _sync(session, args)
         elif command == "pair":
-            return _pair(session, args)
+            return pair_command(session, args)
         elif command == "read":
             _read(session, args, now)
     return 0
@@ -368,7 +368,6 @@ def _read(session: PeerSession, args: argparse.Namespace, now: float) -> None:
             _err("%s: %s" % (state.name, notice))
 
 
-EXIT_SYNC_FAILED = 3
 MAX_SYNC_ROUNDS = 3
 # `peer sync` prints "... sent S, received R entries" once this many entries moved, then at most
 # once per interval. Read at call time; tests pass smaller values (hidden --progress-* options).
@@ -410,143 +409,13 @@ def progress_reporter(
     return progress
 
 
-def _pair(session: PeerSession, args: argparse.Namespace) -> int:
-    """`peer pair`: SPAKE2 on the relay's code; pins the relay and our device key for it."""
-    from node.app.pair_client import PairingError, RelayPin, pair_with, save_pin
-    from node.app.pairing import normalise_code
-    from node.proto.messages import ROLE_MEMBER
-    from node.proto.pairing import key_fingerprint
-
-    try:
-        code = normalise_code(args.code)
-    except ValueError as exc:
-        _err("waystation peer: --code: %s" % exc)
-        return EXIT_USER_ERROR
-    target = _target(args)
-    if target is None:
-        return EXIT_SYNC_FAILED
-    address, where, dialers = target
-    device_key = session.suite.random_bytes(32)
-    expect = args.fingerprint.lower() if args.fingerprint else None
-    try:
-        remote = asyncio.run(
-            pair_with(
-                session.suite, dialers, address, code, args.name, device_key,
-                ROLE_MEMBER, args.timeout, expect,
-            )
-        )  # fmt: skip
-    except (PairingError, LinkError) as exc:
-        _err("waystation peer: pairing with %s failed: %s" % (where, exc))
-        return EXIT_SYNC_FAILED
-    except TimeoutError:
-        _err("waystation peer: pairing with %s timed out" % where)
-        return EXIT_SYNC_FAILED
-    fingerprint = key_fingerprint(session.suite, remote)
-    save_pin(session.data_dir, address, RelayPin(fingerprint, device_key))
-    _out("paired with relay %s at %s" % (fingerprint, where))
-    return 0
-
-
-def _target(args: argparse.Namespace) -> tuple[PeerAddress, str, Dialers] | None:
-    """Where `--ble`, `--discover` or `--relay` points (address, its words for messages) and
-    the dialers that reach it; None, said on stderr, when BLE is missing or nothing answered.
-
-    Raises:
-        MemberError: a malformed or unresolvable --relay.
-    """
-    from node.app.sync_client import ble_dialers, member_dialers
-    from node.lan.tcp import tcp_address
-    from node.link import PeerAddress
-
-    if args.ble:
-        try:
-            dialers = ble_dialers(args.adapter)
-        except LinkError as exc:
-            _err("waystation peer: cannot reach a relay over BLE: %s" % exc)
-            return None
-        return PeerAddress("ble", "any"), "a relay over BLE", dialers
-    if getattr(args, "discover", False):
-        found = _discover(args)
-        if found is None:
-            return None
-        host, port = found
-    else:
-        host, port = _relay_address(args.relay)
-    return tcp_address(host, port), "%s:%d" % (host, port), member_dialers()
-
-
-def _relay_pin(
-    session: PeerSession, address: PeerAddress, pin_arg: str | None
-) -> tuple[str | None, bytes | None]:
-    """(pinned fingerprint, our device key) for this relay; `--pin` is remembered.
-
-    Raises:
-        MemberError: `--pin` differs from the pin already recorded for this address.
-    """
-    from node.app.pair_client import RelayPin, load_pins, save_pin
-
-    pin = load_pins(session.data_dir).get(str(address))
-    if pin_arg is not None:
-        wanted = pin_arg.strip().lower()
-        if pin is not None and pin.fingerprint != wanted:
-            raise MemberError(
-                "%s is pinned to %s already, not %s (remove it from %s to change it)"
-                % (address, pin.fingerprint, wanted, session.data_dir / "relays.json")
-            )
-        if pin is None:
-            pin = RelayPin(wanted)
-            save_pin(session.data_dir, address, pin)
-    if pin is None:
-        return None, None
-    return pin.fingerprint, pin.device_key or None
-
-
-def _relay_address(text: str) -> tuple[str, int]:
-    """--relay HOST:PORT, checked and resolved, with errors in the user's words.
-
-    Raises:
-        NodeError: a URL, a malformed HOST:PORT, a port out of range, or a host that does not
-            resolve (each message names --relay).
-    """
-    from node.app.config import parse_host_port
-
-    if "://" in text or text.startswith("//"):
-        raise MemberError("--relay takes HOST:PORT (e.g. 192.0.2.7:4740), not a URL: %r" % text)
-    address = parse_host_port(text, "--relay")
-    try:
-        socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise MemberError(
-            "--relay: cannot find host %r (check the name, or give its IP address)" % address.host
-        ) from None
-    return address.host, address.port
-
-
-def _discover(args: argparse.Namespace) -> tuple[str, int] | None:
-    """--discover: a relay on the LAN, or None after the deadline (said on stderr)."""
-    from node.app.sync_client import discover_relay
-
-    _err("looking for a relay on the LAN (zeroconf) for up to %.0f s ..." % args.timeout)
-    try:
-        host, port = asyncio.run(discover_relay(args.timeout, args.interface))
-    except LinkError:
-        _err(
-            "waystation peer: no relay answered on the LAN within %.0f s: check that a relay runs"
-            " on this network (`waystation run`) and that this machine allows multicast DNS, or"
-            " name one with --relay HOST:PORT" % args.timeout
-        )
-        return None
-    _err("found a relay at %s:%d" % (host, port))
-    return host, port
-
-
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
     from node.app.sync_client import member_context, sync_with
 
     client = session.client
     deadline = time.monotonic() + args.timeout
-    target = _target(args)
+    target = relay_target(args)
     if target is None:
         return EXIT_SYNC_FAILED
     address, where, dialers = target
@@ -557,10 +426,8 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     )
     lost = client.store_lost
     if lost:
-        _err(
-            "recovering this device's log from %s (the local store lost entries)" % where
-        )
-    pinned, device_key = _relay_pin(session, address, args.pin)
+        _err("recovering this device's log from %s (the local store lost entries)" % where)
+    pinned, device_key = relay_pin(session, address, args.pin)
     client.process(time.time())
     sent = received = opened = 0
     # The event loop exists (and so does asyncio's Ctrl-C handling) before we say we sync: a
