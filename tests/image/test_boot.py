@@ -106,6 +106,7 @@ class Guest:
             with self._changed:
                 self.lines.append(line)
                 self._changed.notify_all()
+        self.proc.stdout.close()
         self.log.close()
         with self._changed:
             self._eof = True
@@ -276,7 +277,7 @@ def test_first_boot_sync_reboot_and_power_cut(
             if "sent" in line:
                 break
         guest.power_cut()
-        syncing.wait(SYNC_TIMEOUT_S)
+        syncing.communicate(timeout=SYNC_TIMEOUT_S)  # it fails (link lost); pipes closed
     finally:
         guest.kill()
 
