@@ -207,6 +207,11 @@ def test_units_enabled(parts: dict[str, Partition]) -> None:
     assert "After=bluetooth.service" in drop_in and "User=waystation" in drop_in
     assert "/opt/waystation/bin/waystation run" in drop_in
     assert "waystation" in root.listing("/opt/waystation/bin")
+    # A relay without a cable must not wait two minutes for the network before it starts.
+    wait_online = root.read(
+        "/etc/systemd/system/systemd-networkd-wait-online.service.d/waystation.conf"
+    )
+    assert "--any" in wait_online and "--timeout=30" in wait_online
 
 
 def test_journald_cap_and_mounts(parts: dict[str, Partition]) -> None:
