@@ -93,7 +93,7 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 KNOWN_REASONS = frozenset(
     {
         "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
-        "version", "unsettled", "quota", "lost", "store-error", "internal-error",
+        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "idle",
     }
 )  # fmt: skip
 
@@ -175,6 +175,7 @@ class SyncOutcome:
     entries_sent: int = 0
     entries_received: int = 0
     entries_refused: int = 0
+    logs_declared: int = 0  # logs the peer declared (its activity, beside entries moved)
     remote_static: bytes = b""
 
 
@@ -493,6 +494,7 @@ class LinkDriver:
                     "log %s declared under two refs" % decl.address[:80], REASON_UNEXPECTED
                 )
             self._peer_declarations += 1
+            self.outcome.logs_declared = self._peer_declarations
             if self._peer_declarations > self.ctx.policy.max_session_logs:
                 raise RemoteProtocolError(
                     "more than %d logs declared in one session" % self.ctx.policy.max_session_logs,
