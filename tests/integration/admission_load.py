@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -176,3 +178,25 @@ async def run_attack(port: int, attack: Attack) -> None:
         await attack.idlers_tried.wait()
         for _ in range(TRICKLERS):
             tasks.create_task(trickler(port, attack))
+
+
+async def _attack_until_stdin_closes(port: int) -> None:
+    """Run the attack until our stdin reaches EOF (the parent closed it); print what it did."""
+    attack = Attack()
+    loop = asyncio.get_running_loop()
+    async with asyncio.TaskGroup() as tasks:
+        attackers = tasks.create_task(run_attack(port, attack))
+        await attack.started.wait()
+        print("started", flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)
+        attack.stop.set()
+        await attackers
+    print(
+        json.dumps({"connected": attack.connected, "sessions": attack.sessions,
+                    "byes": attack.byes, "refused": attack.refused}),
+        flush=True,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":  # bench/admission.py runs the attack in a process of its own
+    asyncio.run(_attack_until_stdin_closes(int(sys.argv[1])))
