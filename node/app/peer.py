@@ -93,7 +93,7 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 KNOWN_REASONS = frozenset(
     {
         "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
-        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "idle",
+        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "idle", "busy",
     }
 )  # fmt: skip
 
