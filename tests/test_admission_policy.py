@@ -133,9 +133,9 @@ def test_handshake_deadline_is_absolute_whatever_trickles_in() -> None:
     ticket = admit(policy, "a", 0.0)
     for t in range(1, 10):
         policy.active(ticket, t, float(t))  # bytes trickle: no effect on the deadline
-        assert policy.due(float(t)) == []
+        assert policy.due(float(t)) == ([], [])
     assert policy.next_deadline() == 10.0
-    assert policy.due(10.0) == [(ticket, CLOSE_TIMEOUT)]
+    assert policy.due(10.0) == ([(ticket, CLOSE_TIMEOUT)], [])
     assert ticket.state == CLOSED and policy.pending == 0 and policy.links_of("a") == 0
 
 
@@ -144,10 +144,9 @@ def test_waiting_links_have_the_deadline_from_arrival() -> None:
     a1, a2 = admit(policy, "a", 0.0), admit(policy, "a", 0.0)
     waiting = admit(policy, "a", 5.0)
     assert waiting.state == WAITING
-    due = policy.due(10.0)
-    assert due == [(a1, CLOSE_TIMEOUT), (a2, CLOSE_TIMEOUT)]
-    assert policy.started_after_due(due, 10.0) == [waiting]
-    assert policy.due(14.9) == [] and policy.due(20.0) == [(waiting, CLOSE_TIMEOUT)]
+    assert policy.due(10.0) == ([(a1, CLOSE_TIMEOUT), (a2, CLOSE_TIMEOUT)], [waiting])
+    assert policy.due(14.9) == ([], [])
+    assert policy.due(20.0) == ([(waiting, CLOSE_TIMEOUT)], [])
 
 
 def test_idle_sessions_close_unless_they_do_something() -> None:
@@ -156,9 +155,9 @@ def test_idle_sessions_close_unless_they_do_something() -> None:
     busy = session(policy, "b", 0.0)
     policy.active(busy, 3, 1.0)
     assert policy.next_deadline() == 30.0
-    assert policy.due(29.9) == []
-    assert policy.due(30.0) == [(idle, CLOSE_IDLE)]
-    assert policy.due(10_000.0) == [] and busy.state == SESSION
+    assert policy.due(29.9) == ([], [])
+    assert policy.due(30.0) == ([(idle, CLOSE_IDLE)], [])
+    assert policy.due(10_000.0) == ([], []) and busy.state == SESSION
     assert policy.next_deadline() is None
 
 
@@ -200,8 +199,9 @@ def test_limits_hold_whatever_happens(steps: list[tuple[str, int, int]]) -> None
             elif op == "active":
                 policy.active(ticket, dt, now)
             elif op == "due":
-                for t, _ in policy.due(now):
-                    assert t.state == CLOSED
+                closing, started = policy.due(now)
+                assert all(t.state == CLOSED for t, _ in closing)
+                assert all(t.state == HANDSHAKE for t in started)
         live = [t for t in live if t.state != CLOSED]
         assert policy.sessions <= LIMITS.max_sessions
         assert policy.pending <= LIMITS.max_pending

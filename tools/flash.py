@@ -194,9 +194,7 @@ def target_disk(device: str, disks: list[Disk]) -> Disk:
         if os.path.realpath(disk.path) == real:
             return disk
         if real in (os.path.realpath(p) for p in disk.partitions):
-            raise RefusedError(
-                "%s is a partition of %s: give the whole disk" % (device, disk.path)
-            )
+            raise RefusedError("%s is a partition of %s: give the whole disk" % (device, disk.path))
     raise RefusedError("%s is not a disk lsblk knows" % device)
 
 
@@ -666,9 +664,9 @@ def copy_config(disk: Disk, fd: int, config: Path) -> None:
 
 
 def confirm(disk: Disk, ask: Callable[[str], str]) -> None:
-    prompt = (
-        "Everything on %s will be erased.\nType the device name (%s) to go on: "
-        % (disk.describe(), disk.path)
+    prompt = "Everything on %s will be erased.\nType the device name (%s) to go on: " % (
+        disk.describe(),
+        disk.path,
     )
     try:
         answer = ask(prompt)

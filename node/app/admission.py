@@ -161,16 +161,18 @@ class Admission(Generic[T]):
         if self.links_of(source) >= limits.max_links_per_source:
             return REFUSED_SOURCE_LINKS, [], []
         evicted: list[tuple[Ticket[T], str]] = []
+        startable: list[Ticket[T]] = []
         if len(self._pending) >= limits.max_pending:
             victim = self._busiest_pending(source)
             if victim is None:
                 return REFUSED_PENDING, [], []
             self._close(victim, now)
             evicted.append((victim, CLOSE_PENDING))
+            startable = self._startable(victim.source, now)  # its handshake slot may be free
         ticket = Ticket(source, item, now)
         self._by_source.setdefault(source, []).append(ticket)
         self._pending.append(ticket)
-        return ticket, evicted, self._startable(source, now)
+        return ticket, evicted, startable + self._startable(source, now)
 
     def opened(self, ticket: Ticket[T], now: float) -> tuple[list[Ticket[T]], list[Ticket[T]]]:
         """`ticket`'s handshake and Hello are done: it is a session now.
@@ -208,9 +210,13 @@ class Admission(Generic[T]):
         self._close(ticket, now)
         return self._startable(ticket.source, now)
 
-    def due(self, now: float) -> list[tuple[Ticket[T], str]]:
-        """Links whose deadline passed by `now`, with the reason to close them. Each is closed in
-        the policy already; the caller closes the link and then calls `closed` (a no-op) or not."""
+    def due(self, now: float) -> tuple[list[tuple[Ticket[T], str]], list[Ticket[T]]]:
+        """Links whose deadline passed by `now`.
+
+        Returns:
+            (links to close with their reasons: each is closed in the policy already, and a later
+            `closed` for it is a no-op; tickets that may start now, in the slots they freed).
+        """
         out: list[tuple[Ticket[T], str]] = []
         limits = self.limits
         for ticket in list(self._pending):
@@ -221,14 +227,10 @@ class Admission(Generic[T]):
             if ticket.activity == 0 and now >= ticket.since + limits.idle_session_s:
                 self._close(ticket, now)
                 out.append((ticket, CLOSE_IDLE))
-        return out
-
-    def started_after_due(self, closed: list[tuple[Ticket[T], str]], now: float) -> list[Ticket[T]]:
-        """Tickets that may start now that the links `due` returned are gone."""
         started: list[Ticket[T]] = []
-        for source in dict.fromkeys(t.source for t, _ in closed):
+        for source in dict.fromkeys(t.source for t, _ in out):
             started.extend(self._startable(source, now))
-        return started
+        return out, started
 
     def next_deadline(self) -> float | None:
         """The earliest time `due` may return something, or None."""

@@ -49,6 +49,7 @@ from node.app.admission import (
 )
 from node.app.config import Config, admission_limits, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
+from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
@@ -151,14 +152,19 @@ class Daemon:
             raise ConfigError("lan.listen", str(exc)) from exc
         self.port = self.listener.port
         try:
-            self.identity = load_or_create_identity(self.data_dir, self.suite)
-            store = SQLiteStore.open_in(
-                self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
-            )
+            claim = claim_data_dir(self.data_dir)  # read-only, a second daemon, a lost store
             try:
-                await self._run_with_store(store)
+                self.identity = load_or_create_identity(self.data_dir, self.suite)
+                store = SQLiteStore.open_in(
+                    self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
+                )
+                try:
+                    store.quick_check()
+                    await self._run_with_store(store)
+                finally:
+                    store.close()
             finally:
-                store.close()
+                claim.release()
         finally:
             self.listener.close()
 
@@ -325,10 +331,9 @@ class Daemon:
                     await self._admission_changed.wait()
             self._admission_changed.clear()
             now = time.monotonic()
-            due = self._admission.due(now)
-            if due:
-                self._close_all(due, now)
-                self._start_all(self._admission.started_after_due(due, now))
+            due, startable = self._admission.due(now)
+            self._close_all(due, now)
+            self._start_all(startable)
 
     def _close_all(self, closing: list[tuple[Ticket[_Slot], str]], now: float) -> None:
         for ticket, reason in closing:

@@ -51,11 +51,13 @@ from dataclasses import dataclass, field
 
 from node.app.context import Fresh, Key, NodeContext
 from node.errors import (
+    REASON_QUOTA,
     REASON_TIMEOUT,
     REASON_UNEXPECTED,
     IntegrityError,
     LinkError,
     RemoteProtocolError,
+    StoreError,
 )
 from node.link import Link
 from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, ROLE_RELAY, LogDeclaration
@@ -72,7 +74,7 @@ from node.proto.session import (
 )
 from node.sync.keyset import MASK256, id_int
 from node.sync.reconcile import Reconciler
-from node.sync.store import REFUSED, STORED
+from node.sync.store import REFUSED, REFUSED_DISK_FULL, REFUSED_OVER_QUOTA, STORED
 from node.sync.wire import decode_item, encode_item, forward_item, parse_log_header
 from node.varint import decode_uvarint, encode_uvarint
 
@@ -227,6 +229,7 @@ class LinkDriver:
         self._reconciler: Reconciler | None = None
         self._pass_logs: list[SessionLog] = []
         self._reported_send: list[int] = []
+        self._pass_stored: dict[int, int] = {}  # log ref -> entries stored from the peer this pass
         self._peer_sent_all = False  # initiator: the responder said PASS_SENT for this pass
         self._sent_all_said = False  # responder: we said PASS_SENT for this pass
         self._unacked = 0
@@ -342,10 +345,7 @@ class LinkDriver:
                     if not durable:
                         # The store rolled these entries back: never acknowledge them. The peer
                         # keeps them and sends them again at its next sync.
-                        self.outcome.reason = self.outcome.reason or "store-error"
-                        session.close(
-                            "store-error", "relay could not store entries", self.ctx.clock()
-                        )
+                        self._store_failed("relay could not store entries")
                     elif session.is_open:
                         session.send_ack(ref, count, credit, self.ctx.clock())
                 self._handle_events()
@@ -379,6 +379,36 @@ class LinkDriver:
         self.outcome.reason = exc.reason
         self.outcome.text = exc.message
         self._stopping = True
+
+    def _over_quota(self, slog: SessionLog) -> None:
+        """This log is over our quota: tell the peer once, with the numbers, by Bye "quota".
+
+        Sent newest first (_collect_results), the entries we keep are in; the rest of this
+        log would only be refused, so the link ends here (the batch is still committed)."""
+        info = self.ctx.store.log_info(slog.address)
+        total = info.entry_count
+        if self._reconciler is not None and slog in self._pass_logs:
+            expect = self._reconciler.results[self._pass_logs.index(slog)].expect
+            total += max(0, expect - self._pass_stored.get(slog.ref, 0))
+        quota = self.ctx.store.quota_of_log(slog.address)
+        text = "relay keeps the newest %d of %d entries of log %s: quota %s" % (
+            info.entry_count,
+            total,
+            slog.address[-24:],
+            "%.3g MiB" % (quota / 1048576) if quota >= 1048576 else "%d bytes" % quota,
+        )
+        self.outcome.reason = self.outcome.reason or REASON_QUOTA
+        self.outcome.text = self.outcome.text or text
+        if not self.session.is_finished:
+            self.session.close(REASON_QUOTA, text[:200], self.ctx.clock())
+
+    def _store_failed(self, text: str) -> None:
+        """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
+        self.ctx.count("store.refused_links")
+        self.outcome.reason = self.outcome.reason or "store-error"
+        self.outcome.text = self.outcome.text or text
+        if not self.session.is_finished:
+            self.session.close("store-error", text[:200], self.ctx.clock())
 
     def _lost(self, text: str) -> None:
         if not self.session.is_finished:
@@ -621,6 +651,7 @@ class LinkDriver:
         )
         self._pass_logs = logs
         self._reported_send = [0] * len(logs)
+        self._pass_stored = {}
         self._peer_sent_all = False
         self._sent_all_said = False
 
@@ -686,7 +717,9 @@ class LinkDriver:
             new = result.send[self._reported_send[index] :]
             if new:
                 self._reported_send[index] = len(result.send)
-                self._queue_keys(self._pass_logs[index], new)
+                # Newest first: a relay short of quota keeps the newest and refuses the rest
+                # unwritten (docs/store.md, "A log larger than its quota").
+                self._queue_keys(self._pass_logs[index], sorted(new, reverse=True))
 
     def _maybe_say_sent_all(self) -> None:
         """Responder: once this pass's reconciler is done and its entries are all sent, say so."""
@@ -807,7 +840,12 @@ class LinkDriver:
             )
             for item in items
         ]
-        results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
+        try:
+            results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
+        except StoreError as exc:  # rolled back, nothing of it acknowledged (Committer)
+            log.error("%s: %s", self.link.label, exc)
+            self._store_failed("relay could not store entries")
+            return
         stored_keys: list[Key] = []
         fresh: list[Fresh] = []
         header = slog.sign_pub + slog.peer_identity_signature
@@ -833,6 +871,14 @@ class LinkDriver:
             self.ctx.hub.published(slog.address, stored_keys, self, fresh)
         if forgery is not None:
             raise forgery
+        disk_full = next((r.detail for r in results if r.reason == REFUSED_DISK_FULL), "")
+        if disk_full:  # the stored ones are committed (nudged here) but not acknowledged
+            self._store_failed(disk_full)
+            self.ctx.committer.after_commit(lambda durable: None)
+            return
+        self._pass_stored[ref] = self._pass_stored.get(ref, 0) + len(stored_keys)
+        if any(r.reason == REFUSED_OVER_QUOTA for r in results):
+            self._over_quota(slog)
         self._pending_commits += 1
         count = len(items)
         self.ctx.committer.after_commit(
