@@ -57,6 +57,7 @@ def test_honest_members_get_in_under_slowloris_and_idle_sessions(tmp_path: Path)
                     outcomes = await asyncio.gather(
                         *(m.sync(relay.port, HONEST_SYNC_S) for m in members)
                     )
+                    assert outcomes == ["ok"] * len(members), Counter(outcomes)
                     await relay.wait_for_line(CLOSED_TIMEOUT, DEADLINE_S / 2)
                     await relay.wait_for_line(CLOSED_IDLE, DEADLINE_S / 2)
                     outcomes += await asyncio.gather(
