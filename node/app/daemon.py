@@ -211,7 +211,7 @@ class Daemon:
                 background = [
                     listening,
                     tasks.create_task(committer.run()),
-                    tasks.create_task(self._acceptor(tasks)),
+                    tasks.create_task(self._acceptor()),
                     tasks.create_task(self._admission_timer()),
                     tasks.create_task(self._peer_sync_loop(tasks)),
                     tasks.create_task(self._housekeeping()),
@@ -264,7 +264,7 @@ class Daemon:
         self._admission_changed.set()
         return True
 
-    async def _acceptor(self, tasks: asyncio.TaskGroup) -> None:
+    async def _acceptor(self) -> None:
         while True:
             link: Link = await self._accepted.get()
             ticket = self._tickets.get(link)
