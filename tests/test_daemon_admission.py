@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
 
 from node.app.config import parse_config
 from node.app.daemon import Daemon
@@ -22,14 +26,17 @@ DEADLINE_S = 30.0
 
 
 def run_daemon(
-    tmp_path: Path, config_text: str, scenario: Callable[[Daemon, int], Awaitable[None]]
+    tmp_path: Path,
+    config_text: str,
+    scenario: Callable[[Daemon, int], Awaitable[None]],
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, int]:
     """Run `scenario(daemon, port)` against an in-process daemon; its counters at the end."""
     config = parse_config(
         '[lan]\nlisten = "127.0.0.1:0"\nzeroconf = false\n'
         "[store]\ncommit_interval_ms = 0\n" + config_text
     )
-    daemon = Daemon(config, NaclSuite(), tmp_path / "relay")
+    daemon = Daemon(config, NaclSuite(), tmp_path / "relay", clock)
 
     async def main() -> dict[str, int]:
         running = asyncio.create_task(daemon.run())
@@ -144,3 +151,53 @@ def test_a_trickle_of_bytes_does_not_outlive_the_handshake_deadline(tmp_path: Pa
     counters = run_daemon(tmp_path, "[session]\nhandshake_timeout_s = 1\n", scenario)
     assert counters["links.closed.timeout"] == 1
     assert len(sent) < 32  # closed before the frame could ever complete
+
+
+async def refused(port: int) -> None:
+    """Connect and wait until the relay closes the connection without a byte."""
+    client = await RawClient.connect(port)
+    try:
+        frame = await client.link.recv()
+    except LinkError:
+        frame = None
+    assert frame is None
+    await client.link.close()
+
+
+def test_refusals_are_counted_one_by_one_and_logged_once_a_minute(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon's clock is driven by the test: no sleeping for the minute."""
+    now = [1000.0]
+    lines: list[list[str]] = []
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "waystation.admission"]
+
+    async def scenario(daemon: Daemon, port: int) -> None:
+        held = await opened(port)  # the source's one link
+        for _ in range(5):
+            await refused(port)
+        lines.append(logged())  # the first refusal is logged at once, the next four wait
+        now[0] += 61.0
+        await refused(port)
+        lines.append(logged())  # a minute later: one line for the five since
+        now[0] += 30.0
+        for _ in range(2):
+            await refused(port)
+        daemon.gate.flush()  # housekeeping's call: within the minute, nothing
+        lines.append(logged())
+        now[0] += 31.0
+        daemon.gate.flush()
+        lines.append(logged())
+        held.writer.close()
+
+    caplog.set_level(logging.WARNING, logger="waystation.admission")
+    config = "[relay]\nmax_links_per_source = 1\nmax_handshakes_per_source = 1\n"
+    config += "idle_session_s = 86400\n"
+    counters = run_daemon(tmp_path, config, scenario, clock=lambda: now[0])
+    assert counters["links.rejected.source-links"] == 8
+    first = "refused 1 link in the last 0 s: source-links; most from 127.0.0.1 (1)"
+    second = "refused 5 links in the last 61 s: source-links; most from 127.0.0.1 (5)"
+    third = "refused 2 links in the last 61 s: source-links; most from 127.0.0.1 (2)"
+    assert lines == [[first], [first, second], [first, second], [first, second, third]]

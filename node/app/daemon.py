@@ -3,15 +3,16 @@
 Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
   committer     group commit of the store (acks are sent only after it)
   listeners     one per transport (TCP today, built from lan.listen): each hands finished Links
-                with their source (the peer's IP) to one bounded LinkQueue (node/link.py), whose
-                gate is the admission policy (node/app/admission.py): a source over its limits
-                is refused there, and the listener closes the newcomer at once
-  acceptor      takes links from that queue and starts one LinkDriver each as soon as the policy
-                gives its source a handshake slot (until then the link waits unread)
-  admission     closes links at their deadlines: unauthenticated ones at the handshake deadline
-                whatever trickles in, sessions that declared and moved nothing after
-                relay.idle_session_s; drivers report progress, which marks a session opened (the
-                longest-idle session then makes room when relay.max_sessions are open) or active
+                with their source (the peer's IP, a BLE central's address) to one bounded
+                LinkQueue (node/link.py), whose gate is the admission shell (node/app/gatekeeper.py
+                over the policy in node/app/admission.py): a source over its limits is refused
+                there, and the listener closes the newcomer at once
+  acceptor      takes links from that queue; the gate starts one LinkDriver each as soon as the
+                policy gives its source a handshake slot (until then the link waits unread)
+  admission     (Gatekeeper.run) closes links at their deadlines: unauthenticated ones at the
+                handshake deadline whatever trickles in, sessions that declared and moved nothing
+                after relay.idle_session_s; the longest-idle session makes room at
+                relay.max_sessions
   drivers       one per link, member or relay
   peer syncs    every lan.sync_interval_s, and soon after new entries arrive, a short sync session
                 with each relay in lan.peers or found by zeroconf (one at a time per relay); relays
@@ -37,21 +38,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from node.app.admission import (
-    CLOSE_IDLE,
-    CLOSE_PENDING,
-    HANDSHAKE,
-    SESSION,
-    Admission,
-    Rejections,
-    Ticket,
-)
 from node.app.config import Config, admission_limits, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
 from node.app.control import ControlServer
 from node.app.datadir import claim_data_dir
+from node.app.gatekeeper import Gatekeeper
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
@@ -65,7 +59,6 @@ from node.proto.messages import ROLE_RELAY
 from node.store.sqlite import SQLiteStore
 
 log = logging.getLogger("waystation.daemon")
-admission_log = logging.getLogger("waystation.admission")
 
 TOKEN_INTERVAL_S = 900
 SHUTDOWN_GRACE_S = 3.0
@@ -77,24 +70,6 @@ MAX_DISCOVERED = 32  # relays adopted from zeroconf (anyone on the LAN can annou
 MAX_OUTGOING_SYNCS = 4  # relay-to-relay syncs at once
 DISCOVERY_RETRY_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
-# Bye reasons for the policy's closing reasons (docs/protocol.md, "Bye reasons").
-BYE_FOR = {CLOSE_IDLE: "idle", CLOSE_PENDING: "busy"}
-CLOSE_TEXT = {
-    "timeout": "handshake not finished in time",
-    CLOSE_IDLE: "nothing declared or moved",
-    CLOSE_PENDING: "relay busy: room made for another source",
-}
-ROOM_TEXT = "relay full: the longest-idle session makes room"
-
-
-class _Slot:
-    """An admitted link and, once its handshake may start, its driver."""
-
-    __slots__ = ("driver", "link")
-
-    def __init__(self, link: Link) -> None:
-        self.link = link
-        self.driver: LinkDriver | None = None
 
 
 class Daemon:
@@ -104,9 +79,16 @@ class Daemon:
         config: the validated configuration.
         suite: the crypto suite.
         data_dir: where the node key, store and status live.
+        clock: monotonic seconds for admission deadlines and its summary lines (tests drive it).
     """
 
-    def __init__(self, config: Config, suite: Suite, data_dir: Path) -> None:
+    def __init__(
+        self,
+        config: Config,
+        suite: Suite,
+        data_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.suite = suite
         self.data_dir = data_dir
@@ -121,13 +103,12 @@ class Daemon:
         self._link_tasks: set[asyncio.Task[object]] = set()
         self._links_done = asyncio.Event()
         self._links_done.set()
-        self._admission: Admission[_Slot] = Admission(admission_limits(config))
-        self._rejections = Rejections()
-        self._tickets: dict[Link, Ticket[_Slot]] = {}  # admitted links not yet taken or started
-        self._admission_changed = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
+        self.gate = Gatekeeper(
+            admission_limits(config), self._count, self._launch, self._close_later, clock
+        )
         # Room for every admitted pending link (a burst is accepted before the acceptor runs).
-        self._accepted = LinkQueue(config.relay.max_pending + 1, self._admit)
+        self._accepted = LinkQueue(config.relay.max_pending + 1, self.gate.admit)
         self._sync_wanted = asyncio.Event()
         self._discovered: dict[PeerAddress, float] = {}
         self._syncing: set[PeerAddress] = set()
@@ -263,7 +244,7 @@ class Daemon:
                     tasks.create_task(control.serve()),
                     tasks.create_task(committer.run()),
                     tasks.create_task(self._acceptor()),
-                    tasks.create_task(self._admission_timer()),
+                    tasks.create_task(self.gate.run()),
                     tasks.create_task(self._peer_sync_loop(tasks)),
                     tasks.create_task(self._housekeeping()),
                 ]
@@ -278,10 +259,7 @@ class Daemon:
                 listening.cancel()
                 for driver in list(self._drivers):
                     driver.request_close("shutdown", "relay is shutting down")
-                for link, ticket in list(self._tickets.items()):
-                    if ticket.item.driver is None:  # waiting unread: nothing to say Bye with
-                        self._close_unstarted(ticket)
-                    self._tickets.pop(link, None)
+                self.gate.shutdown()  # links waiting unread are closed: no Bye to say
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_GRACE_S):
                         await self._links_done.wait()
@@ -298,118 +276,35 @@ class Daemon:
 
     # -- links --------------------------------------------------------------------------------
 
-    def _admit(self, link: Link, source: str) -> bool:
-        """The LinkQueue's gate: the admission policy's answer for a newcomer from `source`."""
-        assert self.ctx is not None
-        now = time.monotonic()
-        if self._stop.is_set():
-            self.ctx.count("links.rejected.busy")
-            return False
-        ticket, evicted, startable = self._admission.arrive(source, _Slot(link), now)
-        if isinstance(ticket, str):
-            self.ctx.count("links.rejected." + ticket)
-            self._summarise("refused " + ticket, source, now)
-            return False
-        self._tickets[link] = ticket
-        self._close_all(evicted, now)
-        self._start_all(startable)
-        self._admission_changed.set()
-        return True
-
     async def _acceptor(self) -> None:
         while True:
-            link: Link = await self._accepted.get()
-            ticket = self._tickets.get(link)
-            if ticket is None:  # closed by the policy while queued, or shutting down
-                continue
-            self._start(ticket)
+            self.gate.taken(await self._accepted.get())
 
-    def _start(self, ticket: Ticket[_Slot]) -> None:
-        """Start the driver of an admitted link that has a handshake slot (idempotent: the gate,
-        the acceptor and a freed slot may each ask)."""
+    def _launch(
+        self, link: Link, progress: Callable[[SyncOutcome], None], ended: Callable[[], None]
+    ) -> LinkDriver:
+        """Start the driver of an inbound link the gate let in (Gatekeeper's `launch`)."""
         assert self.ctx is not None and self._tasks is not None
-        slot = ticket.item
-        if ticket.state != HANDSHAKE or slot.driver is not None or self._stop.is_set():
-            return
-        driver = LinkDriver(
-            self.ctx,
-            slot.link,
-            initiator=False,
-            progress=lambda _outcome: self._progress(ticket),
-        )
-        slot.driver = driver
+        driver = LinkDriver(self.ctx, link, initiator=False, progress=progress)
         self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
         self._links_done.clear()
-        self._track(self._tasks.create_task(self._drive_admitted(ticket, driver)))
 
-    def _start_all(self, tickets: list[Ticket[_Slot]]) -> None:
-        for ticket in tickets:
-            self._start(ticket)
+        async def drive() -> None:
+            try:
+                await self._drive(driver)
+            finally:
+                ended()
 
-    async def _drive_admitted(self, ticket: Ticket[_Slot], driver: LinkDriver) -> None:
-        try:
-            await self._drive(driver)
-        finally:
-            self._tickets.pop(ticket.item.link, None)
-            self._start_all(self._admission.closed(ticket, time.monotonic()))
-            self._admission_changed.set()
+        self._track(self._tasks.create_task(drive()))
+        return driver
 
-    def _progress(self, ticket: Ticket[_Slot]) -> None:
-        """A driver's progress report: its session opened, or it moved something."""
-        driver = ticket.item.driver
-        if driver is None:
-            return
-        now = time.monotonic()
-        if ticket.state == HANDSHAKE and driver.session.is_open:
-            room, startable = self._admission.opened(ticket, now)
-            for victim in room:
-                self._close_ticket(victim, "idle", ROOM_TEXT)
-                self._summarise("closed idle", victim.source, now)
-            self._start_all(startable)
-            self._admission_changed.set()
-        if ticket.state == SESSION:
-            o = driver.outcome
-            activity = o.logs_declared + o.entries_sent + o.entries_received + o.entries_refused
-            if activity != ticket.activity:
-                self._admission.active(ticket, activity, now)
+    def _close_later(self, link: Link) -> None:
+        assert self._tasks is not None
+        self._track(self._tasks.create_task(link.close()))
 
-    async def _admission_timer(self) -> None:
-        """Close links at their admission deadlines (handshake, idle session)."""
-        while True:
-            deadline = self._admission.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._admission_changed.wait()
-            self._admission_changed.clear()
-            now = time.monotonic()
-            due, startable = self._admission.due(now)
-            self._close_all(due, now)
-            self._start_all(startable)
-
-    def _close_all(self, closing: list[tuple[Ticket[_Slot], str]], now: float) -> None:
-        for ticket, reason in closing:
-            self._close_ticket(ticket, BYE_FOR.get(reason, reason), CLOSE_TEXT[reason])
-            self._summarise("closed " + reason, ticket.source, now)
-
-    def _close_ticket(self, ticket: Ticket[_Slot], reason: str, text: str) -> None:
-        """Close a link the policy let go: Bye `reason` through its driver, or unread."""
-        driver = ticket.item.driver
-        if driver is not None:
-            driver.request_close(reason, text)
-        else:
-            self._close_unstarted(ticket)
-
-    def _close_unstarted(self, ticket: Ticket[_Slot]) -> None:
-        assert self._tasks is not None and self.ctx is not None
-        self._tickets.pop(ticket.item.link, None)
-        self.ctx.count("links.closed.unstarted")
-        self._track(self._tasks.create_task(ticket.item.link.close()))
-
-    def _summarise(self, what: str, source: str, now: float) -> None:
-        line = self._rejections.add(what, source, now)
-        if line is not None:
-            admission_log.warning("%s", line)
+    def _count(self, name: str) -> None:
+        if self.ctx is not None:
+            self.ctx.count(name)
 
     def _track(self, task: asyncio.Task[object]) -> None:
         """Remember a link task (it belongs to the TaskGroup) so shutdown can cut it."""
@@ -558,8 +453,7 @@ class Daemon:
                     log.info("expired %d entries", removed)
                 next_expiry = now + EXPIRY_INTERVAL_S
             self._write_status()
-            for line in self._rejections.flush(time.monotonic()):
-                admission_log.warning("%s", line)
+            self.gate.flush()
             if watchdog:
                 self._notifier.watchdog()
             await asyncio.sleep(min(STATUS_INTERVAL_S, watchdog or STATUS_INTERVAL_S))
@@ -574,10 +468,7 @@ class Daemon:
             counters["links.rejected.backlog"] = self._accepted.refused
         return {
             "links_open": len(self._drivers),
-            "admission": {
-                "sessions": self._admission.sessions,
-                "pending": self._admission.pending,
-            },
+            "admission": self.gate.status(),
             "listening": [str(b) for b in self.listener.bound],
             "logs": ctx.store.log_count(),
             "store": ctx.store.stats(),
