@@ -59,7 +59,8 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 KNOWN_REASONS = frozenset(
     {
         "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
-        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "idle", "busy",
+        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "revoked",
+        "idle", "busy",
     }
 )  # fmt: skip
 
