@@ -1,0 +1,156 @@
+# One console session (L0: sans-IO, runs on MicroPython).
+#
+# Theory of operation
+# -------------------
+# A `ConsoleShell` turns typed bytes into bytes to write back: the LineEditor (editor.py) gives
+# finished lines, the grammar (commands.py) turns a line into a control command, `ask` (injected
+# by the daemon: the control endpoint's own `answer`) runs it, and the reply is rendered into
+# text or, with --json, written as the JSON line `dumps` makes. So the shell does no I/O itself:
+# the serial port and the console socket only move bytes.
+#
+# States: LOCKED (a console PIN is configured and not yet given; the PIN is not echoed),
+# READY (commands), LEFT (Ctrl-D or `exit`: the transport ends the session). A wrong PIN locks
+# the session for 2**n seconds after the n-th wrong attempt (at most MAX_PIN_DELAY_S): a line
+# typed before then is refused with the time left. Nothing sleeps, so other ports and other
+# sessions are never held up.
+
+from node._compat import TYPE_CHECKING
+from node.console.commands import (
+    LOCAL_EXIT,
+    LOCAL_HELP,
+    Command,
+    ConsoleInputError,
+    complete,
+    help_lines,
+    parse,
+    render,
+)
+from node.console.editor import LineEditor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Ask = Callable[[str, dict[str, object]], dict[str, object]]
+
+LOCKED = "locked"
+READY = "ready"
+LEFT = "left"
+
+MAX_PIN_DELAY_S = 300
+
+
+class ConsoleShell:
+    """One session on one port (see the module comment).
+
+    Args:
+        name: the node's name, shown in the prompt.
+        ask: (control command, args) -> the control reply dict.
+        dumps: a JSON value -> one line of JSON (for --json).
+        check_pin: the PIN typed -> right or not; None when no PIN is configured.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        ask: "Ask",
+        dumps: "Callable[[object], str]",
+        check_pin: "Callable[[str], bool] | None" = None,
+    ) -> None:
+        self.name = name
+        self._ask = ask
+        self._dumps = dumps
+        self._check_pin = check_pin
+        self.state = LOCKED if check_pin is not None else READY
+        self.editor = LineEditor(echo=self.state == READY, completer=complete)
+        self.failures = 0
+        self.locked_until = 0.0
+
+    @property
+    def prompt(self) -> bytes:
+        """`NAME> `, or `PIN: ` while locked."""
+        text = "PIN: " if self.state == LOCKED else "%s> " % self.name
+        return text.encode("utf-8", "replace")
+
+    def start(self) -> bytes:
+        """What to write when a session begins (a greeting and the prompt)."""
+        greeting = "waystation console on %s; help lists the commands" % self.name
+        if self.state == LOCKED:
+            greeting = "waystation console on %s; this console needs its PIN" % self.name
+        return (greeting + "\r\n").encode("utf-8", "replace") + self.prompt
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        """Typed bytes in; bytes to write back out. `now` is a clock in seconds (PIN delays)."""
+        out = []
+        for kind, payload in self.editor.feed(data):
+            if self.state == LEFT:
+                break
+            if kind == "echo":
+                assert isinstance(payload, bytes)
+                out.append(payload)
+            elif kind == "line":
+                assert isinstance(payload, str)
+                out.append(self._line(payload, now))
+            elif kind == "cancel":
+                out.append(self.prompt)
+            elif kind == "leave":
+                self.state = LEFT
+                out.append(b"bye\r\n")
+            elif kind == "redraw":
+                assert isinstance(payload, str)
+                out.append(self.prompt + payload.encode("ascii", "replace"))
+        return b"".join(out)
+
+    @property
+    def left(self) -> bool:
+        """The user left (Ctrl-D or exit): the transport should end the session."""
+        return self.state == LEFT
+
+    def _line(self, line: str, now: float) -> bytes:
+        if self.state == LOCKED:
+            lines = self._unlock(line, now)
+        else:
+            lines = self.run(line)
+        if self.state == LEFT:
+            return _text(lines)
+        return _text(lines) + self.prompt
+
+    def _unlock(self, pin: str, now: float) -> "list[str]":
+        assert self._check_pin is not None
+        if now < self.locked_until:
+            return ["wait %d s before the next PIN attempt" % int(self.locked_until - now + 0.999)]
+        if self._check_pin(pin):
+            self.state = READY
+            self.editor.echo = True
+            self.failures = 0
+            return ["PIN accepted; help lists the commands"]
+        self.failures += 1
+        delay = min(2**self.failures, MAX_PIN_DELAY_S)
+        self.locked_until = now + delay
+        return ["wrong PIN; the next attempt is possible in %d s" % delay]
+
+    def run(self, line: str) -> "list[str]":
+        """The output lines of one typed command line (also usable without the editor)."""
+        try:
+            command = parse(line)
+            if command is None:
+                return []
+            if command.cmd == LOCAL_HELP:
+                return help_lines(str(command.args.get("topic", "")))
+            if command.cmd == LOCAL_EXIT:
+                self.state = LEFT
+                return ["bye"]
+        except ConsoleInputError as exc:
+            return [str(exc)]
+        return self._remote(command)
+
+    def _remote(self, command: Command) -> "list[str]":
+        reply = self._ask(command.cmd, command.args)
+        if command.json:
+            return [self._dumps(reply)]
+        return render(command, reply)
+
+
+def _text(lines: "list[str]") -> bytes:
+    if not lines:
+        return b""
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")
