@@ -8,9 +8,9 @@
 # ("redraw", the line so far) so the caller writes its prompt and the line again. Tab asks the
 # injected `completer` at once, so bytes typed after it in one chunk land after the completion.
 # The terminal on the other end (picocom, screen, minicom, `waystation console`) does not echo
-# locally, so the editor echoes each printable character it keeps and nothing else: a CR, LF, escape sequence or control byte
-# is never echoed raw, so two ends echoing each other cannot feed a storm; a line at MAX_LINE
-# keeps nothing more and rings the bell once.
+# locally, so the editor echoes each printable character it keeps and nothing else: a CR, LF,
+# escape sequence or control byte is never echoed raw, so two ends echoing each other cannot feed
+# a storm; a line at MAX_LINE keeps nothing more and rings the bell once.
 #
 # One state table (TABLE) maps (state, input class) to a handler. States:
 #   TEXT  typing a line
