@@ -166,8 +166,6 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stop)
         if config.radio.ble.enabled:
             log.warning("radio.ble.enabled: BLE is not built in this version; ignored")
-        if config.console.devices:
-            log.warning("console.devices: the serial console is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
         handlers = {"status": lambda _: status_report(self)}

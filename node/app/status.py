@@ -152,7 +152,9 @@ def _transports(daemon: Daemon) -> dict[str, str]:
         daemon.listener.kind: "listening" if daemon.listener.bound else "starting",
         "zeroconf": "on" if config.lan.zeroconf else "off",
         "ble": "not built (configured on)" if config.radio.ble.enabled else "off",
-        "console": "not built (configured)" if config.console.devices else "off",
+        "console": "%d serial port(s)" % len(config.console.ports)
+        if config.console.ports
+        else "socket",
     }
 
 
