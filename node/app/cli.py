@@ -11,6 +11,8 @@ from pathlib import Path
 
 from node import __version__
 from node.app.config import apply_overrides, load_config
+from node.app.console_cli import add_console_command, run_console
+from node.app.console_commands import ConsoleActions
 from node.app.control import CommandError, ControlUnavailableError, request, socket_path
 from node.app.daemon import Daemon
 from node.app.identity import load_identity, load_or_create_identity
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, help="data directory (default: %s)" % default_data_dir()
     )
     identity.add_argument("--create", action="store_true", help="create the key if there is none")
+    add_console_command(commands)
     return parser
 
 
@@ -123,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(args, suite)
         if args.command == "peer":
             return run_peer_command(args)
+        if args.command == "console":
+            return run_console(args, args.data or status_data_dir())
     except NodeError as exc:
         print("waystation: %s" % exc, file=sys.stderr)
         return 2
@@ -189,7 +194,7 @@ def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
         config = replace(config, lan=replace(config.lan, zeroconf=False))
     setup_logging(config.log.level)
     data_dir = config.node.data_dir or default_data_dir()
-    daemon = Daemon(config, suite, data_dir)
+    daemon = Daemon(config, suite, data_dir, ConsoleActions(config_path=args.config))
     failed: list[BaseException] = []
     try:
         asyncio.run(daemon.run())

@@ -13,6 +13,8 @@ Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
   discovery     zeroconf advertisement with a rotating token, and browsing for other relays
   housekeeping  expiry, the watchdog, and data_dir/status.json (counters for the operator)
   control       data_dir/control.sock: `waystation status` asks it (node/app/control.py)
+  consoles      data_dir/console.sock (`waystation console`) and one task per console.ports
+                serial port; their commands are control commands (node/app/console_*.py)
 
 SIGTERM/SIGINT: stop accepting, say Bye "shutdown" on every link, wait for them (bounded), commit
 what is pending (nothing unacknowledged is lost because nothing was acknowledged before commit),
@@ -34,8 +36,16 @@ import time
 from pathlib import Path
 
 from node.app.config import Config, session_limits, store_limits
+from node.app.console_commands import (
+    Activity,
+    ConsoleActions,
+    LogRing,
+    console_handlers,
+    wipe_data_dir,
+)
+from node.app.console_server import Consoles, shell_factory
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
-from node.app.control import ControlServer
+from node.app.control import ControlServer, Handler
 from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
@@ -70,10 +80,20 @@ class Daemon:
         config: the validated configuration.
         suite: the crypto suite.
         data_dir: where the node key, store and status live.
+        actions: what console commands may do to the machine (reboot, the config file to edit).
     """
 
-    def __init__(self, config: Config, suite: Suite, data_dir: Path) -> None:
+    def __init__(
+        self,
+        config: Config,
+        suite: Suite,
+        data_dir: Path,
+        actions: ConsoleActions | None = None,
+    ) -> None:
         self.config = config
+        self.actions = actions or ConsoleActions()
+        self.wipe_requested = False
+        self.consoles: Consoles | None = None
         self.suite = suite
         self.data_dir = data_dir
         self.identity: NodeIdentity | None = None
@@ -112,6 +132,11 @@ class Daemon:
         """Begin a graceful shutdown (signal handlers call this)."""
         self._stop.set()
 
+    def request_wipe(self) -> None:
+        """Stop, and once the store is closed erase the key and the data (console `wipe`)."""
+        self.wipe_requested = True
+        self.stop()
+
     async def run(self) -> None:
         """Run until stop() or a signal; raises NodeError if the node cannot start.
 
@@ -135,6 +160,9 @@ class Daemon:
                     await self._run_with_store(store)
                 finally:
                     store.close()
+                if self.wipe_requested:
+                    gone = wipe_data_dir(self.data_dir)
+                    log.warning("wiped %s: %s", self.data_dir, ", ".join(gone) or "nothing")
             finally:
                 claim.release()
         finally:
@@ -146,6 +174,8 @@ class Daemon:
         committer = Committer(store, config.store.commit_interval_ms / 1000)
         hub = Hub()
         hub.on_new_entries.append(lambda _log_id: self._sync_wanted.set())
+        activity = Activity()
+        hub.on_new_entries.append(activity.touch)
         self.ctx = NodeContext(
             store,
             self.suite,
@@ -168,9 +198,17 @@ class Daemon:
             log.warning("radio.ble.enabled: BLE is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
-        handlers = {"status": lambda _: status_report(self)}
+        ring = LogRing()
+        logging.getLogger("waystation").addHandler(ring)
+        handlers: dict[str, Handler] = {"status": lambda _: status_report(self)}
+        handlers.update(console_handlers(self, self.actions, ring, activity))
         control = ControlServer(self.data_dir, handlers, self.ctx.count)
         await control.open()  # before "listening" and READY=1: `waystation status` works then
+        new_shell = shell_factory(config.node.name, control, config.console.pin_hash)
+        self.consoles = Consoles(
+            self.data_dir, config.console.ports, config.console.baud, new_shell, self.ctx.count
+        )
+        await self.consoles.open()
         log.info(
             "relay %s listening on %s, data in %s",
             self.identity.fingerprint(self.suite),
@@ -183,6 +221,7 @@ class Daemon:
                 background = [
                     listening,
                     tasks.create_task(control.serve()),
+                    tasks.create_task(self.consoles.serve()),
                     tasks.create_task(committer.run()),
                     tasks.create_task(self._acceptor(tasks)),
                     tasks.create_task(self._peer_sync_loop(tasks)),
@@ -205,6 +244,7 @@ class Daemon:
                 for task in [*background, *self._link_tasks]:
                     task.cancel()
         finally:
+            logging.getLogger("waystation").removeHandler(ring)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)

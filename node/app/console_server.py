@@ -1,0 +1,162 @@
+"""The console's front ends in the daemon: DATA/console.sock and one SerialConsole per port.
+
+Theory of operation
+-------------------
+Both front ends move bytes only: each connection or serial session gets its own ConsoleShell
+(node/console/shell.py), whose `ask` is the control endpoint's own `answer` (so every command
+runs the one control handler a script reaches through DATA/control.sock). `waystation console`
+attaches to DATA/console.sock (mode 0600, the same uid check as the control socket) and is a
+dumb pipe between the user's raw-mode terminal and the shell.
+
+A socket session ends when the user leaves (Ctrl-D, `exit`), when the client disconnects, or
+after IDLE_DEADLINE_S without a byte; at most MAX_CLIENTS are served at once. Output is written
+with a deadline, so a client that stops reading is cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from node.app.console_commands import pin_checker
+from node.app.control import ControlServer, _peer_uid, _short_path, encode_reply
+from node.console.serial import SerialConsole
+from node.console.shell import ConsoleShell
+
+log = logging.getLogger("waystation.console")
+
+SOCKET_NAME = "console.sock"
+MAX_CLIENTS = 4
+IDLE_DEADLINE_S = 3600.0
+WRITE_DEADLINE_S = 10.0
+READ_CHUNK = 4096
+
+
+def console_socket_path(data_dir: Path) -> Path:
+    """Where the daemon of `data_dir` serves `waystation console`."""
+    return data_dir / SOCKET_NAME
+
+
+def shell_factory(name: str, control: ControlServer, pin_hash: str) -> Callable[[], ConsoleShell]:
+    """Builds console sessions that ask `control` (one path for every command)."""
+    check = pin_checker(pin_hash)
+
+    def ask(cmd: str, args: dict[str, object]) -> dict[str, object]:
+        return control.answer(encode_reply({"cmd": cmd, "args": args, "id": None}))
+
+    def dumps(value: object) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    return lambda: ConsoleShell(name, ask, dumps, check)
+
+
+class Consoles:
+    """The console socket and the serial ports of one daemon.
+
+    Args:
+        data_dir: where console.sock goes.
+        ports: serial devices (`console.ports`).
+        baud: their line speed.
+        new_session: builds a ConsoleShell.
+        count: the daemon's counter.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: tuple[str, ...],
+        baud: int,
+        new_session: Callable[[], ConsoleShell],
+        count: Callable[[str], None],
+    ) -> None:
+        self.path = console_socket_path(data_dir)
+        self._new_session = new_session
+        self._count = count
+        self.serial = [SerialConsole(p, baud, new_session, count) for p in ports]
+        self._server: asyncio.Server | None = None
+        self._clients = 0
+        self._uid = os.getuid()
+
+    async def open(self) -> None:
+        """Bind console.sock (owner-only); on failure log and count, never raise."""
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            old_umask = os.umask(0o177)
+            try:
+                with _short_path(self.path) as path:
+                    self._server = await asyncio.start_unix_server(self._client, path)
+            finally:
+                os.umask(old_umask)
+            os.chmod(self.path, 0o600)
+        except OSError as exc:
+            self._count("console.errors")
+            log.error("console socket %s unavailable: %s", self.path, exc.strerror or exc)
+
+    async def serve(self) -> None:
+        """Serve the serial ports and the socket until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for port in self.serial:
+                    tasks.create_task(port.serve())
+                await asyncio.Event().wait()
+        finally:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients += 1
+        try:
+            uid = _peer_uid(writer)
+            if self._clients > MAX_CLIENTS:
+                self._count("console.refused.busy")
+                await _send(writer, b"%d console sessions are open already\r\n" % MAX_CLIENTS)
+            elif uid is not None and uid not in (self._uid, 0):
+                self._count("console.refused.forbidden")
+                await _send(writer, b"uid %d may not use this relay's console\r\n" % uid)
+            else:
+                await self._session(reader, writer)
+        except Exception:  # a bug here costs this client, never the daemon
+            self._count("console.errors")
+            log.exception("console client: internal error")
+        finally:
+            self._clients -= 1
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(WRITE_DEADLINE_S):
+                    await writer.wait_closed()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        shell = self._new_session()
+        if not await _send(writer, shell.start()):
+            return
+        while not shell.left:
+            try:
+                async with asyncio.timeout(IDLE_DEADLINE_S):
+                    data = await reader.read(READ_CHUNK)
+            except (TimeoutError, OSError):
+                await _send(writer, b"\r\nidle for too long; bye\r\n")
+                return
+            if not data:
+                return  # the client went away, perhaps mid-line: the partial line is dropped
+            if not await _send(writer, shell.feed(data, time.monotonic())):
+                return
+
+
+async def _send(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    try:
+        writer.write(data)
+        async with asyncio.timeout(WRITE_DEADLINE_S):
+            await writer.drain()
+    except (OSError, TimeoutError):
+        return False
+    return True
