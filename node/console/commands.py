@@ -58,7 +58,7 @@ PARAMS = {
     "LEVEL": ("level", "word"),
     "[N]": ("lines", "int"),
     "[COMMAND]": ("topic", "rest"),
-    "PHRASE": ("confirm", "rest"),
+    "[PHRASE]": ("confirm", "rest"),
 }
 
 # (words, control command, parameters, one-line help). Order is the order `help` lists them.
@@ -79,7 +79,7 @@ SPECS = (
     ("devices revoke", "devices.revoke", ("DEVICE",), "drop a device's pins, close its links"),
     ("log level", "log.level", ("LEVEL",), "set the log level: debug, info, warning, error"),
     ("log tail", "log.tail", ("[N]",), "the last N log lines (default 20, at most 200)"),
-    ("wipe", "wipe", ("PHRASE",), "erase the node key and all data: wipe erase all data"),
+    ("wipe", "wipe", ("[PHRASE]",), "erase the node key and all data: wipe erase all data"),
     ("reboot", "reboot", (), "reboot the machine (through systemd)"),
     ("poweroff", "poweroff", (), "power the machine off (through systemd)"),
     ("version", "version", (), "the software version"),
@@ -329,5 +329,5 @@ def scalar(value: object) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join("%s: %s" % (k, scalar(value[k])) for k in sorted(value)) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(scalar(v) for v in value) + "]"
+        return "[" + ", ".join(scalar(v) for v in value) + "]" if value else "(none)"
     return str(value)

@@ -174,7 +174,7 @@ class GrammarTests(TestCase):
             "LEVEL": "debug",
             "[N]": "5",
             "[COMMAND]": "store",
-            "PHRASE": "erase all data",
+            "[PHRASE]": "erase all data",
         }
         for spec in commands.SPECS:
             words = [spec[0]] + [samples[p] for p in spec[2]]
