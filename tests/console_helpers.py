@@ -11,6 +11,7 @@ import select
 import socket
 import threading
 import time
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,10 @@ class NullModem:
         self._m2, self._s2 = os.openpty()
         self.daemon_end = os.ttyname(self._s1)
         self.user_end = os.ttyname(self._s2)
+        # Raw, as a terminal program leaves them: a cooked pty echoes what the relay says back
+        # to it (the shell then falls silent for a second; see node/console/shell.py).
+        tty.setraw(self._s1)
+        tty.setraw(self._s2)
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._copy, daemon=True)
         self._thread.start()

@@ -13,6 +13,12 @@
 # the session for 2**n seconds after the n-th wrong attempt (at most MAX_PIN_DELAY_S): a line
 # typed before then is refused with the time left. Nothing sleeps, so other ports and other
 # sessions are never held up.
+#
+# Echo storms: a line whose other end echoes what it receives (a serial port left in a tty's
+# cooked mode, a misconfigured terminal, two consoles wired together) sends our own output back
+# as typed input, and every prompt would answer the last one for ever. The shell recognises its
+# own prompt or greeting coming back in the input and then stays silent, discarding input, until
+# the line has been quiet for ECHO_QUIET_S; the next real keystroke is answered normally.
 
 from node._compat import TYPE_CHECKING
 from node.console.commands import (
@@ -37,6 +43,8 @@ READY = "ready"
 LEFT = "left"
 
 MAX_PIN_DELAY_S = 300
+ECHO_QUIET_S = 1.0
+GREETING = "waystation console on "
 
 
 class ConsoleShell:
@@ -64,6 +72,9 @@ class ConsoleShell:
         self.editor = LineEditor(echo=self.state == READY, completer=complete)
         self.failures = 0
         self.locked_until = 0.0
+        self.muted_until = -1.0  # our own output came back: silent until then
+        self.echoes = 0  # times that happened
+        self._recent = b""  # the tail of the input, to spot our prompt split across reads
 
     @property
     def prompt(self) -> bytes:
@@ -73,13 +84,15 @@ class ConsoleShell:
 
     def start(self) -> bytes:
         """What to write when a session begins (a greeting and the prompt)."""
-        greeting = "waystation console on %s; help lists the commands" % self.name
+        greeting = GREETING + "%s; help lists the commands" % self.name
         if self.state == LOCKED:
-            greeting = "waystation console on %s; this console needs its PIN" % self.name
+            greeting = GREETING + "%s; this console needs its PIN" % self.name
         return (greeting + "\r\n").encode("utf-8", "replace") + self.prompt
 
     def feed(self, data: bytes, now: float) -> bytes:
         """Typed bytes in; bytes to write back out. `now` is a clock in seconds (PIN delays)."""
+        if self._echoed(data, now):
+            return b""
         out = []
         for kind, payload in self.editor.feed(data):
             if self.state == LEFT:
@@ -99,6 +112,21 @@ class ConsoleShell:
                 assert isinstance(payload, str)
                 out.append(self.prompt + payload.encode("ascii", "replace"))
         return b"".join(out)
+
+    def _echoed(self, data: bytes, now: float) -> bool:
+        """True while the other end is echoing our output back (see the module comment)."""
+        if now < self.muted_until:
+            self.muted_until = now + ECHO_QUIET_S
+            return True
+        self._recent = (self._recent + data)[-128:]
+        marks = (self.prompt, b"PIN: ", GREETING.encode("ascii"))
+        if not any(mark in self._recent for mark in marks):
+            return False
+        self.echoes += 1
+        self._recent = b""
+        self.muted_until = now + ECHO_QUIET_S
+        self.editor.reset()
+        return True
 
     @property
     def left(self) -> bool:

@@ -293,3 +293,32 @@ class ShellTests(TestCase):
         out = shell.feed(b"4321\r", 106.0)
         self.assertTrue(b"PIN accepted" in out and out.endswith(b"box> "))
         self.assertEqual(shell.state, READY)
+
+
+def _echoing_peer(shell, rounds, now):
+    # The other end echoes everything it receives, turning CR LF into CR LF (a cooked tty).
+    out = shell.start()
+    sent = len(out)
+    for _ in range(rounds):
+        if not out:
+            break
+        out = shell.feed(out, now)
+        sent += len(out)
+    return out, sent
+
+
+class EchoStormTests(TestCase):
+    def test_an_echoing_line_falls_silent(self):
+        shell = ConsoleShell("box", _fake_ask, repr)
+        out, sent = _echoing_peer(shell, 1000, 5.0)
+        self.assertEqual(out, b"")
+        self.assertTrue(sent < 200, sent)
+        self.assertEqual(shell.echoes, 1)
+
+    def test_a_keystroke_after_the_quiet_period_is_answered(self):
+        shell = ConsoleShell("box", _fake_ask, repr)
+        _echoing_peer(shell, 10, 5.0)
+        self.assertEqual(shell.feed(b"v", 5.5), b"")  # still echoing: stays silent, longer
+        self.assertEqual(shell.feed(b"\r", 7.0), b"\r\nbox> ")  # quiet for a second: answered
+        self.assertEqual(shell.feed(b"box> ", 7.0), b"")  # and its echo is caught again
+        self.assertEqual(shell.echoes, 2)
