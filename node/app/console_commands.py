@@ -47,7 +47,7 @@ MAX_LOGS_LISTED = 200
 MAX_ACTIVITY = 100_000  # logs whose last activity is remembered
 LOG_RING_LINES = 200
 DEFAULT_TAIL = 20
-PIN_ITERATIONS = 200_000
+PIN_ITERATIONS = 20_000  # runs on the event loop of a Pi: a few ms, not a second
 
 
 class LogRing(logging.Handler):
