@@ -91,7 +91,11 @@ def _refused(code: str) -> object:
 
 
 COMMANDS = [
-    ("status", r"fingerprint\s+\S+.*name\s+relay-console", _ok({"fingerprint", "uptime_s"})),
+    (
+        "status",
+        r"fingerprint\s+\S+.*name\s+relay-console.*console\s+socket, /dev/pts/\d+ open",
+        _ok({"fingerprint", "uptime_s"}),
+    ),
     ("peers", r"links\s+\(none\)\nrelays\s+\(none\)", _ok({"links", "relays"})),
     ("logs", r"count\s+0", _ok({"count", "logs"})),
     ("store", r"quota\n.*expiry_days\s+30", _ok({"quota"})),

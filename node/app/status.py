@@ -152,10 +152,14 @@ def _transports(daemon: Daemon) -> dict[str, str]:
         daemon.listener.kind: "listening" if daemon.listener.bound else "starting",
         "zeroconf": "on" if config.lan.zeroconf else "off",
         "ble": "not built (configured on)" if config.radio.ble.enabled else "off",
-        "console": "%d serial port(s)" % len(config.console.ports)
-        if config.console.ports
-        else "socket",
+        "console": _console_state(daemon),
     }
+
+
+def _console_state(daemon: Daemon) -> str:
+    """`socket`, then each serial port and whether it is open: `socket, /dev/ttyGS0 open`."""
+    ports = daemon.consoles.serial if daemon.consoles is not None else []
+    return ", ".join(["socket"] + ["%s %s" % (port.url, port.state) for port in ports])
 
 
 def _links(daemon: Daemon) -> list[dict[str, object]]:
