@@ -9,9 +9,11 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 DIST ?= dist
 
-.PHONY: run test lint typecheck portable unit bench dist clean
+.PHONY: run test lint typecheck portable unit fuzz fuzz-smoke bench dist clean image image-test
 
 $(RUNTIME): pyproject.toml tools/bootstrap.sh tools/debian-packages-run.txt
 	sh tools/bootstrap.sh tools/debian-packages-run.txt
@@ -28,7 +30,7 @@ $(STAMP): $(RUNTIME) tools/debian-packages.txt
 run: $(RUNTIME)
 	$(BIN)/waystation run $(RUN_ARGS)
 
-test: lint typecheck portable unit
+test: lint typecheck portable unit fuzz-smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,6 +45,15 @@ portable: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# Coverage-guided fuzzing (atheris), every target FUZZ_SECONDS each, FUZZ_JOBS at a time; the
+# working corpus and any crash are kept in .fuzz/ (docs/security.md, "Fuzzing").
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --work .fuzz
+
+# The fuzz step of `make test`: every target for 2 s from the committed corpus (about a minute).
+fuzz-smoke: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --seconds 2 --jobs 2
+
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
@@ -54,4 +65,12 @@ dist: $(RUNTIME)
 	cp config/waystation.service config/waystation.toml $(DIST)/
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build
+
+# The Raspberry Pi image (needs root, binfmt_misc and Debian's archive; ~15 min the first time,
+# then the base is cached in build/cache) and its boot test under qemu-system-aarch64.
+image: $(STAMP)
+	bash images/raspberrypi/build.sh build/image
+
+image-test: image
+	$(BIN)/pytest -p no:cacheprovider tests/image

@@ -14,7 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def recipes(target: str, tmp_path: Path) -> list[str]:
     done = subprocess.run(
-        ["make", "-n", target, "VENV=%s" % (tmp_path / "venv"), "DIST=%s" % (tmp_path / "dist")],
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            target,
+            "VENV=%s" % (tmp_path / "venv"),
+            "DIST=%s" % (tmp_path / "dist"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -18,6 +18,7 @@ from node.app.daemon import Daemon
 from node.app.identity import load_identity, load_or_create_identity
 from node.app.logs import setup_logging
 from node.app.peer_cli import add_peer_commands, run_peer_command
+from node.app.peer_session import member_dir_marker
 from node.app.status import render_text
 from node.crypto._nacl import NaclSuite
 from node.errors import NodeError
@@ -194,6 +195,14 @@ def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
         config = replace(config, lan=replace(config.lan, zeroconf=False))
     setup_logging(config.log.level)
     data_dir = config.node.data_dir or default_data_dir()
+    marker = member_dir_marker(Path(data_dir))
+    if marker is not None:
+        print(
+            "waystation: %s is a member's data directory (it holds %s): give the relay a"
+            " directory of its own with --data" % (data_dir, marker),
+            file=sys.stderr,
+        )
+        return 2
     daemon = Daemon(config, suite, data_dir, ConsoleActions(config_path=args.config))
     failed: list[BaseException] = []
     try:

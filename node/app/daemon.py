@@ -55,7 +55,7 @@ from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
 from node.lan.tcp import TcpDialer, TcpListener, tcp_address
-from node.link import Dialers, Link, LinkQueue, PeerAddress
+from node.link import Dialer, Dialers, Link, LinkQueue, Listener, PeerAddress
 from node.proto.messages import ROLE_RELAY
 from node.store.sqlite import SQLiteStore
 
@@ -100,6 +100,7 @@ class Daemon:
         self.ctx: NodeContext | None = None
         self.port: int | None = None
         self.listener, self.dialers = self._build_transports(config)
+        self.radios = self._build_radios(config)
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._drivers: set[LinkDriver] = set()
@@ -126,7 +127,45 @@ class Daemon:
         """The listener and the dialers, one line per transport."""
         max_frame = config.session.max_frame_bytes
         listener = TcpListener(config.lan.listen, max_frame)
-        return listener, Dialers([TcpDialer(max_frame)])
+        return listener, Dialers([TcpDialer(max_frame), *Daemon._radio_dialers(config)])
+
+    @staticmethod
+    def _radio_dialers(config: Config) -> list[Dialer]:
+        """The BLE central when [radio.ble] is enabled (node/radio needs the `ble` extra)."""
+        ble = config.radio.ble
+        if not ble.enabled:
+            return []
+        from node.radio.central import BleCentral
+
+        return [
+            BleCentral(
+                ble.adapter, config.session.max_frame_bytes, ble.central_max_links,
+                ble.central_min_rssi, ble.central_connect_interval_s, ble.max_mtu,
+            )
+        ]  # fmt: skip
+
+    def _build_radios(self, config: Config) -> list[Listener]:
+        """The BLE GATT peripheral when [radio.ble] is enabled, advertising our token."""
+        ble = config.radio.ble
+        if not ble.enabled:
+            return []
+        from node.radio.peripheral import BlePeripheral
+
+        return [
+            BlePeripheral(
+                ble.adapter, self._token, config.session.max_frame_bytes, ble.max_connections,
+                ble.max_mtu, ble.acquire, ble.advertising_interval_ms,
+            )
+        ]  # fmt: skip
+
+    async def _serve_radio(self, radio: Listener) -> None:
+        """Accept a radio's links; a radio that cannot start is logged, the relay goes on."""
+        try:
+            await radio.serve(self._accepted)
+        except LinkError as exc:  # no bluetoothd, no adapter: LAN relaying is unaffected
+            assert self.ctx is not None
+            self.ctx.count("radio.%s.failed" % radio.kind)
+            log.error("%s radio not started: %s", radio.kind, exc)
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handlers call this)."""
@@ -194,8 +233,6 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        if config.radio.ble.enabled:
-            log.warning("radio.ble.enabled: BLE is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
         ring = LogRing()
@@ -229,6 +266,7 @@ class Daemon:
                 ]
                 if config.lan.zeroconf:
                     background.append(tasks.create_task(self._discovery()))
+                background.extend(tasks.create_task(self._serve_radio(r)) for r in self.radios)
                 self._notifier.ready("relaying on port %d" % self.port)
                 self.started.set()
                 await self._stop.wait()

@@ -78,11 +78,6 @@ if TYPE_CHECKING:
     from node.crypto.noise import NoiseTransport
     from node.proto.messages import Message
 
-    Event = (
-        "HandshakeCompleted | SessionOpened | InterestReceived | ReconcileReceived"
-        " | EntriesReceived | AckReceived | PairingReceived | SessionClosed"
-    )
-
 REASON_OK = "ok"
 REASON_FLOW = "flow"
 MIN_WINDOW = 65536
@@ -384,7 +379,7 @@ class Session:
             if now >= self._last_received + self.limits.idle_timeout:
                 self._apply(S.DEADLINE_PASSED, None, now)
             elif now >= self._last_sent + self.limits.keepalive_interval:
-                self._send_message(Ack(0, 0, 0), now)
+                self._queue_message(Ack(0, 0, 0), now)
             return
         if self._deadline is not None and now >= self._deadline:
             self._apply(S.DEADLINE_PASSED, None, now)
@@ -498,7 +493,7 @@ class Session:
         size = _message_size(message)
         self.send_credit -= size
         self._in_flight += size
-        self._send_message(message, now)
+        self._queue_message(message, now)
 
     def _apply(self, event: str, payload: "object", now: int) -> None:
         step = S.transition(self.state, event)
@@ -539,9 +534,6 @@ class Session:
             raise LocalProtocolError("no Noise transport yet")
         self._queue_frame(transport.encrypt(encode_message(message)))
         self._last_sent = now
-
-    def _send_message(self, message: "Message", now: int) -> None:
-        self._queue_message(message, now)
 
     # -- actions (named in _states.TRANSITIONS) -------------------------------------------------
 
@@ -637,7 +629,7 @@ class Session:
             message, (Interest, Reconcile, Entries, Ack, Pairing)
         ):  # pragma: no cover
             raise LocalProtocolError("send action without a message")
-        self._send_message(message, now)
+        self._queue_message(message, now)
 
     def _do_ignore(self, payload: object, now: int) -> None:
         return
