@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,7 +15,11 @@ import pytest
 from node.app.config import parse_config
 from node.app.console_commands import ConsoleActions, hash_pin
 from node.app.control import CommandError, request
+from node.app.daemon import Daemon
+from node.app.sync_client import member_context, sync_with_relay
+from node.crypto._nacl import NaclSuite
 from tests.console_helpers import (
+    DEADLINE_S,
     NullModem,
     Terminal,
     make_daemon,
@@ -22,6 +27,7 @@ from tests.console_helpers import (
     serial_terminal,
     socket_terminal,
 )
+from tests.sync_helpers import GroupLog, member_store
 
 PROMPT = rb"relay-console> "
 BAD = "bad-arguments"
@@ -37,6 +43,7 @@ expiry_days = 30 # a month
 
 class Relay:
     def __init__(self, data_dir: Path, config_path: Path, modem: NullModem) -> None:
+        self.daemon: Daemon | None = None
         self.data_dir = data_dir
         self.config_path = config_path
         self.modem = modem
@@ -58,6 +65,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     daemon = make_daemon(
         state.data_dir, [modem.daemon_end], actions=ConsoleActions(power, config_path)
     )
+    state.daemon = daemon
     try:
         with running(daemon):
             yield state
@@ -70,6 +78,23 @@ def sock_term(relay: Relay) -> Iterator[Terminal]:
     sock, term = socket_terminal(relay.data_dir)
     with sock:
         term.expect(PROMPT)
+        yield term
+
+
+@pytest.fixture(params=["socket", "serial"])
+def any_term(relay: Relay, request: pytest.FixtureRequest) -> Iterator[Terminal]:
+    """The console through DATA/console.sock, or through a real pty with pyserial at our end."""
+    if request.param == "socket":
+        sock, term = socket_terminal(relay.data_dir)
+        with sock:
+            term.expect(PROMPT)
+            yield term
+        return
+    port, term = serial_terminal(relay.modem.user_end)
+    with port:
+        port.reset_input_buffer()
+        term.send(b"\x03help sync-mark\r")  # whatever an earlier test left is read past
+        term.expect(rb"help: no command 'sync-mark'.*" + PROMPT)
         yield term
 
 
@@ -96,7 +121,7 @@ COMMANDS = [
         r"fingerprint\s+\S+.*name\s+relay-console.*console\s+socket, /dev/pts/\d+ open",
         _ok({"fingerprint", "uptime_s"}),
     ),
-    ("peers", r"links\s+\(none\)\nrelays\s+\(none\)", _ok({"links", "relays"})),
+    ("peers", r"links\s+\(none\)\n", _ok({"links", "recent", "relays"})),
     ("logs", r"count\s+0", _ok({"count", "logs"})),
     ("store", r"quota\n.*expiry_days\s+30", _ok({"quota"})),
     ("store evict", r"expired\s+0", _ok({"expired"})),
@@ -122,12 +147,12 @@ COMMANDS = [
 
 @pytest.mark.parametrize(("line", "text", "check"), COMMANDS, ids=[c[0] for c in COMMANDS])
 def test_every_command_as_text_and_json(
-    relay: Relay, sock_term: Terminal, line: str, text: str, check: object
+    relay: Relay, any_term: Terminal, line: str, text: str, check: object
 ) -> None:
-    answer = sock_term.command(line)
+    answer = any_term.command(line)
     assert answer.startswith(line + "\n")  # echoed once, then the answer
     assert re.search(text, answer, re.S), answer
-    answer = sock_term.command(line + " --json")
+    answer = any_term.command(line + " --json")
     body = answer.split("\n")[1]
     check(json.loads(body))  # type: ignore[operator]
 
@@ -143,6 +168,22 @@ def test_scripts_get_the_same_json_from_control_sock(relay: Relay, sock_term: Te
     with pytest.raises(CommandError) as refused:
         request(relay.data_dir, "log.level", {"level": "loud"})
     assert refused.value.code == "bad-arguments"
+
+
+def test_peers_lists_a_member_that_came_and_went(relay: Relay, sock_term: Terminal) -> None:
+    group = GroupLog.make(91)
+    group.append("for the relay")
+    logs = {group.address: (group.sign_pub, group.identity_signature)}
+    assert relay.daemon is not None and relay.daemon.port is not None
+    ctx = member_context(member_store(group), NaclSuite(), logs)
+    outcome = asyncio.run(sync_with_relay(ctx, "127.0.0.1", relay.daemon.port, DEADLINE_S))
+    assert outcome.in_sync, outcome
+    answer = sock_term.command("peers")
+    recent = r"recent \(\d+\)\n.*tcp:127\.0\.0\.1:\d+\s+ok\s+member"
+    assert re.search(recent, answer, re.S), answer
+    reply = json.loads(sock_term.command("peers --json").split("\n")[1])
+    latest = reply["result"]["recent"][0]
+    assert (latest["role"], latest["reason"], latest["entries_received"]) == ("member", "ok", 1)
 
 
 def test_log_level_and_tail(sock_term: Terminal) -> None:
@@ -278,6 +319,20 @@ def test_pin_is_asked_and_a_wrong_one_delays_only_that_session(tmp_path: Path) -
             two.send(b"2468\r")  # the other session is not held up
             assert b"PIN accepted" in two.expect(PROMPT)
             assert "version" in two.command("version")
+
+
+def test_the_pin_hash_is_never_shown(tmp_path: Path) -> None:
+    pin_hash = hash_pin("2468", iterations=1000)
+    daemon = make_daemon(tmp_path / "data", [], 'pin_hash = "%s"\n' % pin_hash)
+    with running(daemon):
+        sock, term = socket_terminal(tmp_path / "data")
+        with sock:
+            term.send(b"2468\r")
+            term.expect(PROMPT)
+            shown = term.command("config show") + term.command("config get console.pin_hash")
+            shown += term.command("config show --json")
+    assert re.search(r"pin_hash\s+\(set\)", shown), shown
+    assert pin_hash.split("$")[-1] not in shown and pin_hash.split("$")[2] not in shown
 
 
 def test_wipe_erases_key_and_data_then_stops(tmp_path: Path) -> None:

@@ -48,6 +48,9 @@ MAX_ACTIVITY = 100_000  # logs whose last activity is remembered
 LOG_RING_LINES = 200
 DEFAULT_TAIL = 20
 PIN_ITERATIONS = 20_000  # runs on the event loop of a Pi: a few ms, not a second
+# Never shown or logged: a short PIN is found from its salted hash in moments.
+HIDDEN_KEYS = frozenset({"console.pin_hash"})
+HIDDEN = "(set)"
 
 
 class LogRing(logging.Handler):
@@ -183,11 +186,22 @@ def _jsonable(value: object) -> object:
 
 
 def _lookup(config: object, key: str) -> object:
+    """`key`'s value in `config`, as JSON; a hidden key's is only `(set)` or empty."""
     value = _jsonable(config)
     for part in key.split("."):
         assert isinstance(value, dict)
         value = value[part]
-    return value
+    return HIDDEN if key in HIDDEN_KEYS and value else value
+
+
+def _shown_config(config: Config) -> object:
+    """The whole configuration as JSON, hidden keys masked."""
+    shown = _jsonable(config)
+    for key in HIDDEN_KEYS:
+        section, name = key.split(".")
+        assert isinstance(shown, dict) and isinstance(shown[section], dict)
+        shown[section][name] = _lookup(config, key)
+    return shown
 
 
 class _Commands:
@@ -204,7 +218,11 @@ class _Commands:
 
     def peers(self, _args: Mapping[str, object]) -> object:
         core = self._core()
-        return {"links": _links(self.daemon), "relays": _relay_peers(self.daemon, core)}
+        return {
+            "links": _links(self.daemon),
+            "recent": self.daemon.recent_links.rows(),
+            "relays": _relay_peers(self.daemon, core),
+        }
 
     def _core(self) -> dict[str, object]:
         try:
@@ -254,7 +272,7 @@ class _Commands:
 
     def config_show(self, _args: Mapping[str, object]) -> object:
         path = self.actions.config_path
-        return {"file": str(path) if path else None, "config": _jsonable(self.daemon.config)}
+        return {"file": str(path) if path else None, "config": _shown_config(self.daemon.config)}
 
     def config_get(self, args: Mapping[str, object]) -> object:
         key = self._key(args)
@@ -307,7 +325,8 @@ class _Commands:
         live = key == "log.level"
         if live:
             logging.getLogger("waystation").setLevel(str(value).upper())
-        log.info("console: %s set to %s in %s", key, _toml(value), path)
+        shown = HIDDEN if key in HIDDEN_KEYS else _toml(value)
+        log.info("console: %s set to %s in %s", key, shown, path)
         return {
             "key": key,
             "value": _lookup(config, key),

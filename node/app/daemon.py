@@ -50,7 +50,7 @@ from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
-from node.app.status import SyncBook, status_report
+from node.app.status import RecentLinks, SyncBook, status_report
 from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
@@ -101,6 +101,7 @@ class Daemon:
         self.port: int | None = None
         self.listener, self.dialers = self._build_transports(config)
         self.radios = self._build_radios(config)
+        self.radio_failures: dict[str, str] = {}  # radio kind -> why it did not start
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._drivers: set[LinkDriver] = set()
@@ -116,6 +117,7 @@ class Daemon:
         self._notifier = Notifier.from_environ()
         self.started_at = time.time()
         self.syncs = SyncBook()  # last sync with each relay peer, for `waystation status`
+        self.recent_links = RecentLinks()  # links that closed, for the console's `peers`
 
     @property
     def links(self) -> list[LinkDriver]:
@@ -165,6 +167,7 @@ class Daemon:
         except LinkError as exc:  # no bluetoothd, no adapter: LAN relaying is unaffected
             assert self.ctx is not None
             self.ctx.count("radio.%s.failed" % radio.kind)
+            self.radio_failures[radio.kind] = str(exc)
             log.error("%s radio not started: %s", radio.kind, exc)
 
     def stop(self) -> None:
@@ -313,10 +316,13 @@ class Daemon:
     async def _drive(self, driver: LinkDriver) -> SyncOutcome:
         self._drivers.add(driver)
         self._links_done.clear()
+        reason = "cancelled"
         try:
             outcome = await driver.run()
+            reason = outcome.reason
         except Exception:  # a bug in the link code costs this link, never the daemon
             assert self.ctx is not None
+            reason = "internal-error"
             self.ctx.count("links.closed.internal-error")
             log.exception("%s: internal error, link dropped", driver.link.label)
             with contextlib.suppress(Exception):
@@ -324,6 +330,8 @@ class Daemon:
             return SyncOutcome(reason="internal-error")
         finally:
             self._drivers.discard(driver)
+            if self.ctx is not None:
+                self.recent_links.closed(driver, reason, self.ctx.clock())
             if not self._drivers:
                 self._links_done.set()
         log.info(
