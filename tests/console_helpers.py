@@ -147,6 +147,16 @@ class RunningDaemon:
         assert self.loop is not None
         self.loop.call_soon_threadsafe(fn)  # type: ignore[arg-type]
 
+    def wait_until_no_links(self) -> None:
+        """Block until the daemon has no link open (each closed link fully recorded)."""
+        assert self.loop is not None
+
+        async def no_links() -> None:
+            async with asyncio.timeout(DEADLINE_S):
+                await self.daemon._links_done.wait()
+
+        asyncio.run_coroutine_threadsafe(no_links(), self.loop).result(DEADLINE_S + 1)
+
     def stop(self) -> None:
         if self.loop is not None and self._thread.is_alive():
             with contextlib.suppress(RuntimeError):

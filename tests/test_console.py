@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from node.app.config import parse_config
-from node.app.console_commands import ConsoleActions, hash_pin
+from node.app.console_commands import ConsoleActions, hash_pin, logs_text
 from node.app.control import CommandError, request
-from node.app.daemon import Daemon
 from node.app.sync_client import member_context, sync_with_relay
 from node.crypto._nacl import NaclSuite
 from tests.console_helpers import (
     DEADLINE_S,
     NullModem,
+    RunningDaemon,
     Terminal,
     make_daemon,
     running,
@@ -43,7 +43,7 @@ expiry_days = 30 # a month
 
 class Relay:
     def __init__(self, data_dir: Path, config_path: Path, modem: NullModem) -> None:
-        self.daemon: Daemon | None = None
+        self.runner: RunningDaemon | None = None
         self.data_dir = data_dir
         self.config_path = config_path
         self.modem = modem
@@ -65,9 +65,9 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     daemon = make_daemon(
         state.data_dir, [modem.daemon_end], actions=ConsoleActions(power, config_path)
     )
-    state.daemon = daemon
     try:
-        with running(daemon):
+        with running(daemon) as runner:
+            state.runner = runner
             yield state
     finally:
         modem.close()
@@ -118,11 +118,11 @@ def _refused(code: str) -> object:
 COMMANDS = [
     (
         "status",
-        r"fingerprint\s+\S+.*name\s+relay-console.*console\s+socket, /dev/pts/\d+ open",
+        r"node\s+[0-9a-f-]+ \(relay-console\).*transports .*console socket, /dev/pts/\d+ open",
         _ok({"fingerprint", "uptime_s"}),
     ),
     ("peers", r"links\s+\(none\)\n", _ok({"links", "recent", "relays"})),
-    ("logs", r"count\s+0", _ok({"count", "logs"})),
+    ("logs", r"0 logs carried", _ok({"count", "logs"})),
     ("store", r"quota\n.*expiry_days\s+30", _ok({"quota"})),
     ("store evict", r"expired\s+0", _ok({"expired"})),
     ("config show", r"file\s+/.*waystation.toml", _ok({"config", "file"})),
@@ -174,16 +174,34 @@ def test_peers_lists_a_member_that_came_and_went(relay: Relay, sock_term: Termin
     group = GroupLog.make(91)
     group.append("for the relay")
     logs = {group.address: (group.sign_pub, group.identity_signature)}
-    assert relay.daemon is not None and relay.daemon.port is not None
+    assert relay.runner is not None and relay.runner.daemon.port is not None
     ctx = member_context(member_store(group), NaclSuite(), logs)
-    outcome = asyncio.run(sync_with_relay(ctx, "127.0.0.1", relay.daemon.port, DEADLINE_S))
+    port = relay.runner.daemon.port
+    outcome = asyncio.run(sync_with_relay(ctx, "127.0.0.1", port, DEADLINE_S))
     assert outcome.in_sync, outcome
+    relay.runner.wait_until_no_links()  # the relay's end closes just after ours
     answer = sock_term.command("peers")
     recent = r"recent \(\d+\)\n.*tcp:127\.0\.0\.1:\d+\s+ok\s+member"
     assert re.search(recent, answer, re.S), answer
     reply = json.loads(sock_term.command("peers --json").split("\n")[1])
     latest = reply["result"]["recent"][0]
     assert (latest["role"], latest["reason"], latest["entries_received"]) == ("member", "ok", 1)
+
+
+def test_logs_text_puts_the_long_address_last() -> None:
+    row = {"log": "/orbitdb/b/x", "entries": 3, "bytes": 2668, "quota": 16 << 20, "pinned": True}
+    result = {"count": 2, "shown": 2, "logs": [row | {"last_activity": 940.0}, row]}
+    assert logs_text(result, now=1000.0) == [
+        "2 logs carried, largest first",
+        "bytes    entries  quota     pinned  active     log",
+        "2.6 KiB  3        16.0 MiB  yes     1m00s ago  /orbitdb/b/x",
+        "2.6 KiB  3        16.0 MiB  yes     -          /orbitdb/b/x",
+    ]
+    assert (
+        logs_text({"count": 500, "logs": [row]}, now=0)[0]
+        == "500 logs carried, largest first, 1 shown"
+    )
+    assert logs_text("not a report") == ["0 logs carried, largest first"]
 
 
 def test_log_level_and_tail(sock_term: Terminal) -> None:

@@ -32,7 +32,7 @@ from node import __version__
 from node.app.config import LOG_LEVELS, Config, parse_config, parse_pin_hash, schema_keys
 from node.app.control import BAD_ARGUMENTS, CommandError, Handler
 from node.app.logs import KeyValueFormatter
-from node.app.status import _links, _relay_peers, _store
+from node.app.status import _bytes, _duration, _links, _relay_peers, _store, render_text
 from node.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -166,6 +166,47 @@ def console_handlers(
         "reboot": lambda _args: commands.power("reboot"),
         "poweroff": lambda _args: commands.power("poweroff"),
     }
+
+
+def console_texts() -> dict[str, Callable[[object], list[str]]]:
+    """How the console shows some results as text (the JSON of the others is laid out as is)."""
+    return {"status": status_text, "logs": logs_text}
+
+
+def status_text(result: object) -> list[str]:
+    """The status report as `waystation status` prints it."""
+    return render_text(result if isinstance(result, dict) else {}).splitlines()
+
+
+def logs_text(result: object, now: float | None = None) -> list[str]:
+    """The carried logs, one line each, the log's address last (it is long)."""
+    report = result if isinstance(result, dict) else {}
+    rows = [r for r in report.get("logs", []) if isinstance(r, dict)]
+    now = time.time() if now is None else now
+    count, shown = report.get("count", len(rows)), len(rows)
+    lines = [
+        "%s logs carried, largest first" % count + ("" if shown == count else ", %d shown" % shown)
+    ]
+    table = [("bytes", "entries", "quota", "pinned", "active", "log")]
+    for row in rows:
+        last = row.get("last_activity")
+        active = "-" if not isinstance(last, int | float) else _duration(now - last) + " ago"
+        table.append(
+            (
+                _bytes(row.get("bytes")),
+                str(row.get("entries")),
+                _bytes(row.get("quota")),
+                "yes" if row.get("pinned") else "no",
+                active,
+                str(row.get("log")),
+            )
+        )
+    widths = [max(len(cells[i]) for cells in table) for i in range(5)]
+    for cells in table if rows else []:
+        lines.append(
+            "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + "  " + cells[5]
+        )
+    return lines
 
 
 def _text_arg(args: Mapping[str, object], name: str, usage: str) -> str:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from node.app.console_commands import pin_checker
+from node.app.console_commands import console_texts, pin_checker
 from node.app.control import ControlServer, _peer_uid, _short_path, encode_reply
 from node.console.serial import SerialConsole
 from node.console.shell import ConsoleShell
@@ -53,7 +53,8 @@ def shell_factory(name: str, control: ControlServer, pin_hash: str) -> Callable[
     def dumps(value: object) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
-    return lambda: ConsoleShell(name, ask, dumps, check)
+    texts = console_texts()
+    return lambda: ConsoleShell(name, ask, dumps, check, texts)
 
 
 class Consoles:

@@ -14,7 +14,11 @@
 # node.name my relay`). `--json` anywhere asks for the raw JSON reply. A line that fits no row
 # raises ConsoleInputError with one line that says what was wrong and what is accepted.
 
+from node._compat import TYPE_CHECKING
 from node.errors import NodeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MAX_TAIL_LINES = 200
 JSON_FLAG = "--json"
@@ -261,11 +265,17 @@ def complete(text: str) -> "list[str]":
 # -- rendering a reply --------------------------------------------------------------------------
 
 
-def render(command: Command, reply: "dict[str, object]") -> "list[str]":
+def render(
+    command: Command,
+    reply: "dict[str, object]",
+    text: "Callable[[object], list[str]] | None" = None,
+) -> "list[str]":
     """The text lines for a control reply (`{"ok": true, "result": ...}` or an error).
 
     An `unknown-command` error means this daemon has no such control command (e.g. pairing in a
-    build without it): the user reads that it is not available, not a protocol error.
+    build without it): the user reads that it is not available, not a protocol error. `text`,
+    when given, turns this command's result into lines (the caller's own human form, e.g. the
+    one `waystation status` prints); otherwise a generic layout of the JSON is used.
     """
     if reply.get("ok") is not True:
         code = reply.get("error")
@@ -273,6 +283,8 @@ def render(command: Command, reply: "dict[str, object]") -> "list[str]":
             return ["%s: not available in this build" % command.name]
         return ["%s: %s (%s)" % (command.name, reply.get("message"), code)]
     result = reply.get("result")
+    if text is not None:
+        return text(result)
     if isinstance(result, dict) and isinstance(result.get("text"), list):
         return [str(line) for line in result["text"]]
     return render_value(result)

@@ -55,6 +55,8 @@ class ConsoleShell:
         ask: (control command, args) -> the control reply dict.
         dumps: a JSON value -> one line of JSON (for --json).
         check_pin: the PIN typed -> right or not; None when no PIN is configured.
+        texts: control command -> how to show its result as text lines (the generic layout of
+            the JSON for a command not in it).
     """
 
     def __init__(
@@ -63,8 +65,10 @@ class ConsoleShell:
         ask: "Ask",
         dumps: "Callable[[object], str]",
         check_pin: "Callable[[str], bool] | None" = None,
+        texts: "dict[str, Callable[[object], list[str]]] | None" = None,
     ) -> None:
         self.name = name
+        self._texts = texts or {}
         self._ask = ask
         self._dumps = dumps
         self._check_pin = check_pin
@@ -175,7 +179,7 @@ class ConsoleShell:
         reply = self._ask(command.cmd, command.args)
         if command.json:
             return [self._dumps(reply)]
-        return render(command, reply)
+        return render(command, reply, self._texts.get(command.cmd))
 
 
 def _text(lines: "list[str]") -> bytes:

@@ -255,6 +255,12 @@ class GrammarTests(TestCase):
         self.assertEqual(
             commands.render(command, {"ok": True, "result": {"text": ["a", "b"]}}), ["a", "b"]
         )
+        own = commands.render(command, reply, lambda result: ["%d logs" % result["count"]])
+        self.assertEqual(own, ["1 logs"])  # the caller's text form of this command
+        self.assertEqual(
+            commands.render(parse("pair"), unknown, lambda result: ["not used"]),
+            ["pair: not available in this build"],
+        )
 
 
 def _fake_ask(cmd, args):
@@ -269,6 +275,13 @@ class ShellTests(TestCase):
         self.assertEqual(out, b"version\r\ncmd  version\r\nbox> ")
         out = shell.feed(b"version --json\r", 0)
         self.assertTrue(b"JSON:['ok', 'result']\r\nbox> " in out)
+
+    def test_a_command_shown_in_its_own_text_form(self):
+        texts = {"version": lambda result: ["own form of " + result["cmd"]]}
+        shell = ConsoleShell("box", _fake_ask, repr, texts=texts)
+        self.assertEqual(shell.feed(b"version\r", 0), b"version\r\nown form of version\r\nbox> ")
+        self.assertTrue(b"'result'" in shell.feed(b"version --json\r", 0))  # JSON stays JSON
+        self.assertEqual(shell.feed(b"store\r", 0), b"store\r\ncmd  store\r\nbox> ")
 
     def test_ctrl_d_and_exit_leave(self):
         shell = ConsoleShell("box", _fake_ask, repr)
