@@ -320,23 +320,30 @@ def test_serial_port_vanishes_and_returns(tmp_path: Path) -> None:
     os.close(slave)
 
 
-def test_pin_is_asked_and_a_wrong_one_delays_only_that_session(tmp_path: Path) -> None:
+def test_pin_delay_holds_across_sessions_of_a_port_not_other_ports(tmp_path: Path) -> None:
     extra = 'pin_hash = "%s"\n' % hash_pin("2468", iterations=1000)
-    daemon = make_daemon(tmp_path / "data", [], extra)
-    with running(daemon):
-        first, one = socket_terminal(tmp_path / "data")
-        second, two = socket_terminal(tmp_path / "data")
-        with first, second:
-            one.expect(rb"needs its PIN\r\nPIN: ")
-            two.expect(rb"PIN: ")
-            one.send(b"1111\r")
-            got = one.expect(rb"PIN: ")
-            assert b"1111" not in got and b"wrong PIN; the next attempt is possible in 2 s" in got
-            one.send(b"2468\r")
-            assert b"before the next PIN attempt" in one.expect(rb"PIN: ")
-            two.send(b"2468\r")  # the other session is not held up
-            assert b"PIN accepted" in two.expect(PROMPT)
-            assert "version" in two.command("version")
+    modem = NullModem()
+    daemon = make_daemon(tmp_path / "data", [modem.daemon_end], extra)
+    try:
+        with running(daemon):
+            port, one = serial_terminal(modem.user_end)
+            sock, two = socket_terminal(tmp_path / "data")
+            with port, sock:
+                one.send(b"\r")
+                one.expect(rb"PIN: ")
+                two.expect(rb"needs its PIN\r\nPIN: ")
+                one.send(b"1111\r")
+                got = one.expect(rb"possible in 2 s\r\nPIN: ")
+                assert b"1111" not in got  # a PIN is never echoed
+                one.send(b"\x04")  # leaving does not reset the delay: a new session greets
+                one.expect(rb"bye\r\nwaystation console on relay-console; .*needs its PIN.*PIN: ")
+                one.send(b"2468\r")
+                assert b"before the next PIN attempt" in one.expect(rb"PIN: ")
+                two.send(b"2468\r")  # another port is not held up
+                assert b"PIN accepted" in two.expect(PROMPT)
+                assert "version" in two.command("version")
+    finally:
+        modem.close()
 
 
 def test_the_pin_hash_is_never_shown(tmp_path: Path) -> None:

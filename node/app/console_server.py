@@ -27,7 +27,7 @@ from pathlib import Path
 from node.app.console_commands import console_texts, pin_checker
 from node.app.control import ControlServer, _peer_uid, _short_path, encode_reply
 from node.console.serial import SerialConsole
-from node.console.shell import ConsoleShell
+from node.console.shell import ConsoleShell, PinGate
 
 log = logging.getLogger("waystation.console")
 
@@ -43,8 +43,13 @@ def console_socket_path(data_dir: Path) -> Path:
     return data_dir / SOCKET_NAME
 
 
-def shell_factory(name: str, control: ControlServer, pin_hash: str) -> Callable[[], ConsoleShell]:
-    """Builds console sessions that ask `control` (one path for every command)."""
+def shell_factory(
+    name: str, control: ControlServer, pin_hash: str
+) -> Callable[[], Callable[[], ConsoleShell]]:
+    """Per port, a maker of console sessions that ask `control` (one path for every command).
+
+    The sessions of one port share its PinGate: a wrong PIN's delay outlives the session.
+    """
     check = pin_checker(pin_hash)
 
     def ask(cmd: str, args: dict[str, object]) -> dict[str, object]:
@@ -54,7 +59,12 @@ def shell_factory(name: str, control: ControlServer, pin_hash: str) -> Callable[
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
     texts = console_texts()
-    return lambda: ConsoleShell(name, ask, dumps, check, texts)
+
+    def for_port() -> Callable[[], ConsoleShell]:
+        gate = PinGate(check) if check is not None else None
+        return lambda: ConsoleShell(name, ask, dumps, texts=texts, gate=gate)
+
+    return for_port
 
 
 class Consoles:
@@ -64,7 +74,7 @@ class Consoles:
         data_dir: where console.sock goes.
         ports: serial devices (`console.ports`).
         baud: their line speed.
-        new_session: builds a ConsoleShell.
+        port_sessions: per port (each serial port, and console.sock), a maker of its sessions.
         count: the daemon's counter.
     """
 
@@ -73,13 +83,13 @@ class Consoles:
         data_dir: Path,
         ports: tuple[str, ...],
         baud: int,
-        new_session: Callable[[], ConsoleShell],
+        port_sessions: Callable[[], Callable[[], ConsoleShell]],
         count: Callable[[str], None],
     ) -> None:
         self.path = console_socket_path(data_dir)
-        self._new_session = new_session
+        self._new_session = port_sessions()
         self._count = count
-        self.serial = [SerialConsole(p, baud, new_session, count) for p in ports]
+        self.serial = [SerialConsole(p, baud, port_sessions(), count) for p in ports]
         self._server: asyncio.Server | None = None
         self._clients = 0
         self._uid = os.getuid()

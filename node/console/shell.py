@@ -10,9 +10,10 @@
 #
 # States: LOCKED (a console PIN is configured and not yet given; the PIN is not echoed),
 # READY (commands), LEFT (Ctrl-D or `exit`: the transport ends the session). A wrong PIN locks
-# the session for 2**n seconds after the n-th wrong attempt (at most MAX_PIN_DELAY_S): a line
-# typed before then is refused with the time left. Nothing sleeps, so other ports and other
-# sessions are never held up.
+# the port for 2**n seconds after the n-th wrong attempt in a row (at most MAX_PIN_DELAY_S): a
+# line typed before then is refused with the time left. The count lives in a PinGate that the
+# port's successive sessions share, so leaving (Ctrl-D) and coming back does not reset it; the
+# right PIN does. Nothing sleeps, so other ports are never held up.
 #
 # Echo storms: a line whose other end echoes what it receives (a serial port left in a tty's
 # cooked mode, a misconfigured terminal, two consoles wired together) sends our own output back
@@ -47,6 +48,33 @@ ECHO_QUIET_S = 1.0
 GREETING = "waystation console on "
 
 
+class PinGate:
+    """The PIN check of one port and its wrong-attempt delay, shared by the port's sessions.
+
+    Args:
+        check: the PIN typed -> right or not.
+    """
+
+    def __init__(self, check: "Callable[[str], bool]") -> None:
+        self.check = check
+        self.failures = 0
+        self.locked_until = 0.0
+
+    def attempt(self, pin: str, now: float) -> "tuple[bool, str]":
+        """Try `pin` at time `now` (seconds): (unlocked, the line to show)."""
+        if now < self.locked_until:
+            return False, "wait %d s before the next PIN attempt" % int(
+                self.locked_until - now + 0.999
+            )
+        if self.check(pin):
+            self.failures = 0
+            return True, "PIN accepted; help lists the commands"
+        self.failures += 1
+        delay = min(2**self.failures, MAX_PIN_DELAY_S)
+        self.locked_until = now + delay
+        return False, "wrong PIN; the next attempt is possible in %d s" % delay
+
+
 class ConsoleShell:
     """One session on one port (see the module comment).
 
@@ -55,6 +83,7 @@ class ConsoleShell:
         ask: (control command, args) -> the control reply dict.
         dumps: a JSON value -> one line of JSON (for --json).
         check_pin: the PIN typed -> right or not; None when no PIN is configured.
+        gate: the port's PinGate (shared by its sessions); made from check_pin when not given.
         texts: control command -> how to show its result as text lines (the generic layout of
             the JSON for a command not in it).
     """
@@ -66,16 +95,17 @@ class ConsoleShell:
         dumps: "Callable[[object], str]",
         check_pin: "Callable[[str], bool] | None" = None,
         texts: "dict[str, Callable[[object], list[str]]] | None" = None,
+        gate: "PinGate | None" = None,
     ) -> None:
         self.name = name
         self._texts = texts or {}
         self._ask = ask
         self._dumps = dumps
-        self._check_pin = check_pin
-        self.state = LOCKED if check_pin is not None else READY
+        if gate is None and check_pin is not None:
+            gate = PinGate(check_pin)
+        self.gate = gate
+        self.state = LOCKED if gate is not None else READY
         self.editor = LineEditor(echo=self.state == READY, completer=complete)
-        self.failures = 0
-        self.locked_until = 0.0
         self.muted_until = -1.0  # our own output came back: silent until then
         self.echoes = 0  # times that happened
         self._recent = b""  # the tail of the input, to spot our prompt split across reads
@@ -147,18 +177,14 @@ class ConsoleShell:
         return _text(lines) + self.prompt
 
     def _unlock(self, pin: str, now: float) -> "list[str]":
-        assert self._check_pin is not None
-        if now < self.locked_until:
-            return ["wait %d s before the next PIN attempt" % int(self.locked_until - now + 0.999)]
-        if self._check_pin(pin):
+        assert self.gate is not None
+        if not pin:  # Enter to wake the line up is no attempt
+            return []
+        unlocked, line = self.gate.attempt(pin, now)
+        if unlocked:
             self.state = READY
             self.editor.echo = True
-            self.failures = 0
-            return ["PIN accepted; help lists the commands"]
-        self.failures += 1
-        delay = min(2**self.failures, MAX_PIN_DELAY_S)
-        self.locked_until = now + delay
-        return ["wrong PIN; the next attempt is possible in %d s" % delay]
+        return [line]
 
     def run(self, line: str) -> "list[str]":
         """The output lines of one typed command line (also usable without the editor)."""

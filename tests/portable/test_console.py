@@ -295,6 +295,7 @@ class ShellTests(TestCase):
         shell = ConsoleShell("box", _fake_ask, repr, check_pin=lambda pin: pin == "4321")
         self.assertEqual(shell.state, LOCKED)
         self.assertTrue(shell.start().endswith(b"PIN: "))
+        self.assertEqual(shell.feed(b"\r", 100.0), b"\r\nPIN: ")  # Enter is no attempt
         out = shell.feed(b"status\r", 100.0)  # not echoed, and taken as a (wrong) PIN
         self.assertEqual(out, b"\r\nwrong PIN; the next attempt is possible in 2 s\r\nPIN: ")
         out = shell.feed(b"4321\r", 101.0)  # too early, even with the right PIN
