@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from node.app import console_server
 from node.app.config import parse_config
 from node.app.console_commands import ConsoleActions, hash_pin, logs_text
 from node.app.control import CommandError, request
@@ -344,6 +345,22 @@ def test_pin_delay_holds_across_sessions_of_a_port_not_other_ports(tmp_path: Pat
                 assert "version" in two.command("version")
     finally:
         modem.close()
+
+
+def test_one_session_too_many_is_told_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console_server, "MAX_CLIENTS", 1)
+    daemon = make_daemon(tmp_path / "data", [])
+    with running(daemon):
+        first, one = socket_terminal(tmp_path / "data")
+        with first:
+            one.expect(PROMPT)
+            second, two = socket_terminal(tmp_path / "data")
+            with second:
+                two.expect(rb"1 console clients are connected already; try again\r\n")
+                with pytest.raises(AssertionError, match="closed before"):
+                    two.expect(PROMPT)
+            assert "version" in one.command("version")  # the first is served on
+        assert daemon.ctx is not None and daemon.ctx.stats["console.refused.busy"] == 1
 
 
 def test_the_pin_hash_is_never_shown(tmp_path: Path) -> None:

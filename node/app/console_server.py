@@ -16,16 +16,14 @@ with a deadline, so a client that stops reading is cut.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from node.app.console_commands import console_texts, pin_checker
-from node.app.control import ControlServer, _peer_uid, _short_path, encode_reply
+from node.app.control import ControlServer, OwnerSocket, encode_reply
 from node.console.serial import SerialConsole
 from node.console.shell import ConsoleShell, PinGate
 
@@ -90,22 +88,19 @@ class Consoles:
         self._new_session = port_sessions()
         self._count = count
         self.serial = [SerialConsole(p, baud, port_sessions(), count) for p in ports]
-        self._server: asyncio.Server | None = None
-        self._clients = 0
-        self._uid = os.getuid()
+        self._socket = OwnerSocket(
+            self.path,
+            "console",
+            MAX_CLIENTS,
+            self._session,
+            lambda writer, _code, message: _send(writer, message.encode("utf-8") + b"\r\n"),
+            count,
+        )
 
     async def open(self) -> None:
         """Bind console.sock (owner-only); on failure log and count, never raise."""
         try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            old_umask = os.umask(0o177)
-            try:
-                with _short_path(self.path) as path:
-                    self._server = await asyncio.start_unix_server(self._client, path)
-            finally:
-                os.umask(old_umask)
-            os.chmod(self.path, 0o600)
+            await self._socket.open()
         except OSError as exc:
             self._count("console.errors")
             log.error("console socket %s unavailable: %s", self.path, exc.strerror or exc)
@@ -118,33 +113,7 @@ class Consoles:
                     tasks.create_task(port.serve())
                 await asyncio.Event().wait()
         finally:
-            if self._server is not None:
-                self._server.close()
-                self._server = None
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path)
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients += 1
-        try:
-            uid = _peer_uid(writer)
-            if self._clients > MAX_CLIENTS:
-                self._count("console.refused.busy")
-                await _send(writer, b"%d console sessions are open already\r\n" % MAX_CLIENTS)
-            elif uid is not None and uid not in (self._uid, 0):
-                self._count("console.refused.forbidden")
-                await _send(writer, b"uid %d may not use this relay's console\r\n" % uid)
-            else:
-                await self._session(reader, writer)
-        except Exception:  # a bug here costs this client, never the daemon
-            self._count("console.errors")
-            log.exception("console client: internal error")
-        finally:
-            self._clients -= 1
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(WRITE_DEADLINE_S):
-                    await writer.wait_closed()
+            self._socket.close()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         shell = self._new_session()
