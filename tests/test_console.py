@@ -133,7 +133,8 @@ COMMANDS = [
     ("pair status", r"pair status: not available in this build", _refused("unknown-command")),
     ("devices list", r"devices list: not available", _refused("unknown-command")),
     ("devices rename d1 phone", r"devices rename: not available", _refused("unknown-command")),
-    ("devices quota d1 4096", r"devices quota: not available", _refused("unknown-command")),
+    ("devices set-quota d1 4M", r"set-quota: not available", _refused("unknown-command")),
+    ("pair join 127.0.0.1:9 1234-5678", r"pair join: not available", _refused("unknown-command")),
     ("devices revoke d1", r"devices revoke: not available", _refused("unknown-command")),
     ("log level warning", r"level\s+warning", _ok({"level"})),
     ("log level loud", r"level 'loud': accepted: debug, info", _refused("bad-arguments")),
@@ -223,11 +224,11 @@ def test_log_level_and_tail(sock_term: Terminal) -> None:
 
 def test_help_and_bad_input(sock_term: Terminal) -> None:
     listing = sock_term.command("help")
-    for name in ("status", "config set KEY VALUE", "devices revoke DEVICE", "wipe [PHRASE]"):
+    for name in ("status", "config set KEY VALUE", "devices revoke DEVICE", "pair [SECONDS]"):
         assert name in listing
     assert "log tail [N]  -- the last N log lines" in sock_term.command("help log")
     assert "unknown command 'frob' (commands: status, peers" in sock_term.command("frob")
-    assert "BYTES must be a whole number, got 'x'" in sock_term.command("devices quota d x")
+    assert "SIZE must be bytes or a size such as 64M" in sock_term.command("devices set-quota d x")
     assert "help: no command 'zzz'" in sock_term.command("help zzz")
     garbage = bytes(b for b in range(256) if b != 0x04)  # all but Ctrl-D (which leaves)
     sock_term.send(garbage * 4 + b"\r")  # anything at all: one refusal, no crash

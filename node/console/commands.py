@@ -52,13 +52,18 @@ class Command:
         return "Command(%r, %r, %r, json=%r)" % (self.name, self.cmd, self.args, self.json)
 
 
-# Parameters: the name shown in help -> (JSON key, kind). Kinds: "word", "int", "rest".
+# Parameters: the name shown in help -> (JSON key, kind). Kinds: "word", "int", "size" (bytes,
+# or with a binary unit: 512K, 64M, 1G, 64MiB), "rest".
 PARAMS = {
     "KEY": ("key", "word"),
     "VALUE": ("value", "rest"),
     "DEVICE": ("device", "word"),
     "NAME": ("name", "rest"),
-    "BYTES": ("bytes", "int"),
+    "SIZE": ("bytes", "size"),
+    "[SECONDS]": ("seconds", "int"),
+    "HOST:PORT": ("relay", "word"),
+    "CODE": ("code", "word"),
+    "[FINGERPRINT]": ("fingerprint", "word"),
     "LEVEL": ("level", "word"),
     "[N]": ("lines", "int"),
     "[COMMAND]": ("topic", "rest"),
@@ -75,11 +80,22 @@ SPECS = (
     ("config show", "config.show", (), "the running configuration"),
     ("config get", "config.get", ("KEY",), "one configuration value, e.g. config get node.name"),
     ("config set", "config.set", ("KEY", "VALUE"), "validate and save a value (TOML syntax)"),
-    ("pair", "pair.open", (), "open a pairing window for a phone or relay"),
-    ("pair status", "pair.status", (), "the pairing window's state"),
-    ("devices list", "devices.list", (), "paired devices"),
+    ("pair", "pair.open", ("[SECONDS]",), "open a pairing window: a code and a QR code"),
+    ("pair status", "pair.status", (), "the pairing window's state, how a join went"),
+    (
+        "pair join",
+        "pair.join",
+        ("HOST:PORT", "CODE", "[FINGERPRINT]"),
+        "pair with a relay's window",
+    ),
+    ("devices list", "devices.list", (), "paired devices and relays"),
     ("devices rename", "devices.rename", ("DEVICE", "NAME"), "rename a paired device"),
-    ("devices quota", "devices.set_quota", ("DEVICE", "BYTES"), "set a paired device's quota"),
+    (
+        "devices set-quota",
+        "devices.set_quota",
+        ("DEVICE", "SIZE"),
+        "bytes each of its logs may hold",
+    ),
     ("devices revoke", "devices.revoke", ("DEVICE",), "drop a device's pins, close its links"),
     ("log level", "log.level", ("LEVEL",), "set the log level: debug, info, warning, error"),
     ("log tail", "log.tail", ("[N]",), "the last N log lines (default 20, at most 200)"),
@@ -199,6 +215,8 @@ def _arguments(
         word = words[index]
         if kind == "int":
             args[key] = _whole(spec, param, word)
+        elif kind == "size":
+            args[key] = _size(spec, param, word)
         else:
             args[key] = word
     if len(words) > len(params):
@@ -223,6 +241,26 @@ def _whole(spec: "tuple[str, str, tuple[str, ...], str]", param: str, word: str)
             % (spec[0], param, word, usage(spec))
         )
     return int(word)
+
+
+SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _size(spec: "tuple[str, str, tuple[str, ...], str]", param: str, word: str) -> int:
+    # bytes, or a whole number with a binary unit: 512K, 64M, 64MiB, 1G, 1GB
+    text = word.lower()
+    for tail in ("ib", "b"):
+        if text.endswith(tail):
+            text = text[: len(text) - len(tail)]
+            break
+    unit = SIZE_UNITS.get(text[-1:], 0)
+    digits = text[:-1] if unit else text
+    if not digits.isdigit() or len(digits) > 15:
+        raise ConsoleInputError(
+            "%s: %s must be bytes or a size such as 64M or 1G, got %r (usage: %s)"
+            % (spec[0], param, word, usage(spec))
+        )
+    return int(digits) * (unit or 1)
 
 
 def help_lines(topic: str = "") -> "list[str]":

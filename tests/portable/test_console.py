@@ -170,7 +170,11 @@ class GrammarTests(TestCase):
             "VALUE": "my relay",
             "DEVICE": "d1",
             "NAME": "phone",
-            "BYTES": "1024",
+            "SIZE": "1024",
+            "[SECONDS]": "60",
+            "HOST:PORT": "192.0.2.7:4740",
+            "CODE": "4636-7119",
+            "[FINGERPRINT]": "d669-0000",
             "LEVEL": "debug",
             "[N]": "5",
             "[COMMAND]": "store",
@@ -186,7 +190,16 @@ class GrammarTests(TestCase):
         command = parse("config   set node.name my  relay --json")
         self.assertEqual(command.args, {"key": "node.name", "value": "my relay"})
         self.assertTrue(command.json)
-        self.assertEqual(parse("devices quota d1 4096").args, {"device": "d1", "bytes": 4096})
+        self.assertEqual(parse("devices set-quota d1 4096").args, {"device": "d1", "bytes": 4096})
+        for size, value in (("64M", 64 << 20), ("64MiB", 64 << 20), ("1g", 1 << 30), ("2kb", 2048)):
+            self.assertEqual(parse("devices set-quota d1 " + size).args["bytes"], value, size)
+        self.assertEqual(parse("pair").args, {})
+        self.assertEqual(parse("pair 60").args, {"seconds": 60})
+        join = parse("pair join 192.0.2.7:4740 4636-7119 d669-aa")
+        self.assertEqual(join.cmd, "pair.join")
+        self.assertEqual(
+            join.args, {"relay": "192.0.2.7:4740", "code": "4636-7119", "fingerprint": "d669-aa"}
+        )
         self.assertEqual(parse("log tail").args, {})
         self.assertEqual(parse("devices").cmd, "devices.list")
         self.assertEqual(parse("STATUS").cmd, "status")
@@ -198,7 +211,11 @@ class GrammarTests(TestCase):
             "log": "log: needs a subcommand (accepted: level, tail)",
             "log loud": "log: unknown subcommand 'loud' (accepted: level, tail)",
             "config get": "config get: missing KEY (usage: config get KEY)",
-            "devices quota d1 lots": "BYTES must be a whole number, got 'lots'",
+            "devices set-quota d1 lots": "SIZE must be bytes or a size such as 64M or 1G",
+            "devices set-quota d1 M": "SIZE must be bytes or a size",
+            "devices set-quota d1 64X": "SIZE must be bytes or a size",
+            "pair join 192.0.2.7:4740": "pair join: missing CODE",
+            "pair soon": "pair: [SECONDS] must be a whole number",
             "status now": "status: unexpected 'now' (usage: status)",
             "--json": "--json needs a command",
             "help nothing": "help: no command 'nothing'",
@@ -231,7 +248,7 @@ class GrammarTests(TestCase):
         self.assertEqual(commands.complete("config s"), ["config set", "config show"])
         self.assertEqual(
             commands.complete("devices "),
-            ["devices list", "devices quota", "devices rename", "devices revoke"],
+            ["devices list", "devices rename", "devices revoke", "devices set-quota"],
         )
         self.assertEqual(commands.complete("config set x"), [])
         self.assertEqual(commands.complete("zz"), [])
