@@ -100,6 +100,12 @@ class Terminal:
                     raise AssertionError("closed before %r; got %r" % (pattern, self.seen))
                 self.seen += data
 
+    def settle(self, prompt: bytes = rb"relay-console> ") -> None:
+        """Read past whatever was waiting (a greeting, an earlier test's prompt): a line that
+        answers with a mark, then the prompt after it."""
+        self.send(b"\x03help settle-mark\r")
+        self.expect(rb"help: no command 'settle-mark'.*?" + prompt)
+
     def command(self, line: str, prompt: bytes = rb"relay-console> ") -> str:
         """Type `line` + CR and return the answer up to the next prompt (CRLF as LF)."""
         self.send(line.encode() + b"\r")
