@@ -67,7 +67,7 @@ def test_example_file_documents_every_key() -> None:
     for index, line in enumerate(lines):
         if "=" in line and not line.startswith("#"):
             assert lines[index - 1].startswith("#"), "undocumented key line %r" % line
-    assert len(schema_keys()) == 31
+    assert len(schema_keys()) == 34
 
 
 def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
@@ -141,6 +141,8 @@ BAD = [
     ('[console]\ndevices = ["/dev/ttyS0"]\n', "console.devices", "write console.ports"),
     ('[console]\npin_hash = "1234"\n', "console.pin_hash", "--hash-pin"),
     ('[console]\npin_hash = "pbkdf2-sha256$10$00$00"\n', "console.pin_hash", "--hash-pin"),
+    ('[relay]\ntrusted = ["abcd"]\n', "relay.trusted[0]", "8 groups of 4 hex"),
+    ("[relay]\npairing_window_s = 5\n", "relay.pairing_window_s", ""),
     ('[log]\nlevel = "verbose"\n', "log.level", "one of"),
     ('[node]\nname = ""\n', "node.name", "must not be empty"),
     ('[node]\nname = "a\\nb"\n', "node.name", "control characters"),
