@@ -16,8 +16,13 @@ from node.app import console_server
 from node.app.config import parse_config
 from node.app.console_commands import ConsoleActions, hash_pin, logs_text
 from node.app.control import CommandError, request
+from node.app.pair_client import pair_with
+from node.app.pairing import normalise_code
 from node.app.sync_client import member_context, sync_with_relay
 from node.crypto._nacl import NaclSuite
+from node.lan.tcp import TcpDialer
+from node.link import Dialers, PeerAddress
+from node.proto.messages import ROLE_MEMBER
 from tests.console_helpers import (
     DEADLINE_S,
     NullModem,
@@ -128,13 +133,14 @@ COMMANDS = [
     ("config show", r"file\s+/.*waystation.toml", _ok({"config", "file"})),
     ("config get store.expiry_days", r"value\s+30", _ok({"key", "value", "saved"})),
     ("config get no.such", r"unknown key 'no.such' \(keys: node.data_dir", _refused(BAD)),
-    ("pair", r"pair: not available in this build", _refused("unknown-command")),
-    ("pair status", r"pair status: not available in this build", _refused("unknown-command")),
-    ("devices list", r"devices list: not available", _refused("unknown-command")),
-    ("devices rename d1 phone", r"devices rename: not available", _refused("unknown-command")),
-    ("devices set-quota d1 4M", r"set-quota: not available", _refused("unknown-command")),
-    ("pair join 127.0.0.1:9 1234-5678", r"pair join: not available", _refused("unknown-command")),
-    ("devices revoke d1", r"devices revoke: not available", _refused("unknown-command")),
+    ("pair", r"window open for 120 s, 3 attempts\ncode\s+\d{4}-\d{4}", _ok({"code", "qr_text"})),
+    ("pair 30", r"pairing window open for 30 s", _ok({"code", "qr_payload"})),
+    ("pair status", r"pairing window open, \d+ s left, 3 attempts left", _ok({"open", "join"})),
+    ("pair join 127.0.0.1:9 12", r"code: a pairing code is 8 digits", _refused(BAD)),
+    ("devices list", r"no paired devices or relays", _ok({"devices"})),
+    ("devices rename d1 phone", r"device 'd1': no such device \(bad-arguments\)", _refused(BAD)),
+    ("devices set-quota d1 4M", r"device 'd1': no such device", _refused(BAD)),
+    ("devices revoke d1", r"device 'd1': no such device", _refused(BAD)),
     ("log level warning", r"level\s+warning", _ok({"level"})),
     ("log level loud", r"level 'loud': accepted: debug, info", _refused("bad-arguments")),
     ("log tail 5", r"level=\w+ logger=waystation|\(no log lines yet\)", _ok({"text"})),
@@ -203,6 +209,47 @@ def test_logs_text_puts_the_long_address_last() -> None:
         == "500 logs carried, largest first, 1 shown"
     )
     assert logs_text("not a report") == ["0 logs carried, largest first"]
+
+
+def test_pairing_a_phone_and_managing_it_on_a_serial_line(tmp_path: Path) -> None:
+    modem = NullModem()
+    daemon = make_daemon(tmp_path / "data", [modem.daemon_end])
+    try:
+        with running(daemon):
+            port, term = serial_terminal(modem.user_end)
+            with port:
+                term.settle()
+                shown = term.command("pair")
+                found = re.search(r"code\s+(\d{4}-\d{4})\nfingerprint\s+(\S+)\n", shown)
+                assert found is not None, shown
+                assert "\u2588" in shown or "\u2580" in shown, shown  # the QR code, in blocks
+                code, fingerprint = found.groups()
+                assert daemon.port is not None
+                asyncio.run(
+                    pair_with(
+                        NaclSuite(),
+                        Dialers([TcpDialer(65535)]),
+                        PeerAddress("tcp", "127.0.0.1:%d" % daemon.port),
+                        normalise_code(code),
+                        "ana-phone",
+                        NaclSuite().random_bytes(32),
+                        ROLE_MEMBER,
+                        DEADLINE_S,
+                        fingerprint,
+                    )
+                )
+                assert "no pairing window open (paired)" in term.command("pair status")
+                assert re.search(r"ana-phone\s+device\s+[0-9a-f-]+", term.command("devices"))
+                assert re.search(
+                    r"^ana\s+device", term.command("devices rename ana-phone ana"), re.M
+                )
+                assert "64 MiB" in term.command("devices set-quota ana 64M")
+                revoked = term.command("devices revoke ana")
+                assert "revoked ana: 0 log(s) unpinned, 0 link(s) closed" in revoked, revoked
+                listed = json.loads(term.command("devices --json").split("\n")[1])
+                assert listed["result"] == {"devices": []}
+    finally:
+        modem.close()
 
 
 def test_log_level_and_tail(sock_term: Terminal) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from node import __version__
+from node.app.admin_cli import RENDER as ADMIN_TEXTS
 from node.app.config import LOG_LEVELS, Config, parse_config, parse_pin_hash, schema_keys
 from node.app.control import BAD_ARGUMENTS, CommandError, Handler
 from node.app.logs import KeyValueFormatter
@@ -169,8 +170,19 @@ def console_handlers(
 
 
 def console_texts() -> dict[str, Callable[[object], list[str]]]:
-    """How the console shows some results as text (the JSON of the others is laid out as is)."""
-    return {"status": status_text, "logs": logs_text}
+    """How the console shows some results as text (the JSON of the others is laid out as is).
+
+    `pair` and `devices` print what `waystation pair` and `waystation devices` print (one text
+    form each, in node/app/admin_cli.py), the QR code included.
+    """
+    texts: dict[str, Callable[[object], list[str]]] = {"status": status_text, "logs": logs_text}
+    for cmd, render in ADMIN_TEXTS.items():
+        texts[cmd] = _lines_of(render)
+    return texts
+
+
+def _lines_of(render: Callable[[Mapping[str, object]], str]) -> Callable[[object], list[str]]:
+    return lambda result: render(result if isinstance(result, dict) else {}).splitlines()
 
 
 def status_text(result: object) -> list[str]:
