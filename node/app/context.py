@@ -18,6 +18,7 @@ from node.crypto.address import verify_address
 from node.crypto.api import Suite
 from node.errors import IntegrityError, StoreError
 from node.proto.session import SessionLimits
+from node.sync.entry import decode_entry
 from node.sync.store import Store
 from node.sync.wire import log_header
 
@@ -186,8 +187,31 @@ class NodeContext:
             id_sig = b""
         else:
             return None
-        id_sig = id_sig or self.identity_signatures.get(address, b"") or bytes(64)
+        id_sig = id_sig or self.identity_signature_of(address, sign_pub) or bytes(64)
         return log_header(sign_pub, id_sig)
+
+    def identity_signature_of(self, address: str, sign_pub: bytes) -> bytes:
+        """The identity signature of a stored log, or b"" while the log holds no entry.
+
+        Every entry of a group carries the same identity block (node.sync.wire), so one stored
+        entry gives it. Learned from entries received on a link (LinkCore) or, the first time a
+        log is declared after a restart, read from one of the log's stored heads and kept here:
+        one block read and decode per log per process, and the log's entries go out compact
+        from the first sync on. Only an identity the wire can compact against is kept (one
+        bound to `sign_pub`; stored entries were verified on the way in).
+        """
+        known = self.identity_signatures.get(address)
+        if known:
+            return known
+        for cid in self.store.heads(address)[:1]:
+            block = self.store.get_block(cid)
+            if block is None:
+                continue
+            identity = decode_entry(block, cid).identity
+            if identity.id == sign_pub.hex() and len(identity.signature_id) == 64:
+                self.identity_signatures[address] = identity.signature_id
+                return identity.signature_id
+        return b""
 
     def accept_log(self, address: str, sign_pub: bytes) -> str | None:
         """Carry a log a peer offered? None if yes (registered now), else the reason why not.
