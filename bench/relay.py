@@ -349,8 +349,10 @@ async def load_worker(port: int, count: int) -> None:
         while True:
             member = Member([group], store, until_synced=True)
             await member.open(port)
-            outcome = await member.close()
-            if outcome is None or not outcome.in_sync:
+            assert member.task is not None
+            async with asyncio.timeout(60):
+                outcome = await member.task
+            if not outcome.in_sync:
                 raise RuntimeError("load member: %r" % outcome)
             syncs += 1
             if syncs == count:

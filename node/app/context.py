@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from node.app.forward import FORWARD_CACHE_BYTES, FRESH_OVERHEAD, ForwardCache, Fresh, Hub, Key
@@ -79,38 +80,71 @@ class Committer:
         self._wake.set()
 
     def commit_now(self) -> None:
-        """Commit at once and run the waiting callbacks (also used at shutdown).
+        """Commit at once on this thread and run the waiting callbacks (used at shutdown).
 
         A failed commit is counted and logged, never raised: the links whose entries it held are
         told (their peers send those entries again later), the others carry on.
         """
         callbacks, self._callbacks = self._callbacks, []
+        self._finish(callbacks, self._commit())
+
+    def _commit(self) -> bool:
+        """`store.commit()`; True if it made everything put so far durable. Runs on the commit
+        thread in `run` (the store serialises its calls with a lock)."""
         try:
             self.store.commit()
         except StoreError as exc:
             self.failures += 1
-            log.error("store commit failed, %d batches not acknowledged: %s", len(callbacks), exc)
-            durable = False
-        else:
-            self.commits += 1
-            durable = True
+            log.error("store commit failed: %s", exc)
+            return False
+        self.commits += 1
+        return True
+
+    def _finish(self, callbacks: list[tuple[int, Callable[[bool], None]]], durable: bool) -> None:
+        """Tell each waiting driver whether its entries are durable (on the event loop).
+
+        The generation is read after the commit returned: a rollback between a driver's put and
+        this moment moved it on, so entries it may have taken are never acknowledged."""
         generation = self.store.generation
         lost = sum(1 for noted, _ in callbacks if noted != generation)
-        if durable and lost:
+        if not durable and callbacks:
+            log.error("%d batches not acknowledged: the commit failed", len(callbacks))
+        elif lost:
             log.error("%d batches not acknowledged: a failed put rolled their entries back", lost)
         for noted, callback in callbacks:
             callback(durable and noted == generation)
 
     async def run(self) -> None:
-        """Commit loop; runs until cancelled, committing what is pending when cancelled."""
+        """Commit loop; runs until cancelled, committing what is pending when cancelled.
+
+        Each commit (SQLite COMMIT and its fsync) of a `thread_safe` store (SQLiteStore) runs on a
+        dedicated thread, so the event loop
+        goes on decoding, verifying and pushing while the disk syncs; the callbacks waiting when
+        it started are called on the loop once it returned. A cancellation mid-commit waits for
+        that commit (it is on its way to the disk) and still tells its callbacks.
+        """
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
+        in_flight: list[tuple[int, Callable[[bool], None]]] = []
+        future: Future[bool] | None = None
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
                 if self.interval > 0:
                     await asyncio.sleep(self.interval)  # gather more batches into this commit
-                self.commit_now()
+                if not self.store.thread_safe:
+                    self.commit_now()  # a store only the loop's thread may call
+                    continue
+                in_flight, self._callbacks = self._callbacks, []
+                future = executor.submit(self._commit)
+                durable = await asyncio.wrap_future(future)
+                future = None
+                self._finish(in_flight, durable)
+                in_flight = []
         finally:
+            if future is not None:
+                self._finish(in_flight, future.result())
+            executor.shutdown(wait=True)
             if self._callbacks or self.store.pending():
                 self.commit_now()
 

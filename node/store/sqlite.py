@@ -114,13 +114,12 @@ class SQLiteStore(Store):
         StoreError: the file cannot be opened, is not a Waystation store, is newer, or is corrupt.
     """
 
+    thread_safe = True  # one connection, every call under self._lock
+
     def __init__(
-        self,
-        path: str | Path,
-        verify: Verify,
-        limits: Limits | None = None,
+        self, path: str | Path, verify: Verify, limits: Limits | None = None,
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__(verify, limits)
         self.path = Path(path)
         self.space = DiskSpace(self.path.parent, min_free_bytes, self._free_page_bytes)
