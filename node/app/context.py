@@ -137,13 +137,14 @@ class Committer:
                     continue
                 in_flight, self._callbacks = self._callbacks, []
                 future = executor.submit(self._commit)
-                durable = await asyncio.wrap_future(future)
+                durable = await asyncio.shield(asyncio.wrap_future(future))
                 future = None
                 self._finish(in_flight, durable)
                 in_flight = []
         finally:
-            if future is not None:
-                self._finish(in_flight, future.result())
+            if future is not None:  # cancelled mid-commit: wait for it (or do it, if not begun)
+                durable = self._commit() if future.cancel() else future.result()
+                self._finish(in_flight, durable)
             executor.shutdown(wait=True)
             if self._callbacks or self.store.pending():
                 self.commit_now()
