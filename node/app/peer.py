@@ -93,6 +93,7 @@ class LinkDriver:
         self.link = link
         self.initiator = initiator
         self.progress = progress
+        self.opened_ms = ctx.clock()  # for `waystation status` (link age)
         self.core = LinkCore(
             ctx, initiator, until_synced, link.frame_hint, ctx.clock(), label=link.label
         )
