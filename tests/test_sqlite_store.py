@@ -345,17 +345,13 @@ def test_truncated_database_is_store_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("statement", "match"),
     [
-        ("UPDATE entries SET digest = x'00'", "bad digest"),
-        ("UPDATE entries SET clock_time = -5", "clock_time"),
-        ("UPDATE entries SET clock_time = 'soon'", "clock_time"),
-        ("UPDATE entries SET size = -1", "size"),
-        ("UPDATE entries SET log = 77", "unknown log"),
         ("UPDATE logs SET sign_pub = x'01'", "sign_pub"),
         ("UPDATE logs SET pinned = 7", "pinned"),
+        ("UPDATE logs SET entry_count = -1", "entry count"),
         ("INSERT INTO stats VALUES ('x', 'y')", "counter"),
     ],
 )
-def test_hostile_rows_are_store_error(tmp_path: Path, statement: str, match: str) -> None:
+def test_hostile_rows_are_store_error_at_open(tmp_path: Path, statement: str, match: str) -> None:
     store = open_store(tmp_path)
     store.put_entries([A.entry(1)], 1)
     store.commit()
@@ -366,6 +362,37 @@ def test_hostile_rows_are_store_error(tmp_path: Path, statement: str, match: str
     raw.close()
     with pytest.raises(StoreError, match=match):
         open_store(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("statement", "match"),
+    [
+        ("UPDATE entries SET digest = x'00'", "bad digest"),
+        ("UPDATE entries SET clock_time = -5", "clock_time"),
+        ("UPDATE entries SET clock_time = 'soon'", "clock_time"),
+        ("UPDATE entries SET log = 77", "counts 1 entries and holds 0"),
+        ("UPDATE logs SET entry_count = 2", "counts 2 entries and holds 1"),
+        ("UPDATE entries SET size = -1", "size"),
+    ],
+)
+def test_hostile_entry_rows_are_store_error_when_read(
+    tmp_path: Path, statement: str, match: str
+) -> None:
+    """Opening reads no entry row (no table scan); a log's rows are checked as it loads its keys,
+    an entry's size when it is read for expiry or eviction."""
+    store = open_store(tmp_path)
+    store.put_entries([A.entry(1)], 1)
+    store.commit()
+    store.close()
+    raw = sqlite3.connect(tmp_path / FILENAME)
+    raw.execute(statement)
+    raw.commit()
+    raw.close()
+    store = open_store(tmp_path)
+    with pytest.raises(StoreError, match=match):
+        store.keyset(A.log_id)
+        store.expire(10**9)
+    store.close()
 
 
 def test_tampered_block_is_caught_on_read(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Schema migration v1 -> v2 of the SQLite store, on a database filled by the v1 code path.
+"""Schema migrations v1 -> v2 -> v3 of the SQLite store, on a database filled by the v1 code path.
 
 The v1 database is created by the v1 DDL (`MIGRATIONS[0]`, kept in the list) and filled with the
 v1 store's SQL (`_v1_insert` below is SQLiteStore._insert as it was in schema 1). After opening
@@ -123,9 +123,10 @@ def test_v1_database_is_migrated_in_place(tmp_path: Path) -> None:
     _assert_same(real, model, everything)
 
     raw = real._db()
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 2
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 3
     tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
     assert "heads" not in tables and "unresolved" in tables and "entries_heads" in tables
+    assert "entries_by_digest" in tables  # v3: a CID is found on disk
     assert [r[1] for r in raw.execute("PRAGMA table_info(links)")] == ["child", "parent"]
     # a4 is named by b2 of another log only: it stays a head of A and the link waits in B, as
     # does a5's link to the parent that is not stored yet.
