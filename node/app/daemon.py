@@ -170,7 +170,9 @@ class Daemon:
                     self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
                 )
                 try:
-                    store.quick_check()
+                    if store.left_open:  # reads the whole file: only after an unclean end
+                        log.warning("store %s was not closed cleanly: checking it", store.path)
+                        store.quick_check()
                     await self._run_with_store(store)
                 finally:
                     store.close()

@@ -143,6 +143,8 @@ class SQLiteStore(Store):
         self._bytes = 0
         self._conn: sqlite3.Connection | None = None
         self.keys = KeyCache(self._db, key_budget)
+        # A WAL left beside the file: its last user did not close it (crash, kill, power cut).
+        self.left_open = Path(str(self.path) + "-wal").exists()
         try:
             self._conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=0.0
@@ -169,7 +171,7 @@ class SQLiteStore(Store):
         return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes, key_budget)
 
     def quick_check(self) -> None:
-        """`PRAGMA quick_check` (the daemon's start); StoreError: one line with what to do."""
+        """`PRAGMA quick_check` (the daemon's start when left_open); StoreError: one line."""
         with self._guard("quick_check") as conn:
             check_integrity(conn, self.path)
 
