@@ -378,8 +378,9 @@ def test_hostile_rows_are_store_error_at_open(tmp_path: Path, statement: str, ma
 def test_hostile_entry_rows_are_store_error_when_read(
     tmp_path: Path, statement: str, match: str
 ) -> None:
-    """Opening reads no entry row (no table scan); a log's rows are checked as it loads its keys,
-    an entry's size when it is read for expiry or eviction."""
+    """Opening scans no table, so an entry row is checked when it is read: the newest rows (the
+    CID buffer, node/store/cidindex.py) at open, a log's keys as they load, an entry's size when
+    it is read for expiry or eviction."""
     store = open_store(tmp_path)
     store.put_entries([A.entry(1)], 1)
     store.commit()
@@ -388,11 +389,13 @@ def test_hostile_entry_rows_are_store_error_when_read(
     raw.execute(statement)
     raw.commit()
     raw.close()
-    store = open_store(tmp_path)
     with pytest.raises(StoreError, match=match):
-        store.keyset(A.log_id)
-        store.expire(10**9)
-    store.close()
+        store = open_store(tmp_path)
+        try:
+            store.keyset(A.log_id)
+            store.expire(10**9)
+        finally:
+            store.close()
 
 
 def test_tampered_block_is_caught_on_read(tmp_path: Path) -> None:

@@ -126,7 +126,10 @@ def test_v1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 3
     tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
     assert "heads" not in tables and "unresolved" in tables and "entries_heads" in tables
-    assert "entries_by_digest" in tables  # v3: a CID is found on disk
+    assert {"cids", "cids_merged"} <= tables  # v3: the CID map on disk, every entry merged
+    assert sorted(raw.execute("SELECT prefix, row FROM cids")) == sorted(
+        raw.execute("SELECT substr(digest, 1, 8), id FROM entries")
+    )
     assert [r[1] for r in raw.execute("PRAGMA table_info(links)")] == ["child", "parent"]
     # a4 is named by b2 of another log only: it stays a head of A and the link waits in B, as
     # does a5's link to the parent that is not stored yet.

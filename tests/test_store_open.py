@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from node.store.cidindex import BUFFER
 from node.store.keycache import KEY_BYTES, SKETCH_BYTES
 from node.store.sqlite import SQLiteStore
 from node.sync.entry import Entry
@@ -23,7 +24,7 @@ from node.sync.store import Limits
 from tests.store_helpers import SUITE, Writer
 
 WRITERS = [Writer(10 + i, "/orbitdb/bafy-%d/log%d_berty_group_messages" % (i, i)) for i in range(3)]
-BIG_TABLES = re.compile(r"\bSCAN (entries|blocks|links|unresolved)\b")
+BIG_TABLES = re.compile(r"\bSCAN (entries|blocks|links|unresolved|cids)\b")
 
 
 def chain(writer: Writer, count: int) -> list[Entry]:
@@ -33,8 +34,9 @@ def chain(writer: Writer, count: int) -> list[Entry]:
     return entries
 
 
-def filled(tmp_path: Path, per_log: int) -> dict[str, list[Entry]]:
+def filled(tmp_path: Path, per_log: int, cid_buffer: int = BUFFER) -> dict[str, list[Entry]]:
     store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, Limits())
+    store._cids.buffer = cid_buffer
     logs = {}
     for writer in WRITERS:
         store.add_log(writer.log_id, writer.sign_pub)
@@ -71,15 +73,21 @@ def plans(conn: sqlite3.Connection, statements: list[str]) -> list[tuple[str, st
 
 
 def test_open_reads_no_entry(tmp_path: Path, traced: list[str]) -> None:
-    logs = filled(tmp_path, 30)
+    """Opening reads `logs`, `stats` and the entries after the last CID merge (a rowid range,
+    here empty): no scan of a table that grows with the entries."""
+    logs = filled(tmp_path, 30, cid_buffer=80)  # 90 entries: merged at the commit
     del traced[:]
     store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, Limits())
     opening = list(traced)
     conn = store._db()
     conn.set_trace_callback(None)
-    assert [s for s in opening if re.search(r"\b(entries|blocks|links)\b", s)] == []
+    reads = [s for s in opening if re.search(r"\b(entries|blocks|links|cids)\b", s)]
+    assert reads == ["SELECT id, digest FROM entries WHERE id > 90 ORDER BY id"]
     for statement, plan in plans(conn, opening):
         assert not BIG_TABLES.search(plan), (statement, plan)
+        if statement in reads:
+            assert "USING INTEGER PRIMARY KEY (rowid>?)" in plan, plan
+    assert len(store._cids) == 0
     # what the relay knows right after opening comes from the logs table
     for log_id, entries in logs.items():
         info = store.log_info(log_id)
@@ -90,8 +98,8 @@ def test_open_reads_no_entry(tmp_path: Path, traced: list[str]) -> None:
 
 
 def test_reads_by_key_and_cid_use_indexes(tmp_path: Path, traced: list[str]) -> None:
-    """A log's keys come from the key index alone; a CID is found through the digest index."""
-    logs = filled(tmp_path, 5)
+    """A log's keys come from the key index alone; a CID is found through `cids`."""
+    logs = filled(tmp_path, 5, cid_buffer=4)
     store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, Limits())
     log_id, entries = next(iter(logs.items()))
     del traced[:]
@@ -107,8 +115,8 @@ def test_reads_by_key_and_cid_use_indexes(tmp_path: Path, traced: list[str]) -> 
         assert not BIG_TABLES.search(plan), (statement, plan)
         if "ORDER BY clock_time" in statement:
             assert "COVERING INDEX entries_by_key" in plan, plan
-        if "substr(digest, 1, 8)" in statement:
-            assert "INDEX entries_by_digest" in plan, plan
+        if "FROM cids" in statement:
+            assert "SEARCH cids USING PRIMARY KEY (prefix=?)" in plan, plan
     store.close()
 
 
@@ -167,4 +175,30 @@ def test_sketches_go_before_keys(tmp_path: Path) -> None:
     store.keyset(b.log_id)  # two IBLTs: over the budget
     assert not keys_a.sketch_built() and store.keyset(b.log_id).sketch_built()
     assert len(store.keys) == 2 and store.keys.total <= store.keys.budget  # a kept its keys
+    store.close()
+
+
+def test_cids_merge_in_bulk_and_survive_reopen_and_rowid_reuse(tmp_path: Path) -> None:
+    writer = WRITERS[0]
+    e1, e2, e3 = (writer.entry(t) for t in (1, 2, 3))
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, Limits())
+    store._cids.buffer = 2
+    store.add_log(writer.log_id, writer.sign_pub)
+    store.put_entries([e1], 1)
+    store.commit()
+    assert store._cids.merges == 0 and len(store._cids) == 1  # below the buffer: in memory
+    store.put_entries([e2], 1)
+    store.commit()
+    assert store._cids.merges == 1 and len(store._cids) == 0 and store._cids.upto == 2
+    with store._guard("test", write=True):
+        store._delete(e2.cid)  # the largest rowid goes ...
+    store.put_entries([e3], 1)  # ... and SQLite gives e3 the same rowid, at or below upto
+    store.commit()
+    rows = sorted(store._db().execute("SELECT prefix, row FROM cids"))
+    assert rows == sorted([(e1.cid.digest[:8], 1), (e3.cid.digest[:8], 2)])  # e2's row deleted
+    store.close()
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, Limits())
+    assert len(store._cids) == 0  # nothing after upto: e3 is found on disk
+    assert store.has(e1.cid) and store.has(e3.cid) and not store.has(e2.cid)
+    assert store.get_block(e3.cid) == e3.block
     store.close()

@@ -6,10 +6,13 @@ Split out of node/store/sqlite.py (see its docstring for the schema and why it h
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from node.errors import NodeError, StoreError
 from node.sync.cid import CID
+from node.sync.entry import Entry, decode_entry
+
+Key = tuple[int, bytes]
 
 APPLICATION_ID = 0x57535431  # "WST1"
 DAMAGED = (
@@ -99,12 +102,18 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
 
 
 def _v2_to_v3(conn: sqlite3.Connection) -> None:
-    """Version 3: entries are found by CID through an index on the digest's first 8 bytes.
+    """Version 3: the CID -> rows map lives on disk, merged in bulk (node/store/cidindex.py).
 
-    Version 2 kept that index in memory (16 bytes per entry, rebuilt by a scan of `entries` at
-    every open); on disk it costs no memory and no scan (node/store/sqlite.py).
-    """
-    conn.execute("CREATE INDEX entries_by_digest ON entries (substr(digest, 1, 8))")
+    Version 2 kept all of it in memory, rebuilt by a scan of `entries` at every open."""
+    for statement in (
+        """CREATE TABLE cids (
+            prefix BLOB NOT NULL, row INTEGER NOT NULL,
+            PRIMARY KEY (prefix, row)) WITHOUT ROWID""",
+        "CREATE TABLE cids_merged (upto INTEGER NOT NULL)",
+        "INSERT INTO cids (prefix, row) SELECT substr(digest, 1, 8), id FROM entries ORDER BY 1, 2",
+        "INSERT INTO cids_merged (upto) SELECT coalesce(max(id), 0) FROM entries",
+    ):
+        conn.execute(statement)
 
 
 # Migration i (0-based) takes the schema from version i to version i + 1. A new database runs
@@ -212,6 +221,28 @@ def load_caches(conn: sqlite3.Connection) -> Caches:
             raise corrupt("a counter has name %r" % (name,))
         stats[name] = int_col(value, "counter " + name)
     return Caches(logs, stats)
+
+
+def entries_at(conn: sqlite3.Connection, log: int, keys: Iterable[Key]) -> list[Entry]:
+    """The stored entries of log (row) `log` at `keys` (those not stored are left out)."""
+    found: list[Entry] = []
+    for clock_time, digest in keys:
+        row = conn.execute(
+            "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.id"
+            " WHERE e.log = ? AND e.clock_time = ? AND e.digest = ?",
+            (log, clock_time, digest),
+        ).fetchone()
+        if row is None:
+            continue
+        cid = cid_col(row[0])
+        try:
+            entry = decode_entry(row[1])
+        except NodeError as exc:
+            raise corrupt("block %s does not decode: %s" % (cid, exc)) from exc
+        if entry.cid != cid or entry.clock_time != clock_time:
+            raise corrupt("block %s does not match its index row" % cid)
+        found.append(entry)
+    return found
 
 
 def check_integrity(conn: sqlite3.Connection, path: object) -> None:

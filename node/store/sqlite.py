@@ -13,24 +13,24 @@ Schema (version 3, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, 
                + UNIQUE INDEX (log, clock_time, digest)   the reconciliation keys, in order
                + INDEX (stored_at)                        expiry
                + INDEX (log) WHERE refs = 0               the heads
-               + INDEX (substr(digest, 1, 8))             find by CID (version 3)
     blocks     (id = entries.id, data)                    exact DAG-CBOR bytes, append ordered
     links      (child id, parent CID) WITHOUT ROWID       every next-link, keyed by the child
     unresolved (log, parent CID, count) WITHOUT ROWID     links to parents not stored in the log
     stats      (name, value) WITHOUT ROWID                counters (stored, refused.<reason>, ...)
+    cids       (prefix, row) WITHOUT ROWID, cids_merged (upto)    CID -> rows (version 3)
 
 Write amplification is the reason for this shape. SQLite writes every dirty page whole, twice (into
 the WAL at commit, into the database at checkpoint); a B-tree keyed by a random value (a CID) gets
 about one dirty page per inserted entry once it is larger than a commit. Version 2 therefore writes
 only append-ordered trees per entry: `entries`, `blocks` and `links` grow at their rowid/child end,
-the key index at each log's time end, the age index at its end; the heads index is tiny. The
-exception: a CID is found by version 3's index on the digest's first 8 bytes (`cid` decides between
-rows sharing a prefix), which dirties about one small page per entry; version 2 kept it in memory,
-rebuilt by a scan at every open (16 MB, seconds at 1M entries). Heads: `refs` counts the stored
-entries of the same log that name the entry in `next` (0 = head); a link whose parent is not stored
-in the child's log (yet, or any more) is counted in `unresolved` and moves into the parent's `refs`
-when the parent is stored, back out when it is deleted. Uniqueness of a CID is enforced by the
-duplicate check in put and by the key index (the digest is part of the key).
+the key index at each log's time end, the age index at its end; the heads index is tiny. A CID is
+found through CidTable (node/store/cidindex.py): digest prefixes on disk in `cids`, merged in bulk,
+and a bounded buffer of the newest in memory; `cid` decides between rows sharing a prefix. Heads:
+`refs` counts the stored entries of the same log that name the entry in `next` (0 = head); a link
+whose parent is not stored in the child's log (yet, or any more) is counted in `unresolved` and
+moves into the parent's `refs` when the parent is stored, back out when it is deleted. Uniqueness of
+a CID is enforced by the duplicate check in put and by the key index (the digest is part of the
+key).
 
 Blocks sit in their own append-ordered rowid table so that scans of `entries` (eviction, opening)
 never read block bodies (sync-perf.md §4.4). Migrations are functions in MIGRATIONS, applied in
@@ -69,7 +69,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from node.errors import NodeError, StoreError
+from node.errors import StoreError
+from node.store.cidindex import CidTable, digest_prefix
 from node.store.keycache import DEFAULT_BUDGET, KeyCache, SQLiteLog
 from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of this module's API
     APPLICATION_ID,
@@ -79,6 +80,7 @@ from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of thi
     cid_col,
     configure,
     corrupt,
+    entries_at,
     int_col,
     load_caches,
     migrate,
@@ -86,7 +88,7 @@ from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of thi
 from node.store.space import DEFAULT_MIN_FREE_BYTES, DiskSpace, OncePer, is_disk_full
 from node.store.space import log as logger
 from node.sync.cid import CID
-from node.sync.entry import Entry, decode_entry
+from node.sync.entry import Entry
 from node.sync.keyset import KeySet
 from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, Store
 
@@ -95,13 +97,11 @@ __all__ = ["APPLICATION_ID", "FILENAME", "MIGRATIONS", "SQLiteStore"]
 FILENAME = "store.sqlite3"
 QUOTA_LOG_INTERVAL_S = 24 * 3600
 
-# Statements of SQLiteStore._find (the entry whose digest starts with ?1 and whose CID is ?2,
-# through the index entries_by_digest): the stored CID first, then what the caller needs.
-_BY_CID = " WHERE substr(digest, 1, 8) = ?1 AND cid = ?2"
-_CID_BY_ROW = "SELECT cid FROM entries" + _BY_CID
-_BLOCK_BY_ROW = "SELECT cid, (SELECT data FROM blocks WHERE id = e.id) FROM entries e" + _BY_CID
-_LOG_BY_ROW = "SELECT cid, id, log FROM entries" + _BY_CID
-_ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entries" + _BY_CID
+# Statements of SQLiteStore._find: the stored CID first, then what the caller needs.
+_CID_BY_ROW = "SELECT cid FROM entries WHERE id = ?"
+_BLOCK_BY_ROW = "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.id WHERE e.id = ?"
+_LOG_BY_ROW = "SELECT cid, id, log FROM entries WHERE id = ?"
+_ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entries WHERE id = ?"
 
 _CORRUPT, _NOTADB = sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB
 Verify = Callable[[bytes, bytes, bytes], bool]
@@ -143,6 +143,7 @@ class SQLiteStore(Store):
         self._bytes = 0
         self._conn: sqlite3.Connection | None = None
         self.keys = KeyCache(self._db, key_budget)
+        self._cids = CidTable(self._db)
         # A WAL left beside the file: its last user did not close it (crash, kill, power cut).
         self.left_open = Path(str(self.path) + "-wal").exists()
         try:
@@ -187,6 +188,10 @@ class SQLiteStore(Store):
         conn = self._db()
         caches = load_caches(conn)
         self.keys.clear()
+        try:
+            self._cids.load()
+        except ValueError as exc:
+            raise corrupt(str(exc)) from None
         self._logs = {}
         self._by_row = {}
         self._bytes = 0
@@ -335,25 +340,7 @@ class SQLiteStore(Store):
 
     def entries_by_keys(self, log_id: str, keys: Iterable[Key]) -> list[Entry]:
         with self._guard("entries_by_keys") as conn:
-            record = self._known_log(log_id)
-            found: list[Entry] = []
-            for clock_time, digest in keys:
-                row = conn.execute(
-                    "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.id"
-                    " WHERE e.log = ? AND e.clock_time = ? AND e.digest = ?",
-                    (record.row, clock_time, digest),
-                ).fetchone()
-                if row is None:
-                    continue
-                cid = cid_col(row[0])
-                try:
-                    entry = decode_entry(row[1])
-                except NodeError as exc:
-                    raise corrupt("block %s does not decode: %s" % (cid, exc)) from exc
-                if entry.cid != cid or entry.clock_time != clock_time:
-                    raise corrupt("block %s does not match its index row" % cid)
-                found.append(entry)
-            return found
+            return entries_at(conn, self._known_log(log_id).row, keys)
 
     def close(self) -> None:
         """Close the database; work not committed is rolled back (it was never acknowledged)."""
@@ -402,9 +389,20 @@ class SQLiteStore(Store):
         return [cid_col(cid) for (cid,) in rows]
 
     def _find(self, cid: CID, query: str) -> tuple[object, ...] | None:
-        """The row of `query` (a _BY_ROW statement) for the entry `cid`, or None."""
-        found = self._db().execute(query, (cid.digest[:8], cid.to_bytes())).fetchone()
-        return found if found is None else tuple(found)
+        """The row of `query` (one of the _BY_ROW statements: the stored CID, then columns, of
+        the entry with rowid ?) for the entry `cid`, or None when it is not stored.
+
+        CidTable names the candidate rows; the stored CID decides (a prefix may be shared)."""
+        rows = self._cids.rows(digest_prefix(cid.digest))
+        if not rows:
+            return None
+        binary = cid.to_bytes()
+        execute = self._db().execute
+        for row in rows:
+            found: tuple[object, ...] | None = execute(query, (row,)).fetchone()
+            if found is not None and found[0] == binary:
+                return found
+        return None
 
     def _block(self, cid: CID) -> bytes | None:
         found = self._find(cid, _BLOCK_BY_ROW)
@@ -460,6 +458,7 @@ class SQLiteStore(Store):
         ).lastrowid
         assert row is not None
         conn.execute("INSERT INTO blocks (id, data) VALUES (?, ?)", (row, entry.block))
+        self._cids.add(digest_prefix(key[1]), row)
         parents = sorted(set(entry.next))
         if parents:
             conn.executemany(
@@ -491,6 +490,7 @@ class SQLiteStore(Store):
         conn.execute("DELETE FROM links WHERE child = ?", (row,))
         conn.execute("DELETE FROM entries WHERE id = ?", (row,))
         conn.execute("DELETE FROM blocks WHERE id = ?", (row,))
+        self._cids.remove(digest_prefix(digest), row)
         for parent in parents:
             self._link(record.row, cid_col(parent), -1)
         if int_col(refs, "refs"):
@@ -588,6 +588,7 @@ class SQLiteStore(Store):
                     if row in self._by_row
                 ],
             )
+        self._cids.flush()
         conn.execute("COMMIT")  # synchronous=FULL: returns after the WAL is fsynced
         self._stat_deltas = {}
         self._dirty_logs = set()
