@@ -23,6 +23,8 @@ Rows (`row` in each line), each with the goal and the same-run reference it is c
   latency     accept -> deliver to an online member (bench/relay.py's latency case, 100 entries/s),
               with --load members (default 100, --quick: 20) syncing in a loop in another
               process; reference: the same case unloaded, in this run.
+  gc          a full garbage collection in a started daemon (in-process, empty store): ms with
+              start-up's objects frozen (gc.freeze, as the daemon does) vs unfrozen, same process.
   ingest      decode + verify + store (SQLiteStore, real Ed25519, a durable commit per 128
               entries) vs raw Ed25519 verify of the same entries' signed bytes, same run; beside
               it decode + verify alone (bench/ingest.py's ratio).
@@ -341,6 +343,51 @@ async def rows_daemon(cache: Path, workdir: Path, stored: int, sessions: int) ->
     })  # fmt: skip
 
 
+GC_MEASURE = r"""
+import asyncio, gc, json, statistics, sys, tempfile, time
+from pathlib import Path
+from node.app.config import parse_config
+from node.app.daemon import Daemon
+from node.crypto._nacl import NaclSuite
+
+def full_collection_ms():
+    runs = []
+    for _ in range(9):
+        start = time.perf_counter()
+        gc.collect()
+        runs.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(runs), 3)
+
+async def main():
+    with tempfile.TemporaryDirectory(prefix="scale-gc-") as tmp:
+        config = parse_config('[lan]\nlisten = ["127.0.0.1:0"]\nzeroconf = false\n')
+        daemon = Daemon(config, NaclSuite(), Path(tmp))
+        running = asyncio.create_task(daemon.run())
+        await asyncio.wait_for(daemon.started.wait(), 60)
+        frozen = gc.get_freeze_count()
+        settled = full_collection_ms()
+        gc.unfreeze()
+        unfrozen = full_collection_ms()
+        tracked = len(gc.get_objects())
+        daemon.stop()
+        await running
+    print(json.dumps({"frozen_objects": frozen, "tracked_objects": tracked,
+                      "full_gc_ms": settled, "ref_full_gc_ms_unfrozen": unfrozen}))
+
+asyncio.run(main())
+"""
+
+
+def row_gc() -> None:
+    """A full collection in a started daemon (in a fresh interpreter, nothing else in it): with
+    start-up's objects frozen as the daemon does, and the same process unfrozen (reference)."""
+    out = subprocess.run(
+        [sys.executable, "-c", GC_MEASURE], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    emit({"row": "gc", **line, "goal": "full collections no longer walk start-up's objects"})
+
+
 async def row_latency(workdir: Path, entries: int, load: int) -> None:
     unloaded = await relay_bench.bench_latency(workdir, entries, 100.0)
     loaded = await relay_bench.bench_latency(workdir, entries, 100.0, load=load)
@@ -369,6 +416,8 @@ async def run(args: argparse.Namespace) -> None:
             row_ingest(4000 if args.quick else 20_000)
         if "first-reconcile" in only:
             row_first_reconcile(cache, 20_000 if args.quick else 100_000)
+        if "gc" in only:
+            row_gc()
         if "latency" in only:
             await row_latency(workdir, 300 if args.quick else 2000, 20 if args.quick else 100)
         if only & {"rss", "start"}:
@@ -378,7 +427,7 @@ async def run(args: argparse.Namespace) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-ROWS = "insync,scattered,behind,ingest,first-reconcile,latency,rss,start"
+ROWS = "insync,scattered,behind,ingest,first-reconcile,gc,latency,rss,start"
 
 
 def main() -> None:

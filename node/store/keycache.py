@@ -10,7 +10,9 @@ for, from the key index alone (`entries_by_key` covers (log, clock_time, digest)
 that one log, no table rows read), and this cache keeps the sets most recently used within
 `budget` bytes:
 
-- every use (SQLiteLog.keyset) moves the log to the young end;
+- every use (SQLiteLog.keyset) moves the log to the young end and counts its cost; an IBLT is
+  built by the reconciliation after the use that returned its set, so every RECOUNT_EVERY uses
+  all held sets are counted again;
 - when the sets held cost more than the budget, the oldest lose their IBLT first (it is rebuilt
   from the keys, O(n), when asked for again), then are dropped whole, oldest first; the set just
   used is never dropped, so a log larger than the budget still works (it costs its own size);
@@ -39,6 +41,7 @@ from node.sync.storetypes import LogRecord
 KEY_BYTES = 48  # a KeySet's memory per key on CPython, prefix sums built (bench/keyset_memory.py)
 SKETCH_BYTES = 240 * 1024  # its full IBLT (node/sync/sketch.py: 3 x 720 cells)
 DEFAULT_BUDGET = 8 * 1024 * 1024  # ~170k keys: one log of 100k keys with its IBLT fits
+RECOUNT_EVERY = 32  # uses between recounts of every held set (an IBLT is built after a use)
 
 
 class KeyCache:
@@ -58,6 +61,7 @@ class KeyCache:
         self._costs: dict[int, int] = {}  # log row -> its cost when last used
         self.total = 0  # bytes the held sets cost by this module's estimate, as last used
         self.loads = 0  # sets read from the database (tests, status)
+        self._uses = 0
 
     def __len__(self) -> int:
         return len(self._held)
@@ -93,9 +97,12 @@ class KeyCache:
             held.move_to_end(record.row)
         else:
             held[record.row] = record
-        cost = _cost(record.held_keys())
-        self.total += cost - self._costs.get(record.row, 0)
-        self._costs[record.row] = cost
+        self._uses += 1
+        if self._uses % RECOUNT_EVERY == 0:  # IBLTs built since their set's last use
+            for row in held:
+                self._recount(row)
+        else:
+            self._recount(record.row)
         if self.total <= self.budget or len(held) == 1:
             return
         for row in list(held):  # oldest first: IBLTs go before keys
@@ -104,12 +111,16 @@ class KeyCache:
             keys = held[row].held_keys()
             if keys is not None and keys.sketch_built():
                 keys.drop_sketch()
-                self.total -= SKETCH_BYTES
-                self._costs[row] -= SKETCH_BYTES
+                self._recount(row)
         for row in list(held):
             if self.total <= self.budget or row == record.row:
                 break
             self.forget(held[row])
+
+    def _recount(self, row: int) -> None:
+        cost = _cost(self._held[row].held_keys())
+        self.total += cost - self._costs.get(row, 0)
+        self._costs[row] = cost
 
     def clear(self) -> None:
         """Hold nothing (the store rebuilds its records after a rollback)."""
