@@ -40,7 +40,7 @@ from node.sync.storetypes import LogRecord
 
 KEY_BYTES = 48  # a KeySet's memory per key on CPython, prefix sums built (bench/keyset_memory.py)
 SKETCH_BYTES = 240 * 1024  # its full IBLT (node/sync/sketch.py: 3 x 720 cells)
-DEFAULT_BUDGET = 8 * 1024 * 1024  # ~170k keys: one log of 100k keys with its IBLT fits
+DEFAULT_BUDGET = 6 * 1024 * 1024  # ~130k keys: one log of 100k keys with its IBLT fits
 RECOUNT_EVERY = 32  # uses between recounts of every held set (an IBLT is built after a use)
 
 
