@@ -124,8 +124,10 @@ class Committer:
         that commit (it is on its way to the disk) and still tells its callbacks.
         """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
+        loop = asyncio.get_running_loop()
         in_flight: list[tuple[int, Callable[[bool], None]]] = []
         future: Future[bool] | None = None
+        told = loop.create_future()
         try:
             while True:
                 await self._wake.wait()
@@ -136,18 +138,40 @@ class Committer:
                     self.commit_now()  # a store only the loop's thread may call
                     continue
                 in_flight, self._callbacks = self._callbacks, []
-                future = executor.submit(self._commit)
-                durable = await asyncio.shield(asyncio.wrap_future(future))
+                told = loop.create_future()
+                future = executor.submit(self._commit_and_tell, loop, in_flight, told)
+                await asyncio.shield(told)
                 future = None
-                self._finish(in_flight, durable)
-                in_flight = []
         finally:
-            if future is not None:  # cancelled mid-commit: wait for it (or do it, if not begun)
+            if future is not None and not told.done():  # cancelled mid-commit: wait for it
                 durable = self._commit() if future.cancel() else future.result()
-                self._finish(in_flight, durable)
+                self._tell(in_flight, durable, told)  # (or do it, if not begun)
             executor.shutdown(wait=True)
             if self._callbacks or self.store.pending():
                 self.commit_now()
+
+    def _commit_and_tell(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        callbacks: list[tuple[int, Callable[[bool], None]]],
+        told: asyncio.Future[None],
+    ) -> bool:
+        """On the commit thread: commit, then have the loop call the callbacks in its very next
+        iteration (one hop; awaiting the thread's future took four: the future's state, the
+        shield's two callbacks, the task's wake-up)."""
+        durable = self._commit()
+        loop.call_soon_threadsafe(self._tell, callbacks, durable, told)
+        return durable
+
+    def _tell(
+        self,
+        callbacks: list[tuple[int, Callable[[bool], None]]],
+        durable: bool,
+        told: asyncio.Future[None],
+    ) -> None:
+        if not told.done():  # once, whether the thread's hop or a cancellation gets here first
+            told.set_result(None)
+            self._finish(callbacks, durable)
 
 
 @dataclass
