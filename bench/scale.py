@@ -14,6 +14,9 @@ Rows (`row` in each line), each with the goal and the same-run reference it is c
               members connected and in sync (each on a small log of its own: the bench process
               cannot hold 1M entries 64 times); references: the daemon on an empty store and a
               bare CPython + asyncio + sqlite3 process. N = 1,000,000 (--quick: 100,000).
+  keys        in this process, open the large store and use every log's keys and IBLT (as
+              reconciliations would): RSS after vs right after opening, the sets held within
+              the key budget.
   start       `waystation run` spawned -> its "listening on" line, on that store; reference: the
               same on an empty data directory.
   first-reconcile   open a store of one log of n = 100,000 entries (--quick: 20,000) and run the
@@ -54,6 +57,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 for where in (ROOT, ROOT / "bench"):
@@ -285,6 +290,35 @@ def row_first_reconcile(cache: Path, n: int) -> None:
     })  # fmt: skip
 
 
+def row_keys(cache: Path, workdir: Path, stored: int) -> None:
+    """RSS of this process around using every log's keys (and IBLT) of the large store: what the
+    key budget (node/store/keycache.py) bounds; reference: the RSS right after opening."""
+    logs = 100
+    cached = cached_store(cache, "store-%d-in-%d" % (stored, logs), logs, stored // logs)
+    data = working_copy(cached, workdir)
+    me = psutil.Process()
+    store = SQLiteStore.open_in(data, relay_bench.no_verify)  # the first open migrates, if due
+    store.close()
+    start = time.perf_counter()
+    store = SQLiteStore.open_in(data, relay_bench.no_verify)
+    open_ms = (time.perf_counter() - start) * 1000
+    opened = relay_bench.rss_mb(me)
+    start = time.perf_counter()
+    for log_id in store.logs():
+        store.keyset(log_id).sketch(720)
+    used_ms = (time.perf_counter() - start) * 1000
+    emit({
+        "row": "keys", "entries": stored, "logs": logs, "open_ms": round(open_ms, 1),
+        "every_log_used_ms": round(used_ms), "rss_every_log_used_mb": relay_bench.rss_mb(me),
+        "ref_rss_opened_mb": opened, "held_logs": len(store.keys),
+        "held_estimate_mb": round(store.keys.total / 2**20, 1),
+        "key_budget_mb": round(store.keys.budget / 2**20, 1),
+        "goal": "bounded by the key budget, whatever the entries",
+    })  # fmt: skip
+    store.close()
+    shutil.rmtree(data)
+
+
 # -- the daemon ------------------------------------------------------------------------------
 
 
@@ -346,6 +380,8 @@ async def rows_daemon(cache: Path, workdir: Path, stored: int, sessions: int) ->
 GC_MEASURE = r"""
 import asyncio, gc, json, statistics, sys, tempfile, time
 from pathlib import Path
+
+import psutil
 from node.app.config import parse_config
 from node.app.daemon import Daemon
 from node.crypto._nacl import NaclSuite
@@ -420,6 +456,8 @@ async def run(args: argparse.Namespace) -> None:
             row_gc()
         if "latency" in only:
             await row_latency(workdir, 300 if args.quick else 2000, 20 if args.quick else 100)
+        if "keys" in only:
+            row_keys(cache, workdir, 100_000 if args.quick else 1_000_000)
         if only & {"rss", "start"}:
             stored = 100_000 if args.quick else 1_000_000
             await rows_daemon(cache, workdir, stored, 64)
@@ -427,7 +465,7 @@ async def run(args: argparse.Namespace) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-ROWS = "insync,scattered,behind,ingest,first-reconcile,gc,latency,rss,start"
+ROWS = "insync,scattered,behind,ingest,first-reconcile,gc,latency,keys,rss,start"
 
 
 def main() -> None:
