@@ -174,3 +174,36 @@ def test_a_store_that_is_not_thread_safe_is_committed_on_the_loop() -> None:
     told, loop_thread = asyncio.run(scenario())
     assert told == [True]
     assert threads == [loop_thread]
+
+
+def test_where_no_thread_can_start_the_commit_runs_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pyodide (the web member) has SQLite but no threads: the Committer commits on the loop."""
+    import concurrent.futures
+
+    def no_threads(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", no_threads)
+    group = GroupLog.make(122)
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify)
+    store.add_log(group.address, group.sign_pub)
+    store.commit()
+
+    async def scenario() -> list[bool]:
+        committer = Committer(store, 0.0)
+        told = Told()
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(committer.run())
+            for n in range(2):  # the second commit takes the loop path at once
+                told.event.clear()
+                store.put_entries([group.append("m%d" % n)], 1_000_000)
+                committer.after_commit(told, store.generation)
+                await told.wait()
+            task.cancel()
+        return told.values
+
+    assert asyncio.run(scenario()) == [True, True]
+    assert not store.pending()
+    store.close()

@@ -118,28 +118,36 @@ class Committer:
         """Commit loop; runs until cancelled, committing what is pending when cancelled.
 
         Each commit (SQLite COMMIT and its fsync) of a `thread_safe` store (SQLiteStore) runs on a
-        dedicated thread, so the event loop
-        goes on decoding, verifying and pushing while the disk syncs; the callbacks waiting when
-        it started are called on the loop once it returned. A cancellation mid-commit waits for
-        that commit (it is on its way to the disk) and still tells its callbacks.
+        dedicated thread, so the event loop goes on decoding, verifying and pushing while the
+        disk syncs; the callbacks waiting when it started are called on the loop once it
+        returned. A cancellation mid-commit waits for that commit (it is on its way to the disk)
+        and still tells its callbacks. Where no thread can start (Pyodide in a browser), every
+        commit runs on the loop, as for a store that is not thread-safe.
         """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
         loop = asyncio.get_running_loop()
         in_flight: list[tuple[int, Callable[[bool], None]]] = []
         future: Future[bool] | None = None
         told = loop.create_future()
+        threads = self.store.thread_safe
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
                 if self.interval > 0:
                     await asyncio.sleep(self.interval)  # gather more batches into this commit
-                if not self.store.thread_safe:
-                    self.commit_now()  # a store only the loop's thread may call
+                if not threads:
+                    self.commit_now()  # a store only the loop's thread may call, or no threads
                     continue
                 in_flight, self._callbacks = self._callbacks, []
                 told = loop.create_future()
-                future = executor.submit(self._commit_and_tell, loop, in_flight, told)
+                try:
+                    future = executor.submit(self._commit_and_tell, loop, in_flight, told)
+                except RuntimeError:  # "can't start new thread": commit on the loop from now on
+                    threads = False
+                    self._callbacks = in_flight + self._callbacks
+                    self.commit_now()
+                    continue
                 await asyncio.shield(told)
                 future = None
         finally:
