@@ -9,7 +9,7 @@ every dirty page whole, twice (WAL, then checkpoint): that was most of the store
 amplification with schema 1 (docs/performance.md). Schema 2 kept the whole map in memory instead
 (16 bytes per entry, rebuilt by a scan of `entries` at every open: 16 MB and seconds at 1M).
 
-Schema 3 (CidTable) splits it the way a log-structured merge does, in two levels:
+Schema 4 (CidTable) splits it the way a log-structured merge does, in two levels:
 
 - on disk, table `cids (prefix BLOB, row) WITHOUT ROWID`, the first 8 digest bytes of every entry
   up to rowid `cids_merged.upto`; written only in bulk, sorted, BUFFER entries at a time, so one

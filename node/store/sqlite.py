@@ -6,7 +6,7 @@ The policy (what is stored, refused, evicted, expired; how heads are defined) li
 `node.sync.store.Store`; this module implements its storage primitives on SQLite, so the two stores
 decide identically (tests/property/test_store_model.py runs them side by side).
 
-Schema (version 3, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, "WST1"):
+Schema (version 4, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, "WST1"):
 
     logs       (id, log_id UNIQUE, sign_pub, pinned, quota, entry_count, byte_count)
     entries    (id INTEGER PRIMARY KEY, cid, log, clock_time, digest, size, stored_at, refs)
@@ -17,7 +17,7 @@ Schema (version 3, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, 
     links      (child id, parent CID) WITHOUT ROWID       every next-link, keyed by the child
     unresolved (log, parent CID, count) WITHOUT ROWID     links to parents not stored in the log
     stats      (name, value) WITHOUT ROWID                counters (stored, refused.<reason>, ...)
-    cids       (prefix, row) WITHOUT ROWID, cids_merged (upto)    CID -> rows (version 3)
+    cids       (prefix, row) WITHOUT ROWID, cids_merged (upto)    CID -> rows (version 4)
 
 Write amplification is the reason for this shape. SQLite writes every dirty page whole, twice (into
 the WAL at commit, into the database at checkpoint); a B-tree keyed by a random value (a CID) gets
