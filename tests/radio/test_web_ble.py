@@ -78,11 +78,11 @@ def test_browser_joins_syncs_over_web_bluetooth_reads_and_replies(
         assert [m["author"] for m in read if m["body"] == "beans at six"] == ["Alice"]
         page.call("send", group=group, text="on my way ✓")
         if shots:
-            page.call("screenshot", path=str(Path(shots) / "web-messages.png"))
+            page.call("screenshot", path=str(Path(shots).resolve() / "web-messages.png"))
         third = page.call("sync", choose=False)
         assert third["ok"], third
         if shots:
-            page.call("screenshot", path=str(Path(shots) / "web-synced.png"))
+            page.call("screenshot", path=str(Path(shots).resolve() / "web-synced.png"))
 
         alice.sync(relay.address)
         mine = alice.read(group)
