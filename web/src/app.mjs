@@ -101,7 +101,7 @@ class App {
     const qr = qrcode(0, "L");
     qr.addData(invitation);
     qr.make();
-    $("qr").innerHTML = qr.createSvgTag({ cellSize: 4, margin: 16, scalable: true }) // quiet zone: 4 modules;
+    $("qr").innerHTML = qr.createSvgTag({ cellSize: 4, margin: 16, scalable: true }); // quiet zone: 4 modules
   }
 
   showMessages() {
