@@ -4,9 +4,10 @@ Debian's headless Chromium (puppeteer-core, web/tests/browser_peer.mjs) runs the
 Web Bluetooth enabled; BlueZoo (with its Chromium fixes, tests/radio/bluezoo_run.py --browser) is
 the BlueZ it talks to; the relay is a real `waystation run` whose GATT server is on hci1 (Chromium
 takes hci0 by itself). A desktop member (`waystation peer`) reaches the same relay over TCP.
-The page creates an account, joins the desktop member's group from its invitation, syncs over
-Bluetooth (the device chooser answered as a person would), reads the desktop member's message,
-replies, syncs again; the desktop member reads the reply.
+The page creates an account, joins the desktop member's group from its invitation, pairs with the
+relay on the code its console gives (`waystation pair`; a wrong code first, refused), syncs over
+Bluetooth (the device chooser answered as a person would) as the paired device, reads the
+desktop member's message, replies, syncs again; the desktop member reads the reply.
 
 WAYSTATION_WEB_SCREENSHOTS=DIR saves the page's screens there (docs/web/ holds the committed ones).
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from node.app.control import request
 from tests.integration.procs import Member, Relay
 from tests.radio.bus import PrivateBluez
 from tests.web_helpers import WebPeer
@@ -65,8 +67,18 @@ def test_browser_joins_syncs_over_web_bluetooth_reads_and_replies(
 
         page.call("init", name="Bea")
         assert page.call("join", invitation=alice.invite(group)) == group
-        first = page.call("sync", choose=True)  # Bea announces herself
+        window = request(relay.data_dir, "pair.open", {})
+        code, fingerprint = str(window["code"]), str(window["fingerprint"])
+        wrong = "%08d" % ((int(code.replace("-", "")) + 1) % 10**8)
+        refused = page.call("pair", code=wrong, fingerprint=fingerprint, name="Bea's phone")
+        assert not refused["ok"] and "wrong code" in refused["text"], refused
+        paired = page.call("pair", code=code, fingerprint=fingerprint, name="Bea's phone")
+        assert paired["ok"] and fingerprint in paired["text"], paired
+        first = page.call("sync", choose=False)  # Bea announces herself, as the paired phone
         assert first["ok"], first
+        devices = request(relay.data_dir, "devices.list", {})["devices"]
+        assert isinstance(devices, list) and [d["name"] for d in devices] == ["Bea's phone"]
+        assert devices[0]["logs"] >= 1, devices  # the relay knew the page by its paired key
         alice.sync(relay.address)  # Alice meets Bea and sends her chain key
         alice.send(group, "beans at six")
         alice.sync(relay.address)

@@ -5,7 +5,7 @@
 import qrcode from "qrcode-generator";
 import { startPython, PYTHON_ROOT } from "./runtime.mjs";
 import { openStorage, ACCOUNT_DIR } from "./storage.mjs";
-import { bluetoothSupported, syncOverBluetooth } from "./ble.mjs";
+import { bluetoothSupported, pairOverBluetooth, syncOverBluetooth } from "./ble.mjs";
 
 async function loadZipSources(pyodide) {
   const response = await fetch("./waystation-py.zip");
@@ -168,7 +168,6 @@ function wire(app) {
     link.hidden = false;
     link.click();
   });
-  const syncButtons = ["find-relay", "sync-again"];
   const runSync = async (choose) => {
     $("sync-progress").hidden = false;
     $("sync-progress").removeAttribute("value");
@@ -190,10 +189,25 @@ function wire(app) {
       $("sync-progress").hidden = true;
     }
   };
-  action(syncButtons[0], () => runSync(true));
-  action(syncButtons[1], () => runSync(false));
+  action("pair", async () => {
+    const progress = (t) => { $("sync-outcome").textContent = t; };
+    const outcome = await pairOverBluetooth(app.member, {
+      code: $("pair-code").value, fingerprint: $("pair-fingerprint").value,
+      name: $("pair-name").value, progress,
+    });
+    $("sync-outcome").textContent = outcome.text;
+    if (outcome.ok) {
+      $("pair-code").value = "";
+      $("relay-name").textContent = outcome.relayName;
+      $("sync-again").hidden = false;
+      await app.storage.save();
+    }
+  });
+  action("find-relay", () => runSync(true));
+  action("sync-again", () => runSync(false));
   if (!bluetoothSupported()) {
     $("find-relay").disabled = true;
+    $("pair").disabled = true;
     $("sync-outcome").textContent = "This browser has no Web Bluetooth (Chrome on Android or a laptop has it; Safari on iPhone does not).";
   }
 }

@@ -10,6 +10,7 @@ export const DATA_OUT_UUID = "6b1d5a40-3c8e-4f7a-9b52-57a7c0de0003";
 export const INFO_UUID = "6b1d5a40-3c8e-4f7a-9b52-57a7c0de0004";
 const SYNC_TIMEOUT_S = 120;
 const ATTEMPTS = 3;
+const MTU = 23; // Web Bluetooth cannot tell the MTU: cut for the smallest (docs/ble.md §6)
 
 export function bluetoothSupported() {
   return typeof navigator !== "undefined" && Boolean(navigator.bluetooth);
@@ -68,6 +69,27 @@ async function openGatt(device, timeoutMs) {
 
 let chosen = null;
 
+async function chooseRelay(progress) {
+  progress("Choose your relay in the list the browser shows…");
+  chosen = await navigator.bluetooth.requestDevice({ filters: [{ services: [SERVICE_UUID] }] });
+  return chosen;
+}
+
+/**
+ * Pair with a relay over Bluetooth on the code (or QR text) from its console.
+ * @returns {Promise<{ok: boolean, text: string, relayName: string}>}
+ */
+export async function pairOverBluetooth(member, { code, fingerprint, name, progress }) {
+  if (!bluetoothSupported()) throw new Error("This browser has no Web Bluetooth.");
+  const device = await chooseRelay(progress);
+  const relayName = device.name || "relay";
+  progress(`Pairing with ${relayName}…`);
+  const r = JSON.parse(await member.pair_ble((ms) => openGatt(device, ms), device.id, code,
+    name, fingerprint, SYNC_TIMEOUT_S));
+  const text = r.ok ? `Paired with ${relayName} (key ${r.fingerprint}).` : `Pairing with ${relayName} failed: ${r.reason}.`;
+  return { ok: r.ok, text, relayName };
+}
+
 /**
  * Sync `member` (a Python WebMember) with a relay over Bluetooth.
  * @param {object} member the Python WebMember proxy
@@ -78,17 +100,13 @@ let chosen = null;
  */
 export async function syncOverBluetooth(member, { choose, progress }) {
   if (!bluetoothSupported()) throw new Error("This browser has no Web Bluetooth.");
-  if (choose || !chosen) {
-    progress("Choose your relay in the list the browser shows…");
-    chosen = await navigator.bluetooth.requestDevice({ filters: [{ services: [SERVICE_UUID] }] });
-  }
-  const device = chosen;
+  const device = choose || !chosen ? await chooseRelay(progress) : chosen;
   const name = device.name || "relay";
   let last = null;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     progress(attempt === 1 ? `Connecting to ${name}…` : `Link lost; reconnecting to ${name} (try ${attempt} of ${ATTEMPTS})…`);
     const report = (sent, received) => progress(`Syncing with ${name}: ${sent} sent, ${received} received`);
-    last = JSON.parse(await member.sync_ble((ms) => openGatt(device, ms), SYNC_TIMEOUT_S, 23, report));
+    last = JSON.parse(await member.sync_ble((ms) => openGatt(device, ms), SYNC_TIMEOUT_S, MTU, report, device.id));
     if (last.ok) {
       const text = `Synced with ${name}: ${last.sent} sent, ${last.received} received, ${last.opened} new messages.`;
       return { ok: true, text, relayName: name, ...last };

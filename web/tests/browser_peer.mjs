@@ -7,6 +7,8 @@
 //   {"op": "join", "invitation": "..."}       -> the group id
 //   {"op": "sync", "choose": true}            Find a relay (device chooser answered) and sync
 //                                             -> {"ok", "text"} (the outcome the page shows)
+//   {"op": "pair", "code": "1234-5678", "fingerprint": "...", "name": "Bea's phone"}
+//                                             -> {"ok", "text"}
 //   {"op": "read", "group": "<id>"}           -> [{"author", "body"}] as the page shows them
 //   {"op": "send", "group": "<id>", "text": "..."}
 //   {"op": "screenshot", "path": "x.png"}
@@ -48,6 +50,27 @@ async function failed() {
   return (await page.$eval("#error", (e) => e.hidden)) ? null : text(page, "#error");
 }
 
+/** Click `button`, then answer the browser's device chooser with the relay, as a person would. */
+async function chooseRelay(button) {
+  const [prompt] = await Promise.all([page.waitForDevicePrompt({ timeout: 30_000 }), page.click(button)]);
+  const device = await prompt.waitForDevice(() => true, { timeout: 30_000 });
+  await prompt.select(device);
+}
+
+/** Wait for #sync-outcome to change from `before` to a final text; {ok, text}. */
+async function outcome(before, final) {
+  await page.waitForFunction(
+    (old, pattern) => {
+      const t = document.getElementById("sync-outcome").textContent;
+      return (t !== old && new RegExp(pattern).test(t)) || !document.getElementById("error").hidden;
+    },
+    { timeout: SYNC_MS }, before, final.source);
+  const error = await failed();
+  if (error) throw new Error(error);
+  const t = await text(page, "#sync-outcome");
+  return { ok: /^(Synced|Paired)/.test(t), text: t };
+}
+
 const OPS = {
   init: async ({ name }) => {
     await page.waitForSelector("#start:not([hidden])");
@@ -64,26 +87,22 @@ const OPS = {
     if (error) throw new Error(error);
     return page.evaluate(() => window.waystation.then((w) => w.app.group));
   },
+  pair: async ({ code, fingerprint, name }) => {
+    await home();
+    const before = await text(page, "#sync-outcome");
+    await page.$eval("#pair-box", (e) => { e.open = true; });
+    await fill(page, "#pair-code", code);
+    await fill(page, "#pair-fingerprint", fingerprint ?? "");
+    await fill(page, "#pair-name", name);
+    await chooseRelay("#pair");
+    return outcome(before, /^(Paired|Pairing with .* failed)/);
+  },
   sync: async ({ choose }) => {
     await home();
     const before = await text(page, "#sync-outcome");
-    if (choose) {
-      const [prompt] = await Promise.all([page.waitForDevicePrompt({ timeout: 30_000 }), page.click("#find-relay")]);
-      const device = await prompt.waitForDevice(() => true, { timeout: 30_000 });
-      await prompt.select(device);
-    } else {
-      await page.click("#sync-again");
-    }
-    await page.waitForFunction(
-      (old) => {
-        const t = document.getElementById("sync-outcome").textContent;
-        return (t !== old && /^(Synced|Sync with .* failed)/.test(t)) || !document.getElementById("error").hidden;
-      },
-      { timeout: SYNC_MS }, before);
-    const error = await failed();
-    if (error) throw new Error(error);
-    const outcome = await text(page, "#sync-outcome");
-    return { ok: outcome.startsWith("Synced"), text: outcome };
+    if (choose) await chooseRelay("#find-relay");
+    else await page.click("#sync-again");
+    return outcome(before, /^(Synced|Sync with .* failed)/);
   },
   read: async ({ group }) => {
     await openGroup(group);

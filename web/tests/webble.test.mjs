@@ -4,7 +4,9 @@
 //   connection closed), a connection lost mid-frame is a LinkError;
 // - web/src/ble.mjs retries a lost link by reconnecting, and reports a clear outcome;
 // - the account file: Argon2id of libsodium.js equals PyNaCl's; export/import round trip; a wrong
-//   passphrase refused.
+//   passphrase refused;
+// - the HKDF stand-in that lets spake2 run in Pyodide (waystation_web.spake2_deps): RFC 5869 A.3,
+//   and a SPAKE2 exchange completes with equal keys.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { python } from "./helpers.mjs";
@@ -131,4 +133,21 @@ json.dumps({"vector": vector, "wrong": wrong, "magic": sealed[:8].decode(),
   assert.match(result.wrong, /wrong passphrase/);
   assert.deepEqual(result.account, { name: "Ana" });
   assert.deepEqual(result.bodies, ["in the file"]);
+});
+
+test("spake2 in Pyodide: HKDF stand-in on RFC 5869 A.3; both sides agree", async () => {
+  const py = await pyodide();
+  const result = JSON.parse(py.runPython(`
+import json
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf import hkdf
+from node.app.pake import Spake2Side
+okm = hkdf.HKDF(algorithm=hashes.SHA256(), length=42, salt=b"", info=b"").derive(b"\\x0b" * 22)
+a = Spake2Side("A", b"12345678", b"id a", b"id b")
+b = Spake2Side("B", b"12345678", b"id a", b"id b")
+ma, mb = a.start(), b.start()
+json.dumps({"okm": okm.hex(), "same": a.finish(mb) == b.finish(ma)})
+`));
+  assert.equal(result.okm, "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+  assert.equal(result.same, true);
 });

@@ -19,12 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from node.app.pair_client import PairingError, RelayPin, load_pins, pair_with, save_pin
+from node.app.pairing import normalise_code
 from node.app.peer import SyncOutcome
 from node.app.sync_client import MAX_FRAME, member_context, sync_with
 from node.crypto.api import Suite
 from node.errors import LinkError, NodeError
 from node.link import Dialers, PeerAddress
 from node.member.client import MemberClient, is_initialised
+from node.proto.messages import ROLE_MEMBER
+from node.proto.pairing import key_fingerprint
 from node.radio.profile import MIN_MTU
 from node.store.sqlite import SQLiteStore
 from waystation_web.backup import Kdf, open_into, seal_dir
@@ -32,6 +36,7 @@ from waystation_web.jslink import StreamDialer
 from waystation_web.webble import WEB_BLE_ADDRESS, WebBleDialer
 
 MAX_SYNC_ROUNDS = 3
+QR_PREFIX = "waystation-pair:"  # node.app.pairing.qr_payload
 
 
 class WebMember:
@@ -153,19 +158,68 @@ class WebMember:
         dialers = Dialers([StreamDialer(open_stream, MAX_FRAME)])
         return await self._sync(dialers, PeerAddress.parse(address), timeout, None)
 
+    async def pair_ble(
+        self, open_gatt: Any, relay: str, code: str, name: str, fingerprint: str, timeout: float
+    ) -> str:
+        """Pair with the relay `open_gatt` connects to, on the code from its console.
+
+        The same exchange as `waystation peer pair` (node.app.pair_client.pair_with). `relay`
+        names the relay in this browser (Web Bluetooth's device id); its pin and our device key
+        are recorded under ``ble:RELAY`` in DATA/relays.json, and `sync_ble` with the same
+        `relay` then uses them. `fingerprint` (from the console's QR code, or "") must match.
+
+        `code` may also be the console's whole QR text, ``waystation-pair:FINGERPRINT:CODE``.
+        Returns JSON: {"ok", "fingerprint", "reason"}; a failure is an outcome, not an exception.
+        """
+        if code.strip().startswith(QR_PREFIX):
+            _, fingerprint, code = code.strip().split(":", 2)
+        try:
+            digits = normalise_code(code)
+        except ValueError as exc:
+            return json.dumps({"ok": False, "fingerprint": "", "reason": str(exc)})
+        dialers = Dialers([WebBleDialer(open_gatt, MAX_FRAME)])
+        device_key = self.suite.random_bytes(32)
+        expect = fingerprint.strip().lower() or None
+        try:
+            remote = await pair_with(
+                self.suite, dialers, PeerAddress.parse(WEB_BLE_ADDRESS), digits, name,
+                device_key, ROLE_MEMBER, timeout, expect,
+            )  # fmt: skip
+        except (PairingError, LinkError) as exc:
+            return json.dumps({"ok": False, "fingerprint": "", "reason": str(exc)})
+        except TimeoutError:
+            return json.dumps({"ok": False, "fingerprint": "", "reason": "timed out"})
+        pinned = key_fingerprint(self.suite, remote)
+        save_pin(self.data_dir, PeerAddress("ble", relay), RelayPin(pinned, device_key))
+        return json.dumps({"ok": True, "fingerprint": pinned, "reason": ""})
+
+    def paired_json(self, relay: str) -> str:
+        """The pin of `relay` (see `pair_ble`) as JSON: {"fingerprint"} or null."""
+        pin = load_pins(self.data_dir).get(str(PeerAddress("ble", relay)))
+        return json.dumps(None if pin is None else {"fingerprint": pin.fingerprint})
+
     async def sync_ble(
-        self, open_gatt: Any, timeout: float, mtu: int = MIN_MTU, progress: Any = None
+        self,
+        open_gatt: Any,
+        timeout: float,
+        mtu: int = MIN_MTU,
+        progress: Any = None,
+        relay: str = "",
     ) -> str:
         """Sync over Web Bluetooth with the relay `open_gatt` connects to (waystation_web.webble).
 
-        `progress`, if given, is called with (entries sent, entries received) as they move.
-        Returns the same JSON as `sync`.
+        `progress`, if given, is called with (entries sent, entries received) as they move. A
+        relay paired with `pair_ble` under the same `relay` name must show its pinned key, and
+        sees our paired device key; others get a fresh key per session. Returns the same JSON
+        as `sync`.
         """
         dialers = Dialers([WebBleDialer(open_gatt, MAX_FRAME, mtu)])
         report = None
         if progress is not None:
             report = lambda o: progress(o.entries_sent, o.entries_received)  # noqa: E731
-        return await self._sync(dialers, PeerAddress.parse(WEB_BLE_ADDRESS), timeout, report)
+        pin = load_pins(self.data_dir).get(str(PeerAddress("ble", relay))) if relay else None
+        address = PeerAddress.parse(WEB_BLE_ADDRESS)
+        return await self._sync(dialers, address, timeout, report, pin)
 
     async def _sync(
         self,
@@ -173,6 +227,7 @@ class WebMember:
         address: PeerAddress,
         timeout: float,
         progress: Callable[[SyncOutcome], None] | None,
+        pin: RelayPin | None = None,
     ) -> str:
         deadline = time.monotonic() + timeout
         result: dict[str, Any] = {"ok": False, "reason": "", "sent": 0, "received": 0}
@@ -183,6 +238,9 @@ class WebMember:
                 for log in self.client.sync_logs()
             }
             ctx = member_context(self.store, self.suite, logs)
+            if pin is not None:  # as `peer sync` does for a pinned or paired relay
+                ctx.pinned_fingerprint = pin.fingerprint
+                ctx.static_private = pin.device_key or None
             try:
                 outcome = await sync_with(
                     ctx, address, deadline - time.monotonic(), progress, dialers
