@@ -2,13 +2,18 @@
 
 Theory of operation
 -------------------
-The page (phase 2) and the Node tests call this, never `node` directly. It wires the same parts as
-`waystation peer` (node.app.peer_cli): a Store (SQLite, in Pyodide's file system: MEMFS now,
-IndexedDB-backed in phase 2), a MemberClient, and the crypto suite, here JsSuite (libsodium.js)
-instead of PyNaCl. Syncing dials through a JavaScript stream opener (`StreamDialer`) and runs the
+The page and the Node tests call this, never `node` directly. It wires the same parts as
+`waystation peer` (node.app.peer_cli): a Store (SQLite, in Pyodide's file system, which the page
+backs with IndexedDB: web/src/storage.mjs), a MemberClient, and the crypto suite, here JsSuite
+(libsodium.js) instead of PyNaCl. Syncing dials through a JavaScript stream opener
+(`StreamDialer`, TCP from Node) or GATT opener (`WebBleDialer`, the page) and runs the
 project's own LinkDriver (node.app.sync_client.sync_with): the protocol code is the desktop
 member's, byte for byte. Like `peer sync`, one sync is up to MAX_SYNC_ROUNDS passes: process what
 arrived, and pass again while processing wrote entries (chain keys for new members).
+
+Pairing (`pair_ble`) is `waystation peer pair`'s exchange (node.app.pair_client); the pin and
+device key it records are used by `sync_ble` with the same relay. The account file is
+waystation_web.backup.
 
 Results cross to JavaScript as JSON text, so the page needs no knowledge of Python objects.
 """
