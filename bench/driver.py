@@ -1,6 +1,6 @@
 """Per-link driver benchmark: CPU per trickled entry through an in-process relay, tree vs a ref.
 
-Usage: python bench/driver.py [--ref GITREF] [--runs 6] [--entries 400]
+Usage: python bench/driver.py [--ref GITREF] [--runs 6] [--entries 400] [--store memory|sqlite]
 
 One process holds a relay (NodeContext over a MemoryStore, community mode) and two members, each
 joined to it by an in-memory pipe link (node/pipe.py, frame hint 65,535) and driven by the real
@@ -8,7 +8,10 @@ LinkDriver. After both members are in sync, a writer member offers one entry at 
 until the other member has stored it (the relay pushes it on arrival), as bench/relay.py's latency
 case does with a daemon; no sockets, no disk, so what is measured is the drivers' own work plus
 the session, codecs and verification they call. `cpu_us_per_entry` is the process CPU time of the
-trickle divided by the entries (relay and both members together).
+trickle divided by the entries (relay and both members together); `loop_iterations_per_entry`
+the event-loop iterations it took (CPython's `_run_once` calls), per entry. `--store sqlite`
+gives the relay a SQLiteStore in a temporary directory, committed on the Committer's thread as
+in the daemon.
 
 With --ref, the same measurement runs on `git archive GITREF` in a temporary directory, in a fresh
 interpreter per run, alternating with this tree, and each side's runs are printed as JSON lines
@@ -47,6 +50,7 @@ from node.sync.entry import create_entry
 from node.sync.store import MemoryStore
 
 N = int(sys.argv[2])
+SQLITE = sys.argv[3] == "sqlite"
 SUITE = NaclSuite()
 group, _ = multi_member_group_from_seeds(SUITE, b"g" * 32, b"s" * 32)
 SIGN_PUB, SIGN_SECRET = group.signing_keypair(SUITE)
@@ -73,7 +77,13 @@ def member():
 
 
 async def main():
-    relay = context(MemoryStore(SUITE.ed25519_verify), ROLE_RELAY, {}, True)
+    if SQLITE:  # as in the daemon: a durable store, each commit on the Committer's thread
+        import tempfile
+        from node.store.sqlite import SQLiteStore
+        relay_store = SQLiteStore.open_in(tempfile.mkdtemp(), SUITE.ed25519_verify)
+    else:
+        relay_store = MemoryStore(SUITE.ed25519_verify)
+    relay = context(relay_store, ROLE_RELAY, {}, True)
     writer, reader = member(), member()
     got, count = asyncio.Event(), [0]
 
@@ -94,6 +104,14 @@ async def main():
         async with asyncio.timeout(60):
             for driver in members:
                 await driver.wait_in_sync()
+            loop, iterations = asyncio.get_running_loop(), [0]
+            run_once = loop._run_once
+
+            def counted():
+                iterations[0] += 1
+                run_once()
+
+            loop._run_once = counted  # CPython's BaseEventLoop: one call per loop iteration
             cpu = time.process_time()
             for i, entry in enumerate(entries):
                 writer.store.put_entries([entry], time.time())
@@ -103,28 +121,30 @@ async def main():
                     got.clear()
                     await got.wait()
             cpu = time.process_time() - cpu
+            loop._run_once = run_once
         for driver in members:
             driver.request_close("ok", "bench done")
         await asyncio.gather(*runs)
         for task in commits:
             task.cancel()
-    print(cpu / N * 1e6)
+    print(cpu / N * 1e6, iterations[0] / N)
 
 
 asyncio.run(main())
 """
 
 
-def measure(tree: Path, entries: int) -> float:
+def measure(tree: Path, entries: int, store: str) -> tuple[float, float]:
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(tree), str(entries)],
+        [sys.executable, "-c", MEASURE, str(tree), str(entries), store],
         cwd=tree,
         capture_output=True,
         text=True,
     )
     if out.returncode != 0:
         raise SystemExit("measuring %s failed:\n%s" % (tree, out.stderr[-2000:]))
-    return float(out.stdout.strip())
+    cpu, iterations = out.stdout.split()
+    return float(cpu), float(iterations)
 
 
 def export(ref: str, into: Path) -> Path:
@@ -141,16 +161,22 @@ def main() -> None:
     parser.add_argument("--ref", default=None, help="git ref to measure side by side")
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--entries", type=int, default=400)
+    parser.add_argument(
+        "--store", choices=["memory", "sqlite"], default="memory", help="the relay's store"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="waystation-bench-driver-") as tmp:
         trees = {"worktree": ROOT}
         if args.ref is not None:
             trees[args.ref] = export(args.ref, Path(tmp))
         results: dict[str, list[float]] = {name: [] for name in trees}
+        loops: dict[str, list[float]] = {name: [] for name in trees}
         started = time.monotonic()
         for _ in range(args.runs):
             for name, tree in trees.items():
-                results[name].append(round(measure(tree, args.entries), 1))
+                cpu, iterations = measure(tree, args.entries, args.store)
+                results[name].append(round(cpu, 1))
+                loops[name].append(round(iterations, 2))
         for name, values in results.items():
             line = {
                 "bench": "driver",
@@ -160,6 +186,8 @@ def main() -> None:
                 "cpu_us_per_entry_runs": values,
                 "median": round(statistics.median(values), 1),
                 "min": min(values),
+                "store": args.store,
+                "loop_iterations_per_entry": statistics.median(loops[name]),
                 "python": platform.python_version(),
             }
             print(json.dumps(line))

@@ -159,8 +159,9 @@ def ms(seconds: float) -> float:
 class Relay:
     """A `waystation run` child process on a data directory."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, config: Path | None = None) -> None:
         self.data = data
+        self.config = config
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         self.ps: psutil.Process | None = None
@@ -168,9 +169,10 @@ class Relay:
         self._drain: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
+        config = ["--config", str(self.config)] if self.config is not None else []
         self.proc = await asyncio.create_subprocess_exec(
             str(WAYSTATION), "run", "--data", str(self.data), "--listen", "127.0.0.1:0",
-            "--no-zeroconf",
+            "--no-zeroconf", *config,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stderr is not None
@@ -215,8 +217,8 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def running_relay(data: Path) -> AsyncIterator[Relay]:
-    relay = Relay(data)
+async def running_relay(data: Path, config: Path | None = None) -> AsyncIterator[Relay]:
+    relay = Relay(data, config)
     try:
         await relay.start()
         yield relay
@@ -331,12 +333,73 @@ def time_acks(driver: LinkDriver, offered: list[float], acked: list[float]) -> N
     session.next_event = timed_next_event  # type: ignore[method-assign]
 
 
-async def bench_latency(workdir: Path, count: int, rate: float) -> dict[str, object]:
+async def load_worker(port: int, count: int) -> None:
+    """`count` members, each syncing its own small log with the relay at `port` in a loop,
+    until killed; prints "ready" once all are in sync, then one "." per 100 syncs."""
+    groups = [Group(9000 + i) for i in range(count)]
+    for group in groups:
+        for _ in range(4):
+            group.append()
+    syncs = 0
+    ready = asyncio.Event()
+
+    async def loop(group: Group) -> None:
+        nonlocal syncs
+        store = member_store([group], group.entries)
+        while True:
+            member = Member([group], store, until_synced=True)
+            await member.open(port)
+            assert member.task is not None
+            async with asyncio.timeout(60):
+                outcome = await member.task
+            if not outcome.in_sync:
+                raise RuntimeError("load member: %r" % outcome)
+            syncs += 1
+            if syncs == count:
+                ready.set()
+                print("ready", flush=True)
+            elif syncs % 100 == 0:
+                print(".", flush=True)
+
+    async with asyncio.TaskGroup() as tg:
+        for group in groups:
+            tg.create_task(loop(group))
+
+
+@contextlib.asynccontextmanager
+async def loaded(port: int, count: int) -> AsyncIterator[list[int]]:
+    """`count` members syncing in a loop with the relay, in a child process (so their CPU is
+    not this process's event loop); yields [syncs so far], counted on exit."""
+    if count == 0:
+        yield [0]
+        return
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__)), "--load-worker", str(port), str(count),
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    syncs = [0]
+    try:
+        async with asyncio.timeout(120):
+            line = await proc.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError("load worker did not start: %r" % line)
+        yield syncs
+    finally:
+        proc.kill()
+        rest = await proc.stdout.read()
+        await proc.wait()
+        syncs[0] = count + 100 * rest.count(b".")
+
+
+async def bench_latency(workdir: Path, count: int, rate: float, load: int = 0) -> dict[str, object]:
     group = Group(1)
     for _ in range(count):
         group.append()
     data = Path(tempfile.mkdtemp(prefix="latency-", dir=workdir))
-    async with running_relay(data) as relay:
+    config = data.parent / (data.name + ".toml")
+    config.write_text("[relay]\nmax_sessions = %d\n" % max(64, 2 * load + 8))
+    async with running_relay(data, config) as relay, loaded(relay.port, load) as load_syncs:
         assert relay.ps is not None
         online = Member([group], member_store([group]))
         writer = Member([group], member_store([group]))
@@ -380,6 +443,8 @@ async def bench_latency(workdir: Path, count: int, rate: float) -> dict[str, obj
         "goal_p99_ms": GOAL_P99_MS,
         "ack_p50_ms": ms(statistics.median(acked)),
         "ack_p99_ms": ms(percentile(acked, 0.99)),
+        "load_members": load,
+        "load_syncs": load_syncs[0],
         "commit_interval_ms": 100,
         "relay_commits": status.get("commits"),
         "relay_cpu_us_per_entry": round((relay_user + relay_sys) / count * 1e6, 1),
@@ -608,7 +673,11 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--only", default="latency,throughput,memory")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the data dirs")
+    parser.add_argument("--load-worker", nargs=2, type=int, metavar=("PORT", "COUNT"))
     args = parser.parse_args()
+    if args.load_worker:
+        asyncio.run(load_worker(*args.load_worker))
+        return
     if args.latency_entries is None:
         args.latency_entries = 500 if args.quick else 2000
     if args.entries is None:

@@ -67,7 +67,7 @@ def test_example_file_documents_every_key() -> None:
     for index, line in enumerate(lines):
         if "=" in line and not line.startswith("#"):
             assert lines[index - 1].startswith("#"), "undocumented key line %r" % line
-    assert len(schema_keys()) == 37
+    assert len(schema_keys()) == 38
 
 
 def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_values_convert() -> None:
         '[lan]\npeers = ["relay.local:4740", "[fe80::1%eth0]:9", "10.0.0.2:1"]\n'
         'listen = "[::]:0"\nsync_interval_s = 2.5\n'
         '[node]\ndata_dir = "/var/lib/waystation"\n'
-        '[console]\ndevices = ["/dev/ttyGS0", "/dev/ttyS1"]\n'
+        '[console]\nports = ["/dev/ttyGS0", "/dev/ttyS1"]\n'
     )
     # Relay peers are peer addresses; a bare HOST:PORT means tcp (older files).
     assert config.lan.peers == (
@@ -96,7 +96,7 @@ def test_values_convert() -> None:
     assert config.lan.listen == (HostPort("::", 0),)
     assert config.lan.sync_interval_s == 2.5
     assert config.node.data_dir == Path("/var/lib/waystation")
-    assert config.console.devices == ("/dev/ttyGS0", "/dev/ttyS1")
+    assert config.console.ports == ("/dev/ttyGS0", "/dev/ttyS1")
 
 
 BAD = [
@@ -139,10 +139,14 @@ BAD = [
     ("[session]\ncredit_bytes = 512\n", "session.credit_bytes", "65536.."),
     ("[lan]\nsync_interval_s = 0.5\n", "lan.sync_interval_s", "1..86400"),
     ("[console]\nbaud = 12345\n", "console.baud", "one of"),
+    ('[console]\nports = ["ttyS0"]\n', "console.ports[0]", "absolute path"),
+    ('[console]\nports = ["/dev/a", "/dev/a"]\n', "console.ports", "twice"),
+    # the old name of console.ports is refused, naming the new one
+    ('[console]\ndevices = ["/dev/ttyS0"]\n', "console.devices", "write console.ports"),
+    ('[console]\npin_hash = "1234"\n', "console.pin_hash", "--hash-pin"),
+    ('[console]\npin_hash = "pbkdf2-sha256$10$00$00"\n', "console.pin_hash", "--hash-pin"),
     ('[relay]\ntrusted = ["abcd"]\n', "relay.trusted[0]", "8 groups of 4 hex"),
     ("[relay]\npairing_window_s = 5\n", "relay.pairing_window_s", ""),
-    ('[console]\ndevices = ["ttyS0"]\n', "console.devices[0]", "absolute path"),
-    ('[console]\ndevices = ["/dev/a", "/dev/a"]\n', "console.devices", "twice"),
     ('[log]\nlevel = "verbose"\n', "log.level", "one of"),
     ('[node]\nname = ""\n', "node.name", "must not be empty"),
     ('[node]\nname = "a\\nb"\n', "node.name", "control characters"),

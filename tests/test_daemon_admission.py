@@ -36,7 +36,7 @@ def run_daemon(
         '[lan]\nlisten = "127.0.0.1:0"\nzeroconf = false\n'
         "[store]\ncommit_interval_ms = 0\n" + config_text
     )
-    daemon = Daemon(config, NaclSuite(), tmp_path / "relay", clock)
+    daemon = Daemon(config, NaclSuite(), tmp_path / "relay", clock=clock)
 
     async def main() -> dict[str, int]:
         running = asyncio.create_task(daemon.run())

@@ -98,3 +98,35 @@ def test_quick_check_names_the_file_and_what_to_do(tmp_path: Path) -> None:
     message = str(caught.value)
     assert str(path) in message and "\n" not in message
     assert "damaged; stop the daemon, move the file aside" in message, message
+
+
+def test_a_store_left_open_is_told_apart_from_one_closed(tmp_path: Path) -> None:
+    """The daemon runs quick_check (which reads the whole file) only on a store its last user did
+    not close: a process that died with the store open leaves its WAL behind."""
+    writer = Writer(8, "log-left-open")
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify)
+    assert not store.left_open  # a new store
+    store.add_log(writer.log_id, writer.sign_pub)
+    store.put_entries([writer.entry(1)], 100)
+    store.commit()
+    store.close()
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify)
+    assert not store.left_open  # closed cleanly
+    store.close()
+    died = (
+        "import os, sys\n"
+        "from node.store.sqlite import SQLiteStore\n"
+        "from tests.store_helpers import SUITE, Writer\n"
+        "w = Writer(8, 'log-left-open')\n"
+        "s = SQLiteStore.open_in(sys.argv[1], SUITE.ed25519_verify)\n"
+        "s.put_entries([w.entry(2)], 100)\n"
+        "s.commit()\n"
+        "os._exit(0)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", died, str(tmp_path)], check=True, cwd=root)
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify)
+    assert store.left_open
+    store.quick_check()
+    assert store.log_info(writer.log_id).entry_count == 2  # the committed entry survived
+    store.close()

@@ -351,17 +351,23 @@ def test_truncated_database_is_store_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("statement", "match"),
     [
+        ("UPDATE logs SET sign_pub = x'01'", "sign_pub"),
+        ("UPDATE logs SET pinned = 7", "pinned"),
+        ("UPDATE logs SET entry_count = -1", "entry count"),
+        ("INSERT INTO stats VALUES ('x', 'y')", "counter"),
         ("UPDATE entries SET digest = x'00'", "bad digest"),
         ("UPDATE entries SET clock_time = -5", "clock_time"),
         ("UPDATE entries SET clock_time = 'soon'", "clock_time"),
+        ("UPDATE entries SET log = 77", "counts 1 entries and holds 0"),
+        ("UPDATE logs SET entry_count = 2", "counts 2 entries and holds 1"),
         ("UPDATE entries SET size = -1", "size"),
-        ("UPDATE entries SET log = 77", "unknown log"),
-        ("UPDATE logs SET sign_pub = x'01'", "sign_pub"),
-        ("UPDATE logs SET pinned = 7", "pinned"),
-        ("INSERT INTO stats VALUES ('x', 'y')", "counter"),
     ],
 )
-def test_hostile_rows_are_store_error(tmp_path: Path, statement: str, match: str) -> None:
+def test_hostile_rows_are_store_error_when_read(tmp_path: Path, statement: str, match: str) -> None:
+    """Rows of `logs` and `stats` are checked at open. Opening scans no table of entries, so an
+    entry row is checked when it is read: the newest rows (the CID buffer,
+    node/store/cidindex.py) at open, a log's keys as they load, an entry's size when it is read
+    for expiry or eviction."""
     store = open_store(tmp_path)
     store.put_entries([A.entry(1)], 1)
     store.commit()
@@ -371,7 +377,12 @@ def test_hostile_rows_are_store_error(tmp_path: Path, statement: str, match: str
     raw.commit()
     raw.close()
     with pytest.raises(StoreError, match=match):
-        open_store(tmp_path)
+        store = open_store(tmp_path)
+        try:
+            store.keyset(A.log_id)
+            store.expire(10**9)
+        finally:
+            store.close()
 
 
 def test_tampered_block_is_caught_on_read(tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
-"""Schema migrations of the SQLite store (v1 -> v2 -> v3), on databases the old code filled.
+"""Schema migrations of the SQLite store (v1 -> v2 -> v3 -> v4), on databases the old code filled.
 
 The v1 database is created by the v1 DDL (`MIGRATIONS[0]`, kept in the list) and filled with the
 v1 store's SQL (`_v1_insert` below is SQLiteStore._insert as it was in schema 1). After opening
 it with the current code, every log, entry, block, head, count, key and counter must equal a
 MemoryStore fed the same entries, and the migrated store must keep deciding like the model
 (parents arriving late, evictions surfacing heads again). A database left at v2 gains the v3
-devices tables (node/store/devices.py) and nothing else changes.
+devices tables (node/store/devices.py) and the v4 CID table (node/store/cidindex.py), holding
+every entry's digest prefix, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -125,9 +126,13 @@ def test_v1_database_is_migrated_in_place(tmp_path: Path) -> None:
     _assert_same(real, model, everything)
 
     raw = real._db()
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 4
     tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
     assert "heads" not in tables and "unresolved" in tables and "entries_heads" in tables
+    assert {"cids", "cids_merged"} <= tables  # v4: the CID map on disk, every entry merged
+    assert sorted(raw.execute("SELECT prefix, row FROM cids")) == sorted(
+        raw.execute("SELECT substr(digest, 1, 8), id FROM entries")
+    )
     assert [r[1] for r in raw.execute("PRAGMA table_info(links)")] == ["child", "parent"]
     # a4 is named by b2 of another log only: it stays a head of A and the link waits in B, as
     # does a5's link to the parent that is not stored yet.
@@ -167,9 +172,12 @@ def test_empty_v1_database_is_migrated(tmp_path: Path) -> None:
     store.close()
 
 
-def test_v1_to_v2_to_v3_adds_the_devices_tables_and_keeps_everything(tmp_path: Path) -> None:
+def test_v1_to_v2_to_v4_adds_the_devices_and_cid_tables_and_keeps_everything(
+    tmp_path: Path,
+) -> None:
     """A store a v2 relay left (v1, then v1 -> v2, closed), opened by this code: v2 -> v3 adds
-    the devices tables and touches nothing else; a device paired after it survives a reopen."""
+    the devices tables, v3 -> v4 the CID tables, and nothing else changes; a device paired after
+    it survives a reopen."""
     order, named = _entries()
     model = MemoryStore(SUITE.ed25519_verify, LIMITS)
     _v1_database(tmp_path / FILENAME, model, order)
@@ -184,9 +192,9 @@ def test_v1_to_v2_to_v3_adds_the_devices_tables_and_keeps_everything(tmp_path: P
 
     store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, LIMITS)
     raw = store._db()
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
     tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
-    assert tables == v2_tables | {"devices", "device_logs"}
+    assert tables == v2_tables | {"devices", "device_logs", "cids", "cids_merged"}
     everything = list(named.values())
     _assert_same(store, model, everything)
     book = DeviceBook(store)
@@ -204,7 +212,7 @@ def test_v1_to_v2_to_v3_adds_the_devices_tables_and_keeps_everything(tmp_path: P
     again.close()
 
 
-def test_v1_database_reaches_v3_with_usable_devices_tables(tmp_path: Path) -> None:
+def test_v1_database_reaches_v4_with_usable_devices_tables(tmp_path: Path) -> None:
     model = MemoryStore(SUITE.ed25519_verify, LIMITS)
     _v1_database(tmp_path / FILENAME, model, [])
     store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, LIMITS)

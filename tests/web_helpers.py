@@ -32,14 +32,19 @@ def npm_ci() -> None:
 
 
 class WebPeer:
-    """web/tests/web_peer.mjs as a child process: `call(op, **args)` answers within a deadline."""
+    """web/tests/web_peer.mjs (or another driver of the same protocol, `script`) as a child
+    process: `call(op, **args)` answers within `deadline` seconds."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(
+        self, home: Path, script: str = "web_peer.mjs", deadline: float = CALL_DEADLINE_S
+    ) -> None:
         npm_ci()
+        self.deadline = deadline
         self._answers: queue.Queue[str | None] = queue.Queue()
-        self._stderr = (home / "web_peer.stderr").open("w")
+        self._stderr_path = home / (script + ".stderr")
+        self._stderr = self._stderr_path.open("w")
         self.proc = subprocess.Popen(
-            [NODE, str(WEB / "tests" / "web_peer.mjs")],
+            [NODE, str(WEB / "tests" / script)],
             cwd=WEB,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -47,10 +52,9 @@ class WebPeer:
             text=True,
             encoding="utf-8",
         )
-        self._stderr_path = home / "web_peer.stderr"
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        assert self._next(CALL_DEADLINE_S) == {"ok": True, "result": "ready"}
+        assert self._next(deadline) == {"ok": True, "result": "ready"}
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -74,7 +78,7 @@ class WebPeer:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
         self.proc.stdin.flush()
-        answer = self._next(CALL_DEADLINE_S)
+        answer = self._next(self.deadline)
         if not answer["ok"]:
             raise AssertionError("web peer %s failed: %s" % (op, answer["error"]))
         return answer["result"]

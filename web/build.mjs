@@ -1,6 +1,6 @@
 // `make web`: build the static web app into one folder (default ../build/web).
 //
-//   index.html, manifest.webmanifest, icon.svg   the installable shell (UI: a phase-1 placeholder)
+//   index.html, manifest.webmanifest, icon.svg   the installable app (its screens: src/app.mjs)
 //   app.js                                       src/app.mjs bundled by esbuild (libsodium.js inside)
 //   pyodide/                                     Pyodide's runtime, copied from its npm package
 //   waystation-py.zip                            the project's Python (web/pack_python.py)

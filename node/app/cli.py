@@ -19,6 +19,8 @@ from node.app.admin_cli import (
     run_admin_command,
 )
 from node.app.config import apply_overrides, load_config
+from node.app.console_cli import add_console_command, run_console
+from node.app.console_commands import ConsoleActions
 from node.app.control import socket_path
 from node.app.daemon import Daemon
 from node.app.identity import load_identity, load_or_create_identity
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, help="data directory (default: %s)" % default_data_dir()
     )
     identity.add_argument("--create", action="store_true", help="create the key if there is none")
+    add_console_command(commands)
     add_admin_commands(
         commands,
         "data directory of the running relay (default: as for status)",
@@ -125,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(args, suite)
         if args.command == "peer":
             return run_peer_command(args)
+        if args.command == "console":
+            return run_console(args, args.data or status_data_dir())
         if args.command in ("pair", "devices"):
             return run_admin_command(args, args.data or status_data_dir())
     except NodeError as exc:
@@ -196,7 +201,7 @@ def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
             file=sys.stderr,
         )
         return 2
-    daemon = Daemon(config, suite, data_dir)
+    daemon = Daemon(config, suite, data_dir, ConsoleActions(config_path=args.config))
     failed: list[BaseException] = []
     try:
         asyncio.run(daemon.run())

@@ -41,6 +41,8 @@ BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 MAX_PEERS = 64
 MAX_LISTEN = 16
 MAX_CONSOLE_DEVICES = 8
+# Keys that were renamed: an old name is refused with the new one (not silently ignored).
+RENAMED = {"console.devices": "console.ports"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,6 +203,35 @@ class _DevicePath(_Rule):
         return text
 
 
+class _PinHash(_Rule):
+    """`pbkdf2-sha256$ITERATIONS$SALT_HEX$HASH_HEX` (`waystation console --hash-pin`), or ""."""
+
+    def convert(self, value: object, key: str) -> str:
+        text = _Text(512, empty=True).convert(value, key)
+        if text and parse_pin_hash(text) is None:
+            raise ConfigError(
+                key,
+                'must be "" or pbkdf2-sha256$ITERATIONS$SALT_HEX$HASH_HEX as printed by '
+                "`waystation console --hash-pin`",
+            )
+        return text
+
+
+def parse_pin_hash(text: str) -> tuple[int, bytes, bytes] | None:
+    """(iterations, salt, digest) of a console PIN hash, or None when it is malformed."""
+    parts = text.split("$")
+    if len(parts) != 4 or parts[0] != "pbkdf2-sha256" or not parts[1].isdigit():
+        return None
+    try:
+        salt, digest = bytes.fromhex(parts[2]), bytes.fromhex(parts[3])
+    except ValueError:
+        return None
+    iterations = int(parts[1])
+    if not 1000 <= iterations <= 10_000_000 or len(salt) < 8 or len(digest) != 32:
+        return None
+    return iterations, salt, digest
+
+
 def _rule(rule: _Rule) -> dict[str, _Rule]:
     return {"rule": rule}
 
@@ -292,10 +323,11 @@ class RadioConfig:
 
 @dataclass(frozen=True, slots=True)
 class ConsoleConfig:
-    """[console]: the serial management console."""
+    """[console]: the serial management console (ports, line speed, optional PIN)."""
 
-    devices: tuple[str, ...] = field(metadata=_rule(_Array(_DevicePath(), MAX_CONSOLE_DEVICES)))
+    ports: tuple[str, ...] = field(metadata=_rule(_Array(_DevicePath(), MAX_CONSOLE_DEVICES)))
     baud: int = field(metadata=_rule(_Choice(BAUD_RATES)))
+    pin_hash: str = field(metadata=_rule(_PinHash()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +368,10 @@ def _build(cls: type, table: object, prefix: str) -> Any:
             prefix.rstrip(".") or "(top)", "must be a table, got %s" % _type_name(table)
         )
     known = [f.name for f in fields(cls)]
+    for old, new in RENAMED.items():
+        section, _, name = old.rpartition(".")
+        if prefix == section + "." and name in table:
+            raise ConfigError(old, "renamed: write %s instead (same values)" % new)
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise ConfigError(prefix + unknown[0], "unknown key")

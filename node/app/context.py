@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from node.crypto.address import verify_address
 from node.crypto.api import Suite
 from node.errors import IntegrityError, StoreError
 from node.proto.session import SessionLimits
+from node.sync.entry import decode_entry
 from node.sync.store import Store
 from node.sync.wire import log_header
 
@@ -82,40 +84,106 @@ class Committer:
         self._wake.set()
 
     def commit_now(self) -> None:
-        """Commit at once and run the waiting callbacks (also used at shutdown).
+        """Commit at once on this thread and run the waiting callbacks (used at shutdown).
 
         A failed commit is counted and logged, never raised: the links whose entries it held are
         told (their peers send those entries again later), the others carry on.
         """
         callbacks, self._callbacks = self._callbacks, []
+        self._finish(callbacks, self._commit())
+
+    def _commit(self) -> bool:
+        """`store.commit()`; True if it made everything put so far durable. Runs on the commit
+        thread in `run` (the store serialises its calls with a lock)."""
         try:
             self.store.commit()
         except StoreError as exc:
             self.failures += 1
-            log.error("store commit failed, %d batches not acknowledged: %s", len(callbacks), exc)
-            durable = False
-        else:
-            self.commits += 1
-            durable = True
+            log.error("store commit failed: %s", exc)
+            return False
+        self.commits += 1
+        return True
+
+    def _finish(self, callbacks: list[tuple[int, Callable[[bool], None]]], durable: bool) -> None:
+        """Tell each waiting driver whether its entries are durable (on the event loop).
+
+        The generation is read after the commit returned: a rollback between a driver's put and
+        this moment moved it on, so entries it may have taken are never acknowledged."""
         generation = self.store.generation
         lost = sum(1 for noted, _ in callbacks if noted != generation)
-        if durable and lost:
+        if not durable and callbacks:
+            log.error("%d batches not acknowledged: the commit failed", len(callbacks))
+        elif lost:
             log.error("%d batches not acknowledged: a failed put rolled their entries back", lost)
         for noted, callback in callbacks:
             callback(durable and noted == generation)
 
     async def run(self) -> None:
-        """Commit loop; runs until cancelled, committing what is pending when cancelled."""
+        """Commit loop; runs until cancelled, committing what is pending when cancelled.
+
+        Each commit (SQLite COMMIT and its fsync) of a `thread_safe` store (SQLiteStore) runs on a
+        dedicated thread, so the event loop goes on decoding, verifying and pushing while the
+        disk syncs; the callbacks waiting when it started are called on the loop once it
+        returned. A cancellation mid-commit waits for that commit (it is on its way to the disk)
+        and still tells its callbacks. Where no thread can start (Pyodide in a browser), every
+        commit runs on the loop, as for a store that is not thread-safe.
+        """
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
+        loop = asyncio.get_running_loop()
+        in_flight: list[tuple[int, Callable[[bool], None]]] = []
+        future: Future[bool] | None = None
+        told = loop.create_future()
+        threads = self.store.thread_safe
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
                 if self.interval > 0:
                     await asyncio.sleep(self.interval)  # gather more batches into this commit
-                self.commit_now()
+                if not threads:
+                    self.commit_now()  # a store only the loop's thread may call, or no threads
+                    continue
+                in_flight, self._callbacks = self._callbacks, []
+                told = loop.create_future()
+                try:
+                    future = executor.submit(self._commit_and_tell, loop, in_flight, told)
+                except RuntimeError:  # "can't start new thread": commit on the loop from now on
+                    threads = False
+                    self._callbacks = in_flight + self._callbacks
+                    self.commit_now()
+                    continue
+                await asyncio.shield(told)
+                future = None
         finally:
+            if future is not None and not told.done():  # cancelled mid-commit: wait for it
+                durable = self._commit() if future.cancel() else future.result()
+                self._tell(in_flight, durable, told)  # (or do it, if not begun)
+            executor.shutdown(wait=True)
             if self._callbacks or self.store.pending():
                 self.commit_now()
+
+    def _commit_and_tell(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        callbacks: list[tuple[int, Callable[[bool], None]]],
+        told: asyncio.Future[None],
+    ) -> bool:
+        """On the commit thread: commit, then have the loop call the callbacks in its very next
+        iteration (one hop; awaiting the thread's future took four: the future's state, the
+        shield's two callbacks, the task's wake-up)."""
+        durable = self._commit()
+        loop.call_soon_threadsafe(self._tell, callbacks, durable, told)
+        return durable
+
+    def _tell(
+        self,
+        callbacks: list[tuple[int, Callable[[bool], None]]],
+        durable: bool,
+        told: asyncio.Future[None],
+    ) -> None:
+        if not told.done():  # once, whether the thread's hop or a cancellation gets here first
+            told.set_result(None)
+            self._finish(callbacks, durable)
 
 
 @dataclass
@@ -194,8 +262,31 @@ class NodeContext:
             id_sig = b""
         else:
             return None
-        id_sig = id_sig or self.identity_signatures.get(address, b"") or bytes(64)
+        id_sig = id_sig or self.identity_signature_of(address, sign_pub) or bytes(64)
         return log_header(sign_pub, id_sig)
+
+    def identity_signature_of(self, address: str, sign_pub: bytes) -> bytes:
+        """The identity signature of a stored log, or b"" while the log holds no entry.
+
+        Every entry of a group carries the same identity block (node.sync.wire), so one stored
+        entry gives it. Learned from entries received on a link (LinkCore) or, the first time a
+        log is declared after a restart, read from one of the log's stored heads and kept here:
+        one block read and decode per log per process, and the log's entries go out compact
+        from the first sync on. Only an identity the wire can compact against is kept (one
+        bound to `sign_pub`; stored entries were verified on the way in).
+        """
+        known = self.identity_signatures.get(address)
+        if known:
+            return known
+        for cid in self.store.heads(address)[:1]:
+            block = self.store.get_block(cid)
+            if block is None:
+                continue
+            identity = decode_entry(block, cid).identity
+            if identity.id == sign_pub.hex() and len(identity.signature_id) == 64:
+                self.identity_signatures[address] = identity.signature_id
+                return identity.signature_id
+        return b""
 
     def accept_log(
         self, address: str, sign_pub: bytes, pin_quota: int | None = None

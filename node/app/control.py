@@ -36,7 +36,7 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 from node.errors import NodeError
@@ -143,6 +143,105 @@ def encode_reply(reply: Mapping[str, object]) -> bytes:
     return json.dumps(reply, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
 
 
+class OwnerSocket:
+    """A UNIX socket that only the daemon's user and root may use, serving a few clients at once.
+
+    The socket is made mode 0600 (a stale one is replaced; the data directory's lock has made
+    sure no other daemon uses it), and a client whose SO_PEERCRED uid is neither ours nor root's
+    is refused anyway, in case someone loosened the mode. The control endpoint and the console
+    socket (node/app/console_server.py) are both served this way.
+
+    Args:
+        path: where the socket goes.
+        name: what it serves (`control`, `console`): counter prefix and the words of refusals.
+        max_clients: clients served at once; the next is refused BUSY.
+        session: serves one admitted client; it must end on its own (deadlines).
+        refuse: tells a refused client (error code, message) before it is closed.
+        count: the daemon's counter: `NAME.refused.busy|forbidden`, `NAME.errors`.
+        limit: the stream reader's buffer limit.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        max_clients: int,
+        session: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        refuse: Callable[[asyncio.StreamWriter, str, str], Awaitable[object]],
+        count: Callable[[str], None],
+        limit: int = 2**16,
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.max_clients = max_clients
+        self._session = session
+        self._refuse = refuse
+        self._count = count
+        self._limit = limit
+        self._server: asyncio.Server | None = None
+        self._clients = 0
+        self._uid = os.getuid()
+
+    @property
+    def serving(self) -> bool:
+        """True once the socket is bound and accepting."""
+        return self._server is not None
+
+    async def open(self) -> None:
+        """Bind the socket and start accepting.
+
+        Raises:
+            OSError: the socket cannot be made (the caller logs and counts it).
+        """
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        old_umask = os.umask(0o177)
+        try:
+            with _short_path(self.path) as path:
+                self._server = await asyncio.start_unix_server(
+                    self._client, path, limit=self._limit
+                )
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    def close(self) -> None:
+        """Stop accepting and remove the socket (clients being served finish on their own)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Runs in asyncio's per-connection task; it must end on its own (deadlines) and never raise.
+        self._clients += 1
+        try:
+            uid = _peer_uid(writer)
+            if self._clients > self.max_clients:
+                code = BUSY
+                message = "%d %s clients are connected already; try again" % (
+                    self.max_clients,
+                    self.name,
+                )
+            elif uid is not None and uid not in (self._uid, 0):
+                code, message = FORBIDDEN, "uid %d may not use this relay's %s" % (uid, self.name)
+            else:
+                await self._session(reader, writer)
+                return
+            self._count("%s.refused.%s" % (self.name, code))
+            await self._refuse(writer, code, message)
+        except Exception:  # a bug here costs this client, never the daemon
+            self._count("%s.errors" % self.name)
+            log.exception("%s client: internal error", self.name)
+        finally:
+            self._clients -= 1
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(WRITE_DEADLINE_S):
+                    await writer.wait_closed()
+
+
 class ControlServer:
     """Serves the handlers on `DATA/control.sock` (see the module docstring).
 
@@ -162,14 +261,20 @@ class ControlServer:
         self.path = socket_path(data_dir)
         self.handlers = dict(handlers)
         self._count = count
-        self._server: asyncio.Server | None = None
-        self._clients = 0
-        self._uid = os.getuid()
+        self._socket = OwnerSocket(
+            self.path,
+            "control",
+            MAX_CLIENTS,
+            self._requests,
+            lambda writer, code, message: self._send(writer, error_reply(None, code, message)),
+            count,
+            limit=MAX_REQUEST_BYTES + 1,
+        )
 
     @property
     def serving(self) -> bool:
         """True once the socket is bound and accepting."""
-        return self._server is not None
+        return self._socket.serving
 
     async def open(self) -> None:
         """Bind the socket (owner-only) and start accepting; never raises.
@@ -180,17 +285,7 @@ class ControlServer:
         counted.
         """
         try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            old_umask = os.umask(0o177)
-            try:
-                with _short_path(self.path) as path:
-                    self._server = await asyncio.start_unix_server(
-                        self._client, path, limit=MAX_REQUEST_BYTES + 1
-                    )
-            finally:
-                os.umask(old_umask)
-            os.chmod(self.path, 0o600)
+            await self._socket.open()
         except OSError as exc:
             self._count("control.errors")
             log.error(
@@ -208,40 +303,11 @@ class ControlServer:
 
     def close(self) -> None:
         """Stop accepting and remove the socket (clients being served finish on their own)."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+        self._socket.close()
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Runs in asyncio's per-connection task; it must end on its own (deadlines) and never raise.
-        self._clients += 1
-        try:
-            refusal = self._refusal(writer)
-            if refusal is not None:
-                self._count("control.refused." + refusal[0])
-                await self._send(writer, error_reply(None, *refusal))
-                return
-            while await self._one_request(reader, writer):
-                pass
-        except Exception:  # a bug here costs this client, never the daemon
-            self._count("control.errors")
-            log.exception("control client: internal error")
-        finally:
-            self._clients -= 1
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(WRITE_DEADLINE_S):
-                    await writer.wait_closed()
-
-    def _refusal(self, writer: asyncio.StreamWriter) -> tuple[str, str] | None:
-        if self._clients > MAX_CLIENTS:
-            return BUSY, "%d control clients are connected already; try again" % MAX_CLIENTS
-        uid = _peer_uid(writer)
-        if uid is not None and uid not in (self._uid, 0):
-            return FORBIDDEN, "uid %d may not use this relay's control endpoint" % uid
-        return None
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await self._one_request(reader, writer):
+            pass
 
     async def _one_request(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

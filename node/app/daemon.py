@@ -20,6 +20,8 @@ Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
   discovery     zeroconf advertisement with a rotating token, and browsing for other relays
   housekeeping  expiry, the watchdog, and data_dir/status.json (counters for the operator)
   control       data_dir/control.sock: `waystation status` asks it (node/app/control.py)
+  consoles      data_dir/console.sock (`waystation console`) and one task per console.ports
+                serial port; their commands are control commands (node/app/console_*.py)
 
 SIGTERM/SIGINT: stop accepting, say Bye "shutdown" on every link, wait for them (bounded), commit
 what is pending (nothing unacknowledged is lost because nothing was acknowledged before commit),
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -42,15 +45,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from node.app.config import Config, admission_limits, session_limits, store_limits
+from node.app.console_commands import (
+    Activity,
+    ConsoleActions,
+    LogRing,
+    console_handlers,
+    wipe_data_dir,
+)
+from node.app.console_server import Consoles, shell_factory
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
-from node.app.control import ControlServer
+from node.app.control import ControlServer, Handler
 from node.app.datadir import claim_data_dir
 from node.app.gatekeeper import Gatekeeper
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.pairing import RelayPairing
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
-from node.app.status import SyncBook, status_report
+from node.app.status import RecentLinks, SyncBook, status_report
 from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
@@ -74,6 +85,14 @@ DISCOVERY_RETRY_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
 
 
+def settle_heap() -> None:
+    """Collect once, then freeze what start-up made (gc.freeze: modules, classes, config, the
+    store's records live as long as the daemon), so that a full collection walks only what the
+    relay made since: the pause it costs every link stays small (bench/scale.py, row gc)."""
+    gc.collect()
+    gc.freeze()
+
+
 class Daemon:
     """One relay node.
 
@@ -81,6 +100,7 @@ class Daemon:
         config: the validated configuration.
         suite: the crypto suite.
         data_dir: where the node key, store and status live.
+        actions: what console commands may do to the machine (reboot, the config file to edit).
         clock: monotonic seconds for admission deadlines and its summary lines (tests drive it).
     """
 
@@ -89,9 +109,13 @@ class Daemon:
         config: Config,
         suite: Suite,
         data_dir: Path,
+        actions: ConsoleActions | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.actions = actions or ConsoleActions()
+        self.wipe_requested = False
+        self.consoles: Consoles | None = None
         self.suite = suite
         self.data_dir = data_dir
         self.identity: NodeIdentity | None = None
@@ -99,6 +123,7 @@ class Daemon:
         self.port: int | None = None
         self.listener, self.dialers = self._build_transports(config)
         self.radios = self._build_radios(config)
+        self.radio_failures: dict[str, str] = {}  # radio kind -> why it did not start
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._drivers: set[LinkDriver] = set()
@@ -117,6 +142,7 @@ class Daemon:
         self._notifier = Notifier.from_environ()
         self.started_at = time.time()
         self.syncs = SyncBook()  # last sync with each relay peer, for `waystation status`
+        self.recent_links = RecentLinks()  # links that closed, for the console's `peers`
         self.pairing: RelayPairing | None = None
 
     @property
@@ -167,11 +193,17 @@ class Daemon:
         except LinkError as exc:  # no bluetoothd, no adapter: LAN relaying is unaffected
             assert self.ctx is not None
             self.ctx.count("radio.%s.failed" % radio.kind)
+            self.radio_failures[radio.kind] = str(exc)
             log.error("%s radio not started: %s", radio.kind, exc)
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handlers call this)."""
         self._stop.set()
+
+    def request_wipe(self) -> None:
+        """Stop, and once the store is closed erase the key and the data (console `wipe`)."""
+        self.wipe_requested = True
+        self.stop()
 
     async def run(self) -> None:
         """Run until stop() or a signal; raises NodeError if the node cannot start.
@@ -192,10 +224,15 @@ class Daemon:
                     self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
                 )
                 try:
-                    store.quick_check()
+                    if store.left_open:  # reads the whole file: only after an unclean end
+                        log.warning("store %s was not closed cleanly: checking it", store.path)
+                        store.quick_check()
                     await self._run_with_store(store)
                 finally:
                     store.close()
+                if self.wipe_requested:
+                    gone = wipe_data_dir(self.data_dir)
+                    log.warning("wiped %s: %s", self.data_dir, ", ".join(gone) or "nothing")
             finally:
                 claim.release()
         finally:
@@ -207,6 +244,8 @@ class Daemon:
         committer = Committer(store, config.store.commit_interval_ms / 1000)
         hub = Hub()
         hub.on_new_entries.append(lambda _log_id: self._sync_wanted.set())
+        activity = Activity()
+        hub.on_new_entries.append(activity.touch)
         self.ctx = NodeContext(
             store,
             self.suite,
@@ -225,8 +264,6 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        if config.console.devices:
-            log.warning("console.devices: the serial console is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
         self.pairing = RelayPairing(
@@ -241,9 +278,18 @@ class Daemon:
             community_quota=config.relay.community_log_bytes,
         )
         self.ctx.pairing = self.pairing
-        handlers = {"status": lambda _: status_report(self), **self.pairing.handlers()}
+        ring = LogRing()
+        logging.getLogger("waystation").addHandler(ring)
+        handlers: dict[str, Handler] = {"status": lambda _: status_report(self)}
+        handlers.update(console_handlers(self, self.actions, ring, activity))
+        handlers.update(self.pairing.handlers())
         control = ControlServer(self.data_dir, handlers, self.ctx.count)
         await control.open()  # before "listening" and READY=1: `waystation status` works then
+        new_shell = shell_factory(config.node.name, control, config.console.pin_hash)
+        self.consoles = Consoles(
+            self.data_dir, config.console.ports, config.console.baud, new_shell, self.ctx.count
+        )
+        await self.consoles.open()
         log.info(
             "relay %s listening on %s, data in %s",
             self.identity.fingerprint(self.suite),
@@ -257,6 +303,7 @@ class Daemon:
                 background = [
                     listening,
                     tasks.create_task(control.serve()),
+                    tasks.create_task(self.consoles.serve()),
                     tasks.create_task(committer.run()),
                     tasks.create_task(self._acceptor()),
                     tasks.create_task(self.gate.run()),
@@ -269,6 +316,7 @@ class Daemon:
                 self.pairing.join = lambda relay, code, expect: self._track(
                     tasks.create_task(self._join_relay(relay, code, expect))
                 )
+                settle_heap()
                 self._notifier.ready("relaying on port %d" % self.port)
                 self.started.set()
                 await self._stop.wait()
@@ -285,6 +333,7 @@ class Daemon:
                 for task in [*background, *self._link_tasks]:
                     task.cancel()
         finally:
+            logging.getLogger("waystation").removeHandler(ring)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
@@ -339,10 +388,13 @@ class Daemon:
     async def _drive(self, driver: LinkDriver) -> SyncOutcome:
         self._drivers.add(driver)
         self._links_done.clear()
+        reason = "cancelled"
         try:
             outcome = await driver.run()
+            reason = outcome.reason
         except Exception:  # a bug in the link code costs this link, never the daemon
             assert self.ctx is not None
+            reason = "internal-error"
             self.ctx.count("links.closed.internal-error")
             log.exception("%s: internal error, link dropped", driver.link.label)
             with contextlib.suppress(Exception):
@@ -350,6 +402,8 @@ class Daemon:
             return SyncOutcome(reason="internal-error")
         finally:
             self._drivers.discard(driver)
+            if self.ctx is not None:
+                self.recent_links.closed(driver, reason, self.ctx.clock())
             if not self._drivers:
                 self._links_done.set()
         log.info(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -24,10 +25,11 @@ from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 
 if TYPE_CHECKING:
     from node.app.daemon import Daemon
-    from node.app.peer import SyncOutcome
+    from node.app.peer import LinkDriver, SyncOutcome
     from node.sync.store import Store
 
 MAX_PEERS_REMEMBERED = 256
+RECENT_LINKS = 32  # closed links the console's `peers` lists
 # Counters an operator looks at first: anything refused, rejected, failed or broken.
 TROUBLE_MARKS = ("rejected", "refused", "error", "unreachable", "internal")
 ROLE_NAMES = {ROLE_MEMBER: "member", ROLE_RELAY: "relay"}
@@ -151,32 +153,65 @@ def _transports(daemon: Daemon) -> dict[str, str]:
     return {
         daemon.listener.kind: "listening" if daemon.listener.bound else "starting",
         "zeroconf": "on" if config.lan.zeroconf else "off",
-        "ble": "not built (configured on)" if config.radio.ble.enabled else "off",
-        "console": "not built (configured)" if config.console.devices else "off",
+        "ble": _ble_state(daemon),
+        "console": _console_state(daemon),
+    }
+
+
+def _ble_state(daemon: Daemon) -> str:
+    """`off`, `on (hci0)`, or `failed: why` when the radio could not start."""
+    ble = daemon.config.radio.ble
+    if not ble.enabled:
+        return "off"
+    failure = daemon.radio_failures.get("ble")
+    return "failed: %s" % failure if failure is not None else "on (%s)" % ble.adapter
+
+
+def _console_state(daemon: Daemon) -> str:
+    """`socket`, then each serial port and whether it is open: `socket, /dev/ttyGS0 open`."""
+    ports = daemon.consoles.serial if daemon.consoles is not None else []
+    return ", ".join(["socket"] + ["%s %s" % (port.url, port.state) for port in ports])
+
+
+def link_row(driver: LinkDriver, now_ms: int) -> dict[str, object]:
+    """One link as the report shows it (label, kind, direction, role, age, bytes, entries)."""
+    session = driver.session
+    hello = session.peer_hello
+    return {
+        "label": driver.link.label,
+        "kind": driver.link.kind,
+        "direction": "out" if driver.initiator else "in",
+        "role": ROLE_NAMES.get(hello.role, "?") if hello is not None else "handshake",
+        "age_s": round(max(0, now_ms - driver.opened_ms) / 1000, 1),
+        "bytes_in": session.stats["bytes_in"],
+        "bytes_out": session.stats["bytes_out"],
+        "entries_sent": driver.outcome.entries_sent,
+        "entries_received": driver.outcome.entries_received,
     }
 
 
 def _links(daemon: Daemon) -> list[dict[str, object]]:
     now_ms = daemon.ctx.clock() if daemon.ctx is not None else 0
-    links: list[dict[str, object]] = []
-    for driver in daemon.links:
-        session = driver.session
-        hello = session.peer_hello
-        links.append(
-            {
-                "label": driver.link.label,
-                "kind": driver.link.kind,
-                "direction": "out" if driver.initiator else "in",
-                "role": ROLE_NAMES.get(hello.role, "?") if hello is not None else "handshake",
-                "age_s": round(max(0, now_ms - driver.opened_ms) / 1000, 1),
-                "bytes_in": session.stats["bytes_in"],
-                "bytes_out": session.stats["bytes_out"],
-                "entries_sent": driver.outcome.entries_sent,
-                "entries_received": driver.outcome.entries_received,
-            }
-        )
+    links = [link_row(driver, now_ms) for driver in daemon.links]
     links.sort(key=lambda link: str(link["label"]))
     return links
+
+
+class RecentLinks:
+    """The last RECENT_LINKS links that closed, newest first (the console's `peers`)."""
+
+    def __init__(self) -> None:
+        self._rows: deque[dict[str, object]] = deque(maxlen=RECENT_LINKS)
+
+    def closed(self, driver: LinkDriver, reason: str, now_ms: int) -> None:
+        """`driver`'s link ended with `reason` (`ok`, a Bye reason, `internal-error`)."""
+        row = link_row(driver, now_ms)
+        row.update(closed=round(time.time(), 1), reason=reason or "ok")
+        self._rows.appendleft(row)
+
+    def rows(self) -> list[dict[str, object]]:
+        """The closed links remembered, newest first."""
+        return list(self._rows)
 
 
 def _store(daemon: Daemon, core: Mapping[str, object]) -> dict[str, object]:

@@ -1,1 +1,2 @@
-# Serial console: portable command grammar (commands.py, L0) and the tty transport (serial.py, L1).
+# The management console: grammar, line editor and shell (L0, commands/editor/shell) and the
+# serial transport (L1, serial). This __init__ imports nothing, so L0 never pulls in pyserial.

@@ -6,14 +6,13 @@ Split out of node/store/sqlite.py (see its docstring for the schema and why it h
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from itertools import groupby
+from collections.abc import Callable, Iterable
 
 from node.errors import NodeError, StoreError
-from node.store.cidindex import CidIndex, digest_prefix
 from node.sync.cid import CID
-from node.sync.keyset import KeySet
-from node.sync.storetypes import LogRecord
+from node.sync.entry import Entry, decode_entry
+
+Key = tuple[int, bytes]
 
 APPLICATION_ID = 0x57535431  # "WST1"
 DAMAGED = (
@@ -21,8 +20,6 @@ DAMAGED = (
     " store (peers send their entries again), or restore a backup"
 )
 MAX_INT64 = (1 << 63) - 1
-
-Key = tuple[int, bytes]
 
 
 def _create_v1(conn: sqlite3.Connection) -> None:
@@ -120,9 +117,26 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    """Version 4: the CID -> rows map lives on disk, merged in bulk (node/store/cidindex.py).
+
+    Versions 2 and 3 kept all of it in memory, rebuilt by a scan of `entries` at every open."""
+    for statement in (
+        """CREATE TABLE cids (
+            prefix BLOB NOT NULL, row INTEGER NOT NULL,
+            PRIMARY KEY (prefix, row)) WITHOUT ROWID""",
+        "CREATE TABLE cids_merged (upto INTEGER NOT NULL)",
+        "INSERT INTO cids (prefix, row) SELECT substr(digest, 1, 8), id FROM entries ORDER BY 1, 2",
+        "INSERT INTO cids_merged (upto) SELECT coalesce(max(id), 0) FROM entries",
+    ):
+        conn.execute(statement)
+
+
 # Migration i (0-based) takes the schema from version i to version i + 1. A new database runs
 # them all (the v1 tables are empty when v2 converts them).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v1_to_v2, _v2_to_v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _create_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4,
+]  # fmt: skip
 
 
 def corrupt(what: str) -> StoreError:
@@ -142,13 +156,6 @@ def cid_col(value: object) -> CID:
         return CID.from_bytes(value)
     except NodeError as exc:
         raise corrupt("bad CID %s: %s" % (value.hex(), exc)) from exc
-
-
-def bulk_keyset(keys: Iterable[Key], log_id: str) -> KeySet:
-    try:
-        return KeySet.from_sorted(keys)
-    except NodeError as exc:
-        raise corrupt("keys of log %s: %s" % (log_id, exc)) from exc
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -198,26 +205,20 @@ class Caches:
     """What SQLiteStore keeps in memory, as loaded from the database."""
 
     def __init__(
-        self,
-        logs: dict[str, LogRecord],
-        by_row: dict[int, LogRecord],
-        total_bytes: int,
-        cids: CidIndex,
-        stats: dict[str, int],
+        self, logs: list[tuple[int, str, bytes, bool, int | None, int, int]], stats: dict[str, int]
     ) -> None:
-        self.logs = logs
-        self.by_row = by_row
-        self.total_bytes = total_bytes
-        self.cids = cids
+        self.logs = logs  # (row, log_id, sign_pub, pinned, quota, entry_count, byte_count)
         self.stats = stats
 
 
 def load_caches(conn: sqlite3.Connection) -> Caches:
-    """The store's caches built from the database (at open and after a rollback)."""
-    logs: dict[str, LogRecord] = {}
-    by_row: dict[int, LogRecord] = {}
-    for row, log_id, sign_pub, pinned, quota in conn.execute(
-        "SELECT id, log_id, sign_pub, pinned, quota FROM logs"
+    """The store's caches from the `logs` and `stats` tables (at open and after a rollback).
+
+    No entry is read: a log's counts are the ones its last commit wrote, and its keys are loaded
+    when first used (node/store/keycache.py)."""
+    logs: list[tuple[int, str, bytes, bool, int | None, int, int]] = []
+    for row, log_id, sign_pub, pinned, quota, entry_count, byte_count in conn.execute(
+        "SELECT id, log_id, sign_pub, pinned, quota, entry_count, byte_count FROM logs"
     ):
         if not isinstance(log_id, str) or not log_id:
             raise corrupt("log %r has a bad id" % (row,))
@@ -227,50 +228,39 @@ def load_caches(conn: sqlite3.Connection) -> Caches:
             raise corrupt("log %s has pinned=%r" % (log_id, pinned))
         if quota is not None:
             int_col(quota, "quota of " + log_id, 1)
-        record = LogRecord(log_id, sign_pub, pinned == 1, quota, KeySet(), int_col(row, "log id"))
-        logs[log_id] = record
-        by_row[record.row] = record
-    # Stream rows into the caches: no per-entry list is kept while loading (memory drawn at
-    # load time stays with the process, so the peak is what the daemon's RSS shows).
-    total = [0]
-
-    def log_keys(record: LogRecord, rows: Iterator[tuple[object, ...]]) -> Iterator[Key]:
-        for _row, _log, clock_time, digest, size, refs in rows:
-            if not isinstance(digest, bytes) or len(digest) != 32:
-                raise corrupt("an entry of %s has a bad digest" % record.log_id)
-            int_col(refs, "refs")
-            entry_size = int_col(size, "entry size")
-            record.entry_count += 1
-            record.byte_count += entry_size
-            total[0] += entry_size
-            yield (int_col(clock_time, "clock_time"), digest)
-
-    cursor = conn.execute(
-        "SELECT id, log, clock_time, digest, size, refs FROM entries"
-        " ORDER BY log, clock_time, digest"
-    )
-    for log, rows in groupby(cursor, key=lambda r: r[1]):
-        owner = by_row.get(log) if isinstance(log, int) else None
-        if owner is None:
-            raise corrupt("entries of unknown log %r" % (log,))
-        owner.keyset = bulk_keyset(log_keys(owner, rows), owner.log_id)
-
-    def cid_pairs() -> Iterator[tuple[int, int]]:
-        for digest, row in conn.execute("SELECT digest, id FROM entries ORDER BY digest"):
-            if not isinstance(digest, bytes) or len(digest) != 32:
-                raise corrupt("an entry has a bad digest")
-            yield digest_prefix(digest), int_col(row, "entry id")
-
-    try:
-        cids = CidIndex.from_sorted(cid_pairs())
-    except ValueError as exc:
-        raise corrupt(str(exc)) from None
+        logs.append((
+            int_col(row, "log id"), log_id, sign_pub, pinned == 1, quota,
+            int_col(entry_count, "entry count of " + log_id),
+            int_col(byte_count, "byte count of " + log_id),
+        ))  # fmt: skip
     stats: dict[str, int] = {}
     for name, value in conn.execute("SELECT name, value FROM stats"):
         if not isinstance(name, str):
             raise corrupt("a counter has name %r" % (name,))
         stats[name] = int_col(value, "counter " + name)
-    return Caches(logs, by_row, total[0], cids, stats)
+    return Caches(logs, stats)
+
+
+def entries_at(conn: sqlite3.Connection, log: int, keys: Iterable[Key]) -> list[Entry]:
+    """The stored entries of log (row) `log` at `keys` (those not stored are left out)."""
+    found: list[Entry] = []
+    for clock_time, digest in keys:
+        row = conn.execute(
+            "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.id"
+            " WHERE e.log = ? AND e.clock_time = ? AND e.digest = ?",
+            (log, clock_time, digest),
+        ).fetchone()
+        if row is None:
+            continue
+        cid = cid_col(row[0])
+        try:
+            entry = decode_entry(row[1])
+        except NodeError as exc:
+            raise corrupt("block %s does not decode: %s" % (cid, exc)) from exc
+        if entry.cid != cid or entry.clock_time != clock_time:
+            raise corrupt("block %s does not match its index row" % cid)
+        found.append(entry)
+    return found
 
 
 def check_integrity(conn: sqlite3.Connection, path: object) -> None:

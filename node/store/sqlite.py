@@ -6,7 +6,7 @@ The policy (what is stored, refused, evicted, expired; how heads are defined) li
 `node.sync.store.Store`; this module implements its storage primitives on SQLite, so the two stores
 decide identically (tests/property/test_store_model.py runs them side by side).
 
-Schema (version 2, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, "WST1"):
+Schema (version 4, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, "WST1"):
 
     logs       (id, log_id UNIQUE, sign_pub, pinned, quota, entry_count, byte_count)
     entries    (id INTEGER PRIMARY KEY, cid, log, clock_time, digest, size, stored_at, refs)
@@ -17,19 +17,20 @@ Schema (version 2, `PRAGMA user_version`; `PRAGMA application_id` = 0x57535431, 
     links      (child id, parent CID) WITHOUT ROWID       every next-link, keyed by the child
     unresolved (log, parent CID, count) WITHOUT ROWID     links to parents not stored in the log
     stats      (name, value) WITHOUT ROWID                counters (stored, refused.<reason>, ...)
+    cids       (prefix, row) WITHOUT ROWID, cids_merged (upto)    CID -> rows (version 4)
 
-Write amplification is the reason for this shape. SQLite writes every dirty page whole, twice
-(into the WAL at commit, into the database at checkpoint); a B-tree keyed by a random value (a
-CID) gets about one dirty page per inserted entry once it is larger than a commit. Version 2
-therefore writes only append-ordered trees per entry: `entries`, `blocks` and `links` grow at
-their rowid/child end, the key index at each log's time end, the age index at its end; the heads
-index is tiny. A CID is found through `CidIndex` (node/store/cidindex.py), an in-memory map of
-8-byte digest prefixes to rowids rebuilt from `entries` at open (16 bytes per entry), and the
-stored `cid` column decides between rows sharing a prefix. Heads: `refs` counts the stored
-entries of the same log that name the entry in `next` (0 = head); a link whose parent is not
-stored in the child's log (yet, or any more) is counted in `unresolved` and moves into the
-parent's `refs` when the parent is stored, back out when it is deleted. Uniqueness of a CID is
-enforced by the duplicate check in put and by the key index (the digest is part of the key).
+Write amplification is the reason for this shape. SQLite writes every dirty page whole, twice (into
+the WAL at commit, into the database at checkpoint); a B-tree keyed by a random value (a CID) gets
+about one dirty page per inserted entry once it is larger than a commit. Version 2 therefore writes
+only append-ordered trees per entry: `entries`, `blocks` and `links` grow at their rowid/child end,
+the key index at each log's time end, the age index at its end; the heads index is tiny. A CID is
+found through CidTable (node/store/cidindex.py): digest prefixes on disk in `cids`, merged in bulk,
+and a bounded buffer of the newest in memory; `cid` decides between rows sharing a prefix. Heads:
+`refs` counts the stored entries of the same log that name the entry in `next` (0 = head); a link
+whose parent is not stored in the child's log (yet, or any more) is counted in `unresolved` and
+moves into the parent's `refs` when the parent is stored, back out when it is deleted. Uniqueness of
+a CID is enforced by the duplicate check in put and by the key index (the digest is part of the
+key).
 
 Blocks sit in their own append-ordered rowid table so that scans of `entries` (eviction, opening)
 never read block bodies (sync-perf.md §4.4). Migrations are functions in MIGRATIONS, applied in
@@ -47,9 +48,11 @@ fsync and could lose acknowledged entries on a power cut (NORMAL syncs the WAL o
 it buys nothing here because group commit already amortises the fsync. A power cut therefore loses
 exactly the uncommitted transaction: work put since the last commit(), which was never acknowledged.
 
-Caches: per log, the KeySet of (lamport time, digest) (bulk-loaded at open from an ORDER BY scan)
-and entry/byte counts; the counters; the CidIndex. They change with every write and are reloaded
-from the database after a rollback. Every sqlite3.Error and OSError is translated to StoreError in
+Caches: per log, the entry/byte counts (read from `logs` at open) and, once used, the KeySet of
+(lamport time, digest), loaded from the key index and kept within a byte budget
+(node/store/keycache.py); the counters. Opening reads `logs` and `stats` only: no table scan of
+entries (tests/test_store_open.py). They change with every write and are reloaded from the
+database after a rollback. Every sqlite3.Error and OSError is translated to StoreError in
 `_guard`; after one the open transaction is rolled back (its work is lost, unacknowledged) and the
 caches are reloaded. Rows that make no sense (a hostile or corrupt file) raise StoreError too.
 
@@ -66,8 +69,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from node.errors import NodeError, StoreError
-from node.store.cidindex import CidIndex, digest_prefix
+from node.errors import StoreError
+from node.store.cidindex import CidTable, digest_prefix
+from node.store.keycache import DEFAULT_BUDGET, KeyCache, SQLiteLog
 from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of this module's API
     APPLICATION_ID,
     DAMAGED,
@@ -76,6 +80,7 @@ from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of thi
     cid_col,
     configure,
     corrupt,
+    entries_at,
     int_col,
     load_caches,
     migrate,
@@ -83,7 +88,7 @@ from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of thi
 from node.store.space import DEFAULT_MIN_FREE_BYTES, DiskSpace, OncePer, is_disk_full
 from node.store.space import log as logger
 from node.sync.cid import CID
-from node.sync.entry import Entry, decode_entry
+from node.sync.entry import Entry
 from node.sync.keyset import KeySet
 from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, Store
 
@@ -98,6 +103,7 @@ _BLOCK_BY_ROW = "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.i
 _LOG_BY_ROW = "SELECT cid, id, log FROM entries WHERE id = ?"
 _ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entries WHERE id = ?"
 
+_CORRUPT, _NOTADB = sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB
 Verify = Callable[[bytes, bytes, bytes], bool]
 Key = tuple[int, bytes]
 
@@ -109,18 +115,19 @@ class SQLiteStore(Store):
         path: the database file (created if missing); see open_in() for the data directory.
         verify: Ed25519 verify(public key, message, signature) -> bool, e.g. suite.ed25519_verify.
         limits: store limits (node.sync.store.Limits).
+        min_free_bytes: disk space kept free (node/store/space.py).
+        key_budget: bytes of logs' keys held in memory (node/store/keycache.py).
 
     Raises:
         StoreError: the file cannot be opened, is not a Waystation store, is newer, or is corrupt.
     """
 
+    thread_safe = True  # one connection, every call under self._lock
+
     def __init__(
-        self,
-        path: str | Path,
-        verify: Verify,
-        limits: Limits | None = None,
-        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
-    ) -> None:
+        self, path: str | Path, verify: Verify, limits: Limits | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, key_budget: int = DEFAULT_BUDGET,
+    ) -> None:  # fmt: skip
         super().__init__(verify, limits)
         self.path = Path(path)
         self.space = DiskSpace(self.path.parent, min_free_bytes, self._free_page_bytes)
@@ -128,14 +135,17 @@ class SQLiteStore(Store):
         self._quota_log = OncePer(QUOTA_LOG_INTERVAL_S)
         self._unsaved_logs: list[tuple[str, bytes, bool, int | None]] = []  # add_log since commit
         self._lock = threading.RLock()
-        self._logs: dict[str, LogRecord] = {}
-        self._by_row: dict[int, LogRecord] = {}
+        self._logs: dict[str, SQLiteLog] = {}
+        self._by_row: dict[int, SQLiteLog] = {}
         self._dirty_logs: set[int] = set()
         self._stats: dict[str, int] = {}
         self._stat_deltas: dict[str, int] = {}
         self._bytes = 0
-        self._cids = CidIndex()
         self._conn: sqlite3.Connection | None = None
+        self.keys = KeyCache(self._db, key_budget)
+        self._cids = CidTable(self._db)
+        # A WAL left beside the file: its last user did not close it (crash, kill, power cut).
+        self.left_open = Path(str(self.path) + "-wal").exists()
         try:
             self._conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=0.0
@@ -145,10 +155,7 @@ class SQLiteStore(Store):
             self._reload()
         except (sqlite3.Error, OSError) as exc:
             self._abandon()
-            damaged = getattr(exc, "sqlite_errorcode", None) in (
-                sqlite3.SQLITE_CORRUPT,
-                sqlite3.SQLITE_NOTADB,
-            )
+            damaged = getattr(exc, "sqlite_errorcode", None) in (_CORRUPT, _NOTADB)
             raise StoreError(
                 "cannot open store %s: %s%s" % (self.path, exc, DAMAGED if damaged else "")
             ) from exc
@@ -158,17 +165,14 @@ class SQLiteStore(Store):
 
     @classmethod
     def open_in(
-        cls,
-        data_dir: str | Path,
-        verify: Verify,
-        limits: Limits | None = None,
-        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
-    ) -> SQLiteStore:
+        cls, data_dir: str | Path, verify: Verify, limits: Limits | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, key_budget: int = DEFAULT_BUDGET,
+    ) -> SQLiteStore:  # fmt: skip
         """Open (or create) the store file FILENAME in `data_dir`."""
-        return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes)
+        return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes, key_budget)
 
     def quick_check(self) -> None:
-        """`PRAGMA quick_check` (the daemon's start); StoreError: one line with what to do."""
+        """`PRAGMA quick_check` (the daemon's start when left_open); StoreError: one line."""
         with self._guard("quick_check") as conn:
             check_integrity(conn, self.path)
 
@@ -180,12 +184,24 @@ class SQLiteStore(Store):
     # ---- opening ------------------------------------------------------------------------------
 
     def _reload(self) -> None:
-        """(Re)build the caches from the database."""
-        caches = load_caches(self._db())
-        self._logs = caches.logs
-        self._by_row = caches.by_row
-        self._bytes = caches.total_bytes
-        self._cids = caches.cids
+        """(Re)build the caches from the database: the logs table and the counters, no entry."""
+        conn = self._db()
+        caches = load_caches(conn)
+        self.keys.clear()
+        try:
+            self._cids.load()
+        except ValueError as exc:
+            raise corrupt(str(exc)) from None
+        self._logs = {}
+        self._by_row = {}
+        self._bytes = 0
+        for row, log_id, sign_pub, pinned, quota, entry_count, byte_count in caches.logs:
+            record = SQLiteLog(log_id, sign_pub, pinned, quota, row, self.keys)
+            record.entry_count = entry_count
+            record.byte_count = byte_count
+            self._logs[log_id] = record
+            self._by_row[row] = record
+            self._bytes += byte_count
         self._stats = caches.stats
         self._stat_deltas = {}
         self._dirty_logs = set()
@@ -324,25 +340,7 @@ class SQLiteStore(Store):
 
     def entries_by_keys(self, log_id: str, keys: Iterable[Key]) -> list[Entry]:
         with self._guard("entries_by_keys") as conn:
-            record = self._known_log(log_id)
-            found: list[Entry] = []
-            for clock_time, digest in keys:
-                row = conn.execute(
-                    "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.id"
-                    " WHERE e.log = ? AND e.clock_time = ? AND e.digest = ?",
-                    (record.row, clock_time, digest),
-                ).fetchone()
-                if row is None:
-                    continue
-                cid = cid_col(row[0])
-                try:
-                    entry = decode_entry(row[1])
-                except NodeError as exc:
-                    raise corrupt("block %s does not decode: %s" % (cid, exc)) from exc
-                if entry.cid != cid or entry.clock_time != clock_time:
-                    raise corrupt("block %s does not match its index row" % cid)
-                found.append(entry)
-            return found
+            return entries_at(conn, self._known_log(log_id).row, keys)
 
     def close(self) -> None:
         """Close the database; work not committed is rolled back (it was never acknowledged)."""
@@ -374,7 +372,7 @@ class SQLiteStore(Store):
         )
         row = cursor.lastrowid
         assert row is not None
-        record = LogRecord(log_id, sign_pub, pinned, quota, KeySet(), row)
+        record = SQLiteLog(log_id, sign_pub, pinned, quota, row, self.keys, KeySet())
         self._logs[log_id] = record
         self._by_row[row] = record
 
@@ -394,9 +392,8 @@ class SQLiteStore(Store):
         """The row of `query` (one of the _BY_ROW statements: the stored CID, then columns, of
         the entry with rowid ?) for the entry `cid`, or None when it is not stored.
 
-        The in-memory CidIndex names the candidate rows; the stored CID decides (a digest
-        prefix may be shared)."""
-        rows = self._cids.rows(int.from_bytes(cid.digest[:8], "big"))  # digest_prefix
+        CidTable names the candidate rows; the stored CID decides (a prefix may be shared)."""
+        rows = self._cids.rows(digest_prefix(cid.digest))
         if not rows:
             return None
         binary = cid.to_bytes()
@@ -446,6 +443,7 @@ class SQLiteStore(Store):
         cid = entry.cid.to_bytes()
         size = len(entry.block)
         key = (entry.clock_time, entry.cid.digest)
+        keys = record.keyset  # loaded (if it must be) before the rows change
         refs = 0
         waiting = conn.execute(
             "SELECT count FROM unresolved WHERE log = ? AND parent = ?", (record.row, cid)
@@ -469,7 +467,7 @@ class SQLiteStore(Store):
             )
             for parent in parents:
                 self._link(record.row, parent, 1)
-        record.keyset.add(key)
+        keys.add(key)
         record.entry_count += 1
         record.byte_count += size
         self._bytes += size
@@ -487,6 +485,7 @@ class SQLiteStore(Store):
             raise corrupt("entry %s of unknown log %r" % (cid, log))
         assert isinstance(row, int) and isinstance(clock_time, int) and isinstance(digest, bytes)
         size = int_col(size, "entry size")
+        keys = record.keyset  # loaded (if it must be) before the rows change
         parents = [p for (p,) in conn.execute("SELECT parent FROM links WHERE child = ?", (row,))]
         conn.execute("DELETE FROM links WHERE child = ?", (row,))
         conn.execute("DELETE FROM entries WHERE id = ?", (row,))
@@ -500,7 +499,7 @@ class SQLiteStore(Store):
                 "INSERT INTO unresolved (log, parent, count) VALUES (?, ?, ?)",
                 (record.row, cid.to_bytes(), refs),
             )
-        record.keyset.remove((clock_time, digest))
+        keys.remove((clock_time, digest))
         record.entry_count -= 1
         record.byte_count -= size
         self._bytes -= size
@@ -589,6 +588,7 @@ class SQLiteStore(Store):
                     if row in self._by_row
                 ],
             )
+        self._cids.flush()
         conn.execute("COMMIT")  # synchronous=FULL: returns after the WAL is fsynced
         self._stat_deltas = {}
         self._dirty_logs = set()

@@ -188,6 +188,7 @@ class KeySet:
     """
 
     __slots__ = (
+        "__weakref__",  # a store's cache may drop a set that a link still holds (CPython)
         "_chunks",
         "_est_count",
         "_est_xor",
@@ -484,6 +485,14 @@ class KeySet:
         table = Table(FULL)
         self._fill(table)
         self._table = table
+
+    def sketch_built(self) -> bool:
+        """True while the full IBLT is kept (it costs SKETCH_BYTES of memory on CPython)."""
+        return self._table is not None
+
+    def drop_sketch(self) -> None:
+        """Forget the full IBLT (a memory budget's choice); the next sketch() rebuilds it."""
+        self._table = None
 
     def sketch(self, m: int) -> Table:
         """A fresh copy of the IBLT folded to m cells per sub-table (m divides FULL).

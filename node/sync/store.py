@@ -122,7 +122,13 @@ class Store:
             Suite's `ed25519_verify`. Every entry not already stored is checked with
             `verify_entry(entry, verify, log.sign_pub)` before it is stored.
         limits: the limits; defaults: 256 KiB entries, 64 MiB per log, 512 MiB in all, 30 days.
+
+    Attributes:
+        thread_safe: every call may come from any thread (serialised by the store). Only then
+            does the daemon's Committer run `commit()` on its own thread, off the event loop.
     """
+
+    thread_safe = False
 
     def __init__(self, verify: "Verify", limits: "Limits | None" = None) -> None:
         if not callable(verify):

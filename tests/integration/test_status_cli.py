@@ -185,7 +185,7 @@ def test_garbage_on_the_control_socket_gets_one_error_line_each(tmp_path: Path) 
             b'{"cmd": "status", "args": []}\n'
             b'{"cmd": "status", "extra": 1}\n'
             b'{"cmd": "status", "id": {"a": 1}}\n'
-            b'{"cmd": "reboot", "id": "x"}\n'
+            b'{"cmd": "frobnicate", "id": "x"}\n'
             b"\n"
             b'{"cmd": "status", "id": 42}\n'
             b'{"cmd": "status"',  # no newline before EOF
@@ -211,10 +211,7 @@ def test_garbage_on_the_control_socket_gets_one_error_line_each(tmp_path: Path) 
         assert messages[3] == 'request needs "cmd": a command name string'
         assert messages[5] == '"args" must be a JSON object, got an array'
         assert messages[6] == "unknown request field 'extra' (fields: cmd, args, id)"
-        assert messages[8] == "unknown command 'reboot' (commands: %s)" % ", ".join(
-            sorted(["status", "pair.open", "pair.join", "pair.status", "devices.list",
-                    "devices.rename", "devices.set_quota", "devices.revoke"])
-        )  # fmt: skip
+        assert messages[8].startswith("unknown command 'frobnicate' (commands: config.get, ")
         assert messages[10] == "request ends without a newline"
         # Too long: one error line, then the connection is closed (the line boundary is lost).
         huge = ask(path, b"x" * (MAX_REQUEST_BYTES + 10), half_close=False)

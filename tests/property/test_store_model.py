@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from node.store.keycache import KEY_BYTES
 from node.store.sqlite import SQLiteStore
 from node.sync.entry import Entry, create_entry
 from node.sync.store import Limits, MemoryStore, Store
@@ -68,7 +69,7 @@ class StoreContract(RuleBasedStateMachine):
         self.directory = Path(tempfile.mkdtemp(prefix="store-model-"))
         self.limits = Limits(**LIMITS)
         self.model: Store = MemoryStore(SUITE.ed25519_verify, self.limits)
-        self.real = SQLiteStore.open_in(self.directory, SUITE.ed25519_verify, self.limits)
+        self.real = self.open_real()
         self.now = 10_000
         for writer in LOGS:
             for store in (self.model, self.real):
@@ -113,7 +114,16 @@ class StoreContract(RuleBasedStateMachine):
     def reopen(self) -> None:
         self.commit()
         self.real.close()
-        self.real = SQLiteStore.open_in(self.directory, SUITE.ed25519_verify, self.limits)
+        self.real = self.open_real()
+
+    def open_real(self) -> SQLiteStore:
+        """The SQLite store with a CID buffer of 3 and room for ~6 keys, so that merges into the
+        on-disk CID table and KeySets dropped and reloaded happen within a few steps."""
+        real = SQLiteStore.open_in(
+            self.directory, SUITE.ed25519_verify, self.limits, key_budget=6 * KEY_BYTES
+        )
+        real._cids.buffer = 3
+        return real
 
     @invariant()
     def same_observable_state(self) -> None:

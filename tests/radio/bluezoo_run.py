@@ -20,7 +20,20 @@ look; each fix is a small wrapper around one BlueZoo method, applied before it s
 5. Readiness: prints "ready" on stdout once the adapters exist, so the fixture waits on that
    line (an event with a deadline) instead of polling the bus.
 
-Usage: python bluezoo_run.py ADDRESS [ADDRESS ...]   (DBUS_SYSTEM_BUS_ADDRESS names the bus)
+With --browser, two more for Chromium's Web Bluetooth (appliance.md §5.6b, defects 1 and 2):
+
+6. `Device1.AdvertisingFlags` was empty; Chromium reads its first byte and its browser process
+   dies. A device with no flags now reports 0x06 (LE general discoverable, no BR/EDR).
+7. No Client Characteristic Configuration descriptor (0x2902) existed, which bluetoothd adds to
+   every notify/indicate characteristic; without it `startNotifications()` fails with
+   NotSupportedError. One is exported under each such characteristic a central sees (reads give
+   0x0000; writes are accepted: bluetoothd, not the application, keeps the CCC state).
+8. A scanned device's `UUIDs` held only the advertisement's ServiceUUIDs; bluetoothd scans
+   actively and adds the scan response's too (ScanResponseServiceUUIDs, where the relay puts its
+   service UUID on legacy advertising, docs/ble.md §2). Chromium's `requestDevice` filter on the
+   service UUID looks there.
+
+Usage: python bluezoo_run.py [--browser] ADDRESS [ADDRESS ...]   (DBUS_SYSTEM_BUS_ADDRESS: the bus)
 """
 
 from __future__ import annotations
@@ -34,9 +47,16 @@ from typing import Any
 import sdbus
 from bluezoo import bluezoo, events
 from bluezoo import device as bluezoo_device
+from bluezoo.adapter import Adapter
 from bluezoo.device import Device
 from bluezoo.gatt.characteristic import GattCharacteristicClientLink
-from bluezoo.utils import BluetoothAddress, create_background_task, dbus_method_async_except_logging
+from bluezoo.interfaces.GattDescriptor import GattDescriptorInterface
+from bluezoo.utils import (
+    BluetoothAddress,
+    BluetoothUUID,
+    create_background_task,
+    dbus_method_async_except_logging,
+)
 
 _original_export = bluezoo.BluezMockService.export_object
 _original_disconnect = Device.disconnect
@@ -130,15 +150,92 @@ class PerDeviceAcquire(GattCharacteristicClientLink):
         loop.add_reader(self.f_read, readable)
 
 
+_original_add_device = Adapter.add_device
+
+
+async def add_device_with_scan_response(self: Any, device: Any) -> None:
+    if device.is_le and device.peer_adapter.advertisements:
+        adv = next(iter(device.peer_adapter.advertisements.values()))
+        extra = [BluetoothUUID(u) for u in adv.ScanResponseServiceUUIDs.get([])]
+        device.uuids = list(dict.fromkeys([*device.uuids, *extra]))
+    await _original_add_device(self, device)
+
+
+CCCD_UUID = "00002902-0000-1000-8000-00805f9b34fb"
+_original_device_init = Device.__init__
+
+
+def device_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _original_device_init(self, *args, **kwargs)
+    if not self.advertising_flags:
+        self.advertising_flags = b"\x06"
+
+
+class Cccd(GattDescriptorInterface):
+    """The CCC descriptor bluetoothd adds under a notify/indicate characteristic."""
+
+    def __init__(self, characteristic: Any) -> None:
+        super().__init__()
+        self.characteristic = characteristic
+        self.handle = (int(characteristic.client.Handle.get()) + 0x100) & 0xFFFF
+
+    def get_object_path(self) -> str:
+        return "%s/desc%04x" % (self.characteristic.get_object_path(), self.handle)
+
+    @sdbus.dbus_method_async_override()
+    async def ReadValue(self, options: dict[str, tuple[str, Any]]) -> bytes:
+        return b"\x00\x00"
+
+    @sdbus.dbus_method_async_override()
+    async def WriteValue(self, value: bytes, options: dict[str, tuple[str, Any]]) -> None:
+        return None
+
+    @sdbus.dbus_property_async_override()
+    def UUID(self) -> str:
+        return CCCD_UUID
+
+    @sdbus.dbus_property_async_override()
+    def Characteristic(self) -> str:
+        return str(self.characteristic.get_object_path())
+
+    @sdbus.dbus_property_async_override()
+    def Value(self) -> bytes:
+        return b"\x00\x00"
+
+    @sdbus.dbus_property_async_override()
+    def Flags(self) -> list[str]:
+        return ["read", "write"]
+
+    @sdbus.dbus_property_async_override()
+    def Handle(self) -> int:
+        return self.handle
+
+
+def export_with_cccd(self: Any, path: str, obj: Any) -> None:
+    export_object(self, path, obj)
+    if isinstance(obj, GattCharacteristicClientLink):
+        flags = obj.client.Flags.get([])
+        if "notify" in flags or "indicate" in flags:
+            cccd = Cccd(obj)
+            export_object(self, cccd.get_object_path(), cccd)
+
+
 def main() -> None:
-    bluezoo.BluezMockService.export_object = export_object  # type: ignore[method-assign]
+    browser = sys.argv[1:2] == ["--browser"]
+    addresses = sys.argv[2:] if browser else sys.argv[1:]
+    if browser:
+        Device.__init__ = device_init  # type: ignore[method-assign]
+        Adapter.add_device = add_device_with_scan_response  # type: ignore[method-assign]
+    bluezoo.BluezMockService.export_object = (  # type: ignore[method-assign]
+        export_with_cccd if browser else export_object
+    )
     Device.disconnect = disconnect  # type: ignore[method-assign]
     Device.properties_sync = properties_sync  # type: ignore[method-assign]
     bluezoo_device.GattCharacteristicClientLink = PerDeviceAcquire  # type: ignore[misc]
     debug = os.environ.get("WS_BLUEZOO_DEBUG")
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
     loop = asyncio.new_event_loop()
-    adapters = [BluetoothAddress(a) for a in sys.argv[1:]]
+    adapters = [BluetoothAddress(a) for a in addresses]
     loop.run_until_complete(bluezoo.startup("system", adapters, True, 1))
     print("ready", flush=True)
     loop.run_forever()

@@ -42,8 +42,9 @@ def _read_line(proc: subprocess.Popen[str], what: str) -> str:
 class PrivateBluez:
     """dbus-daemon + BlueZoo with `adapters` emulated LE adapters."""
 
-    def __init__(self, tmp: Path, adapters: int = 2) -> None:
+    def __init__(self, tmp: Path, adapters: int = 2, *, browser: bool = False) -> None:
         self.tmp = tmp
+        self.browser = browser  # BlueZoo's fixes for Chromium's Web Bluetooth (bluezoo_run.py)
         self.addresses = ["00:57:53:00:00:%02X" % i for i in range(adapters)]
         self.bus_address = ""
         self._dbus: subprocess.Popen[str] | None = None
@@ -65,7 +66,7 @@ class PrivateBluez:
     def start_bluez(self) -> None:
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
         self._bluez = subprocess.Popen(
-            [sys.executable, RUNNER, *self.addresses],
+            [sys.executable, RUNNER, *(["--browser"] if self.browser else []), *self.addresses],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True,
         )  # fmt: skip
         line = _read_line(self._bluez, "bluezoo")

@@ -9,6 +9,7 @@ import pytest
 
 from node.app.config import parse_config
 from node.app.daemon import Daemon
+from node.app.status import status_report
 from node.app.sync_client import member_context, sync_with
 from node.crypto._nacl import NaclSuite
 from node.link import Dialers, PeerAddress
@@ -38,6 +39,7 @@ def test_phone_syncs_with_the_daemon_over_ble(bluez: PrivateBluez, tmp_path: Pat
             [radio] = daemon.radios
             assert isinstance(radio, BlePeripheral)
             await radio.wait_registered()
+        assert status_report(daemon)["transports"]["ble"] == "on (hci0)"  # type: ignore[index]
         logs = {group.address: (group.sign_pub, group.identity_signature)}
         outcome = await sync_with(
             member_context(member_store(group), suite, logs),
@@ -72,6 +74,8 @@ def test_daemon_without_bluetoothd_keeps_relaying(
             while daemon.ctx is None or "radio.ble.failed" not in daemon.ctx.stats:  # our task
                 await asyncio.sleep(0.01)
         assert not running.done()
+        ble = status_report(daemon)["transports"]["ble"]  # type: ignore[index]
+        assert ble.startswith("failed: cannot connect to the system bus"), ble
         port = daemon.port
         daemon.stop()
         await running

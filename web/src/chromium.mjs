@@ -7,15 +7,20 @@ import { join } from "node:path";
 
 export const CHROMIUM = process.env.WAYSTATION_CHROMIUM ?? "/usr/bin/chromium";
 
-/** Launch Chromium; resolves to {browser, close()} (close also removes the profile). */
-export async function launchChromium() {
+/**
+ * Launch Chromium; resolves to {browser, close()} (close also removes the profile).
+ * @param {object} [options]
+ * @param {boolean} [options.bluetooth] enable Web Bluetooth (BlueZ on DBUS_SYSTEM_BUS_ADDRESS)
+ */
+export async function launchChromium({ bluetooth = false } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "waystation-web-chromium-"));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
     userDataDir: profile,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      ...(bluetooth ? ["--enable-experimental-web-platform-features"] : [])],
   });
   return {
     browser,

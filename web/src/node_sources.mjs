@@ -1,5 +1,5 @@
 // Node only: copy the project's Python sources from the source tree into Pyodide's file system.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PYTHON_ROOT } from "./runtime.mjs";
@@ -7,16 +7,27 @@ import { PYTHON_ROOT } from "./runtime.mjs";
 /** The repository root (this file is web/src/node_sources.mjs). */
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
+/** The `spake2` package of the project's venv (pairing needs it; web/pack_python.py packs it). */
+function spake2Folder() {
+  const lib = join(REPO, ".venv", "lib");
+  for (const version of readdirSync(lib)) {
+    const folder = join(lib, version, "site-packages", "spake2");
+    if (existsSync(folder)) return folder;
+  }
+  throw new Error("spake2 is not in .venv: run make .venv/.installed");
+}
+
 /** The Python packages the web app carries, as [source folder, package name]. */
 export const PACKAGES = [
   [join(REPO, "node"), "node"],
   [join(REPO, "web", "py", "waystation_web"), "waystation_web"],
+  [spake2Folder(), "spake2"],
 ];
 
 function copyTree(pyodide, from, to) {
   pyodide.FS.mkdirTree(to);
   for (const name of readdirSync(from)) {
-    if (name === "__pycache__") continue;
+    if (name === "__pycache__" || name === "test") continue;
     const path = join(from, name);
     if (statSync(path).isDirectory()) copyTree(pyodide, path, `${to}/${name}`);
     else if (name.endsWith(".py") || name.endsWith(".toml")) {

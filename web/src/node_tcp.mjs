@@ -1,5 +1,5 @@
 // Node only: a TCP byte stream for web/py/waystation_web/jslink.py (StreamLink), from `net`.
-// In the page the same stream interface will be backed by Web Bluetooth (phase 2).
+// The page reaches relays over Web Bluetooth instead (web/src/ble.mjs, waystation_web.webble).
 import net from "node:net";
 
 const MAX_BUFFERED = 256 * 1024; // bytes read but not yet taken by Python: pause the socket above

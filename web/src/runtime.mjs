@@ -31,6 +31,8 @@ export async function startPython({ loadSources, indexURL, stdout, stderr }) {
   pyodide.registerJsModule("waystation_sodium", makeSodiumBridge(sodium));
   pyodide.FS.mkdirTree(PYTHON_ROOT);
   await loadSources(pyodide);
-  pyodide.runPython(`import sys\nsys.path.insert(0, ${JSON.stringify(PYTHON_ROOT)})`);
+  pyodide.runPython(`import sys\nsys.path.insert(0, ${JSON.stringify(PYTHON_ROOT)})
+from waystation_web import spake2_deps
+spake2_deps.install()`);
   return pyodide;
 }

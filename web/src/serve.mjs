@@ -1,5 +1,5 @@
 // A static file server for a built web app on 127.0.0.1 (port chosen by the kernel): localhost
-// is a secure context, so the service worker and (in phase 2) Web Bluetooth are allowed. Used by
+// is a secure context, so the service worker and Web Bluetooth are allowed. Used by
 // the browser test and the benchmark; an operator serves build/web with any HTTPS server.
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";

@@ -72,6 +72,11 @@ export function makeSodiumBridge(sodium) {
         sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
           null, ciphertext, associated, nonce, key));
     },
+    // Not a Suite method: the key of the account export file (web/py/waystation_web/backup.py).
+    argon2id_interactive(passphrase, salt) {
+      return sodium.crypto_pwhash(32, passphrase, salt, sodium.crypto_pwhash_OPSLIMIT_INTERACTIVE,
+        sodium.crypto_pwhash_MEMLIMIT_INTERACTIVE, sodium.crypto_pwhash_ALG_ARGON2ID13);
+    },
     random_bytes(n) {
       return sodium.randombytes_buf(n);
     },

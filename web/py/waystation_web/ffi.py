@@ -2,13 +2,17 @@
 
 from typing import Any
 
-__all__ = ["JsException", "to_js"]
+__all__ = ["JsException", "create_proxy", "to_js"]
 
 try:  # only inside Pyodide
-    from pyodide.ffi import JsException, to_js
+    from pyodide.ffi import JsException, create_proxy, to_js
 except ImportError:  # CPython: linting and type checking only; nothing runs this
     JsException = Exception
 
     def to_js(obj: Any) -> Any:
         """Pyodide's to_js (identity outside Pyodide)."""
+        return obj
+
+    def create_proxy(obj: Any) -> Any:
+        """Pyodide's create_proxy (identity outside Pyodide)."""
         return obj

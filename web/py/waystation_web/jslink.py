@@ -6,9 +6,10 @@ The page and the Node tests give Python a *stream* object made in JavaScript: ``
 returns a Promise of the next chunk (a Uint8Array) or undefined (None) at the end,
 ``write(bytes)`` a Promise that resolves once the stream has room again (backpressure),
 ``close()`` a Promise, and ``label``.
-Node's ``net`` gives one (web/src/node_tcp.mjs); the BLE stream of phase 2 will carry fragments
-instead and get its own Link. `StreamLink` cuts the byte stream into session frames with the same
-L0 codec as node.lan.tcp (node.proto.framing), so the bytes on the wire are the TCP link's.
+Node's ``net`` gives one (web/src/node_tcp.mjs); Web Bluetooth carries fragments instead and
+has its own Link (waystation_web.webble: node.radio.link.BleLink). `StreamLink` cuts the byte
+stream into session frames with the same L0 codec as node.lan.tcp (node.proto.framing), so the
+bytes on the wire are the TCP link's.
 
 This is the one place where the stream's JavaScript errors (JsException) become LinkError.
 """

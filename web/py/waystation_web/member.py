@@ -2,31 +2,46 @@
 
 Theory of operation
 -------------------
-The page (phase 2) and the Node tests call this, never `node` directly. It wires the same parts as
-`waystation peer` (node.app.peer_cli): a Store (SQLite, in Pyodide's file system: MEMFS now,
-IndexedDB-backed in phase 2), a MemberClient, and the crypto suite, here JsSuite (libsodium.js)
-instead of PyNaCl. Syncing dials through a JavaScript stream opener (`StreamDialer`) and runs the
+The page and the Node tests call this, never `node` directly. It wires the same parts as
+`waystation peer` (node.app.peer_cli): a Store (SQLite, in Pyodide's file system, which the page
+backs with IndexedDB: web/src/storage.mjs), a MemberClient, and the crypto suite, here JsSuite
+(libsodium.js) instead of PyNaCl. Syncing dials through a JavaScript stream opener
+(`StreamDialer`, TCP from Node) or GATT opener (`WebBleDialer`, the page) and runs the
 project's own LinkDriver (node.app.sync_client.sync_with): the protocol code is the desktop
 member's, byte for byte. Like `peer sync`, one sync is up to MAX_SYNC_ROUNDS passes: process what
 arrived, and pass again while processing wrote entries (chain keys for new members).
+
+Pairing (`pair_ble`) is `waystation peer pair`'s exchange (node.app.pair_client); the pin and
+device key it records are used by `sync_ble` with the same relay. The account file is
+waystation_web.backup.
 
 Results cross to JavaScript as JSON text, so the page needs no knowledge of Python objects.
 """
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from node.app.pair_client import PairingError, RelayPin, load_pins, pair_with, save_pin
+from node.app.pairing import normalise_code
+from node.app.peer import SyncOutcome
 from node.app.sync_client import MAX_FRAME, member_context, sync_with
 from node.crypto.api import Suite
 from node.errors import LinkError, NodeError
 from node.link import Dialers, PeerAddress
 from node.member.client import MemberClient, is_initialised
+from node.proto.messages import ROLE_MEMBER
+from node.proto.pairing import key_fingerprint
+from node.radio.profile import MIN_MTU
 from node.store.sqlite import SQLiteStore
+from waystation_web.backup import Kdf, open_into, seal_dir
 from waystation_web.jslink import StreamDialer
+from waystation_web.webble import WEB_BLE_ADDRESS, WebBleDialer
 
 MAX_SYNC_ROUNDS = 3
+QR_PREFIX = "waystation-pair:"  # node.app.pairing.qr_payload
 
 
 class WebMember:
@@ -42,21 +57,53 @@ class WebMember:
         self.suite = suite
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = SQLiteStore.open_in(self.data_dir, suite.ed25519_verify)
+        self._open(name)
+
+    def _open(self, name: str | None) -> None:
+        self.store = SQLiteStore.open_in(self.data_dir, self.suite.ed25519_verify)
         try:
             if is_initialised(self.data_dir):
-                self.client = MemberClient(suite, self.store, self.data_dir)
+                self.client = MemberClient(self.suite, self.store, self.data_dir)
             elif name is not None:
-                self.client = MemberClient.init(suite, self.store, self.data_dir, name)
+                self.client = MemberClient.init(self.suite, self.store, self.data_dir, name)
             else:
-                raise NodeError("no member account in %s and no name to create one" % data_dir)
+                raise NodeError("no member account in %s and no name to create one" % self.data_dir)
         except BaseException:
             self.store.close()
             raise
 
+    @classmethod
+    def import_account(
+        cls, suite: Suite, kdf: Kdf, sealed: bytes, passphrase: str, data_dir: str
+    ) -> "WebMember":
+        """Open an account from its export file (waystation_web.backup) into an empty `data_dir`.
+
+        Raises:
+            NodeError: `data_dir` already holds an account, or the file does not open.
+        """
+        if is_initialised(Path(data_dir)):
+            raise NodeError("%s already holds a member account" % data_dir)
+        open_into(suite, kdf, bytes(sealed), passphrase, Path(data_dir))
+        return cls(suite, data_dir)
+
+    def export_account(self, kdf: Kdf, passphrase: str) -> bytes:
+        """The account's export file (waystation_web.backup); closes and reopens the files."""
+        self.close()
+        try:
+            return seal_dir(self.suite, kdf, self.data_dir, passphrase)
+        finally:
+            self._open(None)
+
     def close(self) -> None:
-        """Close the store."""
-        self.store.close()
+        """Close member.sqlite3 and the store."""
+        try:
+            self.client.close()
+        finally:
+            self.store.close()
+
+    def account_json(self) -> str:
+        """The account as JSON: {"name"}."""
+        return json.dumps({"name": self.client.account.name})
 
     def create_group(self, name: str) -> str:
         """Create a group; returns its id."""
@@ -73,6 +120,28 @@ class WebMember:
     def groups_json(self) -> str:
         """The groups as JSON: [[id, name], ...]."""
         return json.dumps(self.client.list_groups())
+
+    def members_json(self, group: str) -> str:
+        """The group's members as JSON: [{"member", "names", "devices", "me"}, ...].
+
+        "member" is the member key (hex); "names" what its devices announced (none until their
+        metadata arrived by sync); the account itself is listed first.
+        """
+        state = self.client.resolve(group)
+        members: dict[bytes, dict[str, Any]] = {}
+        mine = state.member_pk
+        for device_pk, member_pk in state.devices.items():
+            row = members.setdefault(member_pk, {"member": member_pk.hex(), "names": [],
+                                                 "devices": 0, "me": member_pk == mine})
+            row["devices"] += 1
+            name = state.names.get(device_pk)
+            if name and name not in row["names"]:
+                row["names"].append(name)
+        if mine not in members:
+            members[mine] = {"member": mine.hex(), "names": [self.client.account.name],
+                             "devices": 1, "me": True}
+        rows = sorted(members.values(), key=lambda r: (not r["me"], r["names"], r["member"]))
+        return json.dumps(rows)
 
     def send(self, group: str, text: str) -> str:
         """Write a message; returns the entry's CID."""
@@ -92,16 +161,94 @@ class WebMember:
         cannot be reached or a sync that times out is an outcome ("ok": false), not an exception.
         """
         dialers = Dialers([StreamDialer(open_stream, MAX_FRAME)])
+        return await self._sync(dialers, PeerAddress.parse(address), timeout, None)
+
+    async def pair_ble(
+        self, open_gatt: Any, relay: str, code: str, name: str, fingerprint: str, timeout: float
+    ) -> str:
+        """Pair with the relay `open_gatt` connects to, on the code from its console.
+
+        The same exchange as `waystation peer pair` (node.app.pair_client.pair_with). `relay`
+        names the relay in this browser (Web Bluetooth's device id); its pin and our device key
+        are recorded under ``ble:RELAY`` in DATA/relays.json, and `sync_ble` with the same
+        `relay` then uses them. `fingerprint` (from the console's QR code, or "") must match.
+
+        `code` may also be the console's whole QR text, ``waystation-pair:FINGERPRINT:CODE``.
+        Returns JSON: {"ok", "fingerprint", "reason"}; a failure is an outcome, not an exception.
+        """
+        if code.strip().startswith(QR_PREFIX):
+            _, fingerprint, code = code.strip().split(":", 2)
+        try:
+            digits = normalise_code(code)
+        except ValueError as exc:
+            return json.dumps({"ok": False, "fingerprint": "", "reason": str(exc)})
+        dialers = Dialers([WebBleDialer(open_gatt, MAX_FRAME)])
+        device_key = self.suite.random_bytes(32)
+        expect = fingerprint.strip().lower() or None
+        try:
+            remote = await pair_with(
+                self.suite, dialers, PeerAddress.parse(WEB_BLE_ADDRESS), digits, name,
+                device_key, ROLE_MEMBER, timeout, expect,
+            )  # fmt: skip
+        except (PairingError, LinkError) as exc:
+            return json.dumps({"ok": False, "fingerprint": "", "reason": str(exc)})
+        except TimeoutError:
+            return json.dumps({"ok": False, "fingerprint": "", "reason": "timed out"})
+        pinned = key_fingerprint(self.suite, remote)
+        save_pin(self.data_dir, PeerAddress("ble", relay), RelayPin(pinned, device_key))
+        return json.dumps({"ok": True, "fingerprint": pinned, "reason": ""})
+
+    def paired_json(self, relay: str) -> str:
+        """The pin of `relay` (see `pair_ble`) as JSON: {"fingerprint"} or null."""
+        pin = load_pins(self.data_dir).get(str(PeerAddress("ble", relay)))
+        return json.dumps(None if pin is None else {"fingerprint": pin.fingerprint})
+
+    async def sync_ble(
+        self,
+        open_gatt: Any,
+        timeout: float,
+        mtu: int = MIN_MTU,
+        progress: Any = None,
+        relay: str = "",
+    ) -> str:
+        """Sync over Web Bluetooth with the relay `open_gatt` connects to (waystation_web.webble).
+
+        `progress`, if given, is called with (entries sent, entries received) as they move. A
+        relay paired with `pair_ble` under the same `relay` name must show its pinned key, and
+        sees our paired device key; others get a fresh key per session. Returns the same JSON
+        as `sync`.
+        """
+        dialers = Dialers([WebBleDialer(open_gatt, MAX_FRAME, mtu)])
+        report = None
+        if progress is not None:
+            report = lambda o: progress(o.entries_sent, o.entries_received)  # noqa: E731
+        pin = load_pins(self.data_dir).get(str(PeerAddress("ble", relay))) if relay else None
+        address = PeerAddress.parse(WEB_BLE_ADDRESS)
+        return await self._sync(dialers, address, timeout, report, pin)
+
+    async def _sync(
+        self,
+        dialers: Dialers,
+        address: PeerAddress,
+        timeout: float,
+        progress: Callable[[SyncOutcome], None] | None,
+        pin: RelayPin | None = None,
+    ) -> str:
         deadline = time.monotonic() + timeout
         result: dict[str, Any] = {"ok": False, "reason": "", "sent": 0, "received": 0}
         result.update(opened=self.client.process(time.time()).opened, rounds=0)
         for _ in range(MAX_SYNC_ROUNDS):
-            logs = {log.address: (log.sign_pub, log.identity_signature)
-                    for log in self.client.sync_logs()}
+            logs = {
+                log.address: (log.sign_pub, log.identity_signature)
+                for log in self.client.sync_logs()
+            }
             ctx = member_context(self.store, self.suite, logs)
+            if pin is not None:  # as `peer sync` does for a pinned or paired relay
+                ctx.pinned_fingerprint = pin.fingerprint
+                ctx.static_private = pin.device_key or None
             try:
                 outcome = await sync_with(
-                    ctx, PeerAddress.parse(address), deadline - time.monotonic(), None, dialers
+                    ctx, address, deadline - time.monotonic(), progress, dialers
                 )
             except TimeoutError:
                 result["reason"] = "timed out"
