@@ -17,8 +17,9 @@
 #   * text is valid UTF-8; nothing may follow the top-level item.
 # Decoding maps to dict, arrays to list, byte strings to bytes, tag 42 to CID. The decoder checks a
 # container's announced size against the bytes that remain before it allocates anything, and
-# refuses nesting deeper than MAX_DEPTH, so a hostile block costs at most its own size. Every
-# refusal is a RemoteProtocolError whose message names the byte offset.
+# refuses nesting deeper than MAX_DEPTH. A caller that knows its schema also caps the items a block
+# may announce (decode's max_items), so a hostile block costs at most a small constant times its
+# size. Every refusal is a RemoteProtocolError whose message names the byte offset.
 #
 # Encoding is recursive with one list of byte pieces joined at the end (no per-byte loops).
 
@@ -191,7 +192,17 @@ def _decode_text(data: bytes, pos: int, end: int, start: int) -> str:
     return text
 
 
-def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
+def _spend(budget: "list[int] | None", count: int, start: int) -> None:
+    """Take `count` items from the caller's item budget before a container is built."""
+    if budget is not None:
+        budget[0] -= count
+        if budget[0] < 0:
+            raise _fail("more items than the %d allowed" % budget[1], start)
+
+
+def _decode_item(
+    data: bytes, pos: int, depth: int, budget: "list[int] | None"
+) -> "tuple[Any, int]":
     start = pos
     initial = data[pos]
     pos += 1
@@ -240,11 +251,12 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
             raise _fail("array of %d items but %d bytes remain" % (arg, remaining), start)
         if depth >= MAX_DEPTH:
             raise _fail("nesting deeper than %d" % MAX_DEPTH, start)
+        _spend(budget, arg, start)
         items = []
         for _ in range(arg):
             if pos >= len(data):
                 raise _fail("truncated array", start)
-            value, pos = _decode_item(data, pos, depth + 1)
+            value, pos = _decode_item(data, pos, depth + 1, budget)
             items.append(value)
         return items, pos
     if major == 5:
@@ -252,6 +264,7 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
             raise _fail("map of %d pairs but %d bytes remain" % (arg, remaining), start)
         if depth >= MAX_DEPTH:
             raise _fail("nesting deeper than %d" % MAX_DEPTH, start)
+        _spend(budget, arg, start)
         result = {}
         previous = b""
         first = True
@@ -283,7 +296,7 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
             pos += key_len
             if pos >= end:
                 raise _fail("truncated map (value missing)", key_at)
-            value, pos = _decode_item(data, pos, depth + 1)
+            value, pos = _decode_item(data, pos, depth + 1, budget)
             result[key] = value
         return result, pos
     # major 6: a tag; only 42 (CID) exists in DAG-CBOR.
@@ -294,7 +307,7 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
     content_at = pos
     if data[pos] >> 5 != 2:
         raise _fail("CID tag content is not a byte string", content_at)
-    content, pos = _decode_item(data, pos, depth + 1)
+    content, pos = _decode_item(data, pos, depth + 1, budget)
     if len(content) < 1 or content[0] != 0:
         raise _fail("CID byte string lacks the 0x00 multibase prefix", content_at)
     try:
@@ -304,8 +317,14 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
     return cid, pos
 
 
-def decode(data: bytes) -> "Any":
+def decode(data: bytes, max_items: "int | None" = None) -> "Any":
     """Decode one strict DAG-CBOR item that must fill `data` exactly.
+
+    Args:
+        data: the block.
+        max_items: if given, the most array items plus map pairs the whole block may announce;
+            a container past it is refused from its head, before anything is built for it, so
+            a caller that knows its schema pays for at most that many items.
 
     Raises:
         RemoteProtocolError: any departure from the subset above; the message names the offset.
@@ -314,7 +333,8 @@ def decode(data: bytes) -> "Any":
         data = bytes(data)
     if not data:
         raise _fail("empty input", 0)
-    value, pos = _decode_item(data, 0, 0)
+    budget = None if max_items is None else [max_items, max_items]
+    value, pos = _decode_item(data, 0, 0, budget)
     if pos != len(data):
         raise _fail("%d trailing bytes" % (len(data) - pos), pos)
     return value

@@ -64,6 +64,7 @@ MAX_CLOCK_TIME = 1 << 63
 # decode_entry refuse an oversized block before parsing it.
 _BLOCK_SLACK = 4 * MAX_LOG_ID + 2 * MAX_LINKS * 40 + 1024
 
+_ITEM_SLACK = 64  # items beyond the two link lists that decode_entry lets a block announce
 _ENTRY_FIELDS = ("clock", "hash", "id", "identity", "key", "next", "payload", "refs", "sig", "v")
 _ENC_FIELDS = ("enc_links", "enc_links_nonce")
 _CLOCK_FIELDS = ("id", "time")
@@ -552,7 +553,7 @@ def decode_entry(
     try:
         fields = _fast_fields(block, max_links)
     except (_NotFastPathError, IndexError, ValueError, UnicodeError):
-        fields = _generic_fields(block)
+        fields = _generic_fields(block, max_links)
     return _build(block, fields, cid, max_payload, max_links)
 
 
@@ -562,8 +563,20 @@ def decode_entry(
 # enc_links_nonce (the last two None when absent).
 
 
-def _generic_fields(block: bytes) -> "tuple[Any, ...]":
-    obj = _check_fields(dagcbor.decode(block), "entry", _ENTRY_FIELDS, _ENC_FIELDS)
+# What the head byte of a block that is not a map decodes to (for the message naming it).
+_MAJOR_NAMES = ("int", "int", "bytes", "str", "list", "dict", "CID", "NoneType")
+
+
+def _generic_fields(block: bytes, max_links: int = MAX_LINKS) -> "tuple[Any, ...]":
+    # Refuse what cannot be an entry before building anything: the top level must be a map, and
+    # the whole block can announce no more items than an entry has
+    # (20 pairs of maps plus two link lists), with room to spare so that the field checks below
+    # still name what is wrong in a near miss. Rejection then costs a small constant times the
+    # block (docs/security.md).
+    if block and block[0] >> 5 != 5:
+        raise _malformed("entry is %s, expected a map" % _MAJOR_NAMES[block[0] >> 5])
+    decoded = dagcbor.decode(block, 2 * max_links + _ITEM_SLACK)
+    obj = _check_fields(decoded, "entry", _ENTRY_FIELDS, _ENC_FIELDS)
     clock = _check_fields(obj["clock"], "clock", _CLOCK_FIELDS)
     ident = _check_fields(obj["identity"], "identity", _IDENTITY_FIELDS)
     sigs = _check_fields(ident["signatures"], "identity.signatures", _SIGNATURES_FIELDS)

@@ -61,7 +61,7 @@ from node._compat import TYPE_CHECKING, bit_length
 from node.errors import REASON_MALFORMED, REASON_UNEXPECTED, LocalProtocolError, RemoteProtocolError
 from node.sync import sketch
 from node.sync.keyset import FINGERPRINT_BYTES, KeySet
-from node.sync.varint import decode_uvarint, encode_uvarint
+from node.varint import MAX_UVARINT, decode_uvarint, encode_uvarint
 
 if TYPE_CHECKING:
     Key = tuple[int, bytes]
@@ -84,6 +84,9 @@ MODE_FULLIDS = 3
 MODE_NEED = 4
 
 CUT_BYTES = 8
+# The largest time a bound may carry: a bound is written as time - previous time + 1 (the first of
+# a RANGES section against 0), so time + 1 must itself be a uvarint (< 2**63).
+MAX_BOUND_TIME = MAX_UVARINT - 1
 MAX_CUTS = 63
 MIN_FRAME = 256
 ZERO32 = bytes(32)
@@ -222,7 +225,10 @@ class _Reader:
         if length > 32:
             raise _bad("bound prefix longer than 32 bytes at offset %d" % start)
         prefix = self.take(length)
-        return (prev_time + code - 1, prefix + bytes(32 - length))
+        time = prev_time + code - 1
+        if time > MAX_BOUND_TIME:
+            raise _bad("bound time %d past 2**63 - 2 at offset %d" % (time, start))
+        return (time, prefix + bytes(32 - length))
 
 
 def _encode_bound(bound: "Bound", prev_time: int) -> bytes:

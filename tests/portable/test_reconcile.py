@@ -285,6 +285,46 @@ class ReconcileTests(TestCase):
             sides[who].receive(f, 0)
         return sides[who]
 
+    def test_bounds_past_2_63_are_malformed_on_both_sides(self):
+        # issue 16 finding 2: this RANGES frame (bounds at 2**63 - 2 and 2**63 - 1) made the reply
+        # encoder raise LocalProtocolError; it must be the peer's fault, answered with `malformed`
+        hostile = bytes.fromhex(
+            "5701000402ffffffffffffffff7f00020000000100000000000000000000000000000000"
+        )
+        a_keys = [k for i, k in enumerate(self.base[:100]) if i % 3]
+        b_keys = [k for i, k in enumerate(self.base[:100]) if i % 5]
+        # the responder, after its CUTS
+        a = Reconciler([KeySet(a_keys)], True)
+        b = Reconciler([KeySet(b_keys)], False)
+        cuts = []
+        for frame in a.start(0):
+            cuts.extend(b.receive(frame, 0))
+        self.assertTrue(cuts)
+        with self.assertRaises(RemoteProtocolError) as caught:
+            b.receive(hostile, 0)
+        self.assertEqual(caught.exception.reason, "malformed")
+        self.assertIn("2**63", caught.exception.message)
+        # the initiator, after its RANGES
+        a = Reconciler([KeySet(a_keys)], True)
+        b = Reconciler([KeySet(b_keys)], False)
+        cuts = []
+        for frame in a.start(0):
+            cuts.extend(b.receive(frame, 0))
+        ranges = []
+        for frame in cuts:
+            ranges.extend(a.receive(frame, 0))
+        self.assertTrue(ranges)
+        with self.assertRaises(RemoteProtocolError) as caught:
+            a.receive(hostile, 0)
+        self.assertEqual(caught.exception.reason, "malformed")
+        # the largest bound that can be written back is still accepted
+        b = Reconciler([KeySet(b_keys)], False)
+        for frame in Reconciler([KeySet(a_keys)], True).start(0):
+            b.receive(frame, 0)
+        # one range [(2**63 - 2, 0...), infinity), SKIP
+        highest = bytes.fromhex("5701000401ffffffffffffffff7f000000")
+        self.assertEqual(b.receive(highest, 0), [])
+
     def test_garbage_and_misuse(self):
         b = Reconciler([KeySet(self.base)], False)
         for junk in (
