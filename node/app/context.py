@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from node.crypto.address import verify_address
 from node.crypto.api import Suite
@@ -20,7 +21,8 @@ from node.sync.entry import Entry
 from node.sync.store import Store
 from node.sync.wire import log_header
 
-Key = tuple[int, bytes]
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 log = logging.getLogger("waystation.store")
 

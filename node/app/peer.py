@@ -48,10 +48,12 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from node.app.context import Fresh, Key, NodeContext
+from node.app.context import Fresh, NodeContext
 from node.errors import (
+    BYE_REASONS,
+    LOCAL_ENDINGS,
     REASON_TIMEOUT,
     REASON_UNEXPECTED,
     IntegrityError,
@@ -76,6 +78,9 @@ from node.sync.store import REFUSED, STORED
 from node.sync.wire import decode_item, encode_item, forward_item, parse_log_header
 from node.varint import decode_uvarint, encode_uvarint
 
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
+
 log = logging.getLogger("waystation.link")
 
 PASS_START = 0x01  # Reconcile data flag: this message starts a pass and names its logs
@@ -89,12 +94,7 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 
 # Bye reasons (docs/protocol.md) and local endings; anything else a peer writes in its Bye is
 # counted as "other", so a peer cannot create counter names in the operator's status file.
-KNOWN_REASONS = frozenset(
-    {
-        "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
-        "version", "unsettled", "quota", "lost", "store-error", "internal-error",
-    }
-)  # fmt: skip
+KNOWN_REASONS = frozenset(BYE_REASONS + LOCAL_ENDINGS)
 
 
 def _interest_batches(declarations: list[LogDeclaration]) -> list[list[LogDeclaration]]:

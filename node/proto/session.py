@@ -35,8 +35,12 @@
 from node.crypto.noise import WAYSTATION_PROLOGUE as PROLOGUE
 from node.crypto.noise import NoiseHandshake
 from node.errors import (
+    ENDING_LOST,
+    REASON_FLOW,
+    REASON_OK,
     REASON_TIMEOUT,
     REASON_UNEXPECTED,
+    REASON_VERSION,
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
@@ -67,13 +71,6 @@ if TYPE_CHECKING:
     from node.crypto.noise import NoiseTransport
     from node.proto.messages import Message
 
-    Event = (
-        "HandshakeCompleted | SessionOpened | InterestReceived | ReconcileReceived"
-        " | EntriesReceived | AckReceived | PairingReceived | SessionClosed"
-    )
-
-REASON_OK = "ok"
-REASON_FLOW = "flow"
 MIN_WINDOW = 65536
 
 _RECV_INPUT = {
@@ -520,7 +517,9 @@ class Session:
         if not isinstance(hello, Hello):  # pragma: no cover
             raise LocalProtocolError("hello action without a Hello")
         if hello.version != PROTOCOL_VERSION:
-            raise RemoteProtocolError("unsupported protocol version %d" % hello.version, "version")
+            raise RemoteProtocolError(
+                "unsupported protocol version %d" % hello.version, REASON_VERSION
+            )
         if hello.window < MIN_WINDOW:
             raise RemoteProtocolError("hello window %d below %d" % (hello.window, MIN_WINDOW))
         if hello.max_message < 1024:
@@ -616,8 +615,8 @@ class Session:
         self._events.append(SessionClosed(reason, "closed before the handshake completed", False))
 
     def _do_lost(self, payload: object, now: int) -> None:
-        self.close_reason = "lost"
-        self._events.append(SessionClosed("lost", "the link dropped", True))
+        self.close_reason = ENDING_LOST
+        self._events.append(SessionClosed(ENDING_LOST, "the link dropped", True))
 
     def _do_finish(self, payload: object, now: int) -> None:
         return

@@ -66,6 +66,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node.errors import NodeError, StoreError
 from node.store.cidindex import CidIndex, digest_prefix
@@ -85,7 +86,8 @@ _LOG_BY_ROW = "SELECT cid, id, log FROM entries WHERE id = ?"
 _ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entries WHERE id = ?"
 
 Verify = Callable[[bytes, bytes, bytes], bool]
-Key = tuple[int, bytes]
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 
 def _create_v1(conn: sqlite3.Connection) -> None:

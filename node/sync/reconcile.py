@@ -64,7 +64,8 @@ from node.sync.keyset import FINGERPRINT_BYTES, KeySet
 from node.varint import MAX_UVARINT, decode_uvarint, encode_uvarint
 
 if TYPE_CHECKING:
-    Key = tuple[int, bytes]
+    from node.sync.keyset import Key
+
     Bound = Key | None  # None is +infinity
 
 VERSION = 0x57

@@ -54,9 +54,9 @@ if TYPE_CHECKING:
 
     from node.sync.cid import CID
     from node.sync.entry import Entry
+    from node.sync.keyset import Key
 
     Verify = Callable[[bytes, bytes, bytes], bool]
-    Key = tuple[int, bytes]
 
 STORED = "stored"
 DUPLICATE = "duplicate"
