@@ -184,6 +184,24 @@ def _read_arg(data: bytes, pos: int, info: int, start: int) -> "tuple[int, int]"
     raise _fail("reserved additional info %d" % info, start)
 
 
+def read_head(data: bytes, pos: int) -> "tuple[int, int, int]":
+    """The one CBOR head parser: (major type, argument, offset past the head) of the item at `pos`.
+
+    For major type 7 the argument is the additional info itself (the caller decides what it
+    accepts). The entry fast path (entry.py) reads its heads with this too.
+
+    Raises:
+        RemoteProtocolError: truncated, non-shortest, indefinite or reserved argument.
+        IndexError: `pos` is past the end of `data`.
+    """
+    initial = data[pos]
+    info = initial & 31
+    if info < 24 or initial >> 5 == 7:
+        return initial >> 5, info, pos + 1
+    arg, end = _read_arg(data, pos + 1, info, pos)
+    return initial >> 5, arg, end
+
+
 def _decode_text(data: bytes, pos: int, end: int, start: int) -> str:
     raw = data[pos:end]
     text = decode_strict(raw)
@@ -229,10 +247,10 @@ def _decode_item(
         if initial == 0xFF:
             raise _fail("unexpected break (indefinite lengths are not allowed)", start)
         raise _fail("simple value 0x%02x is not allowed" % initial, start)
-    if info < 24:
-        arg = info
-    else:
+    if info >= 24:
         arg, pos = _read_arg(data, pos, info, start)
+    else:
+        arg = info
     if major == 0:
         return arg, pos
     if major == 1:
@@ -273,13 +291,9 @@ def _decode_item(
             key_at = pos
             if pos >= end:
                 raise _fail("truncated map", start)
-            key_initial = data[pos]
-            if key_initial >> 5 != 3:
+            if data[pos] >> 5 != 3:
                 raise _fail("map key is not a text string", key_at)
-            pos += 1
-            key_len = key_initial & 31
-            if key_len >= 24:
-                key_len, pos = _read_arg(data, pos, key_len, key_at)
+            _, key_len, pos = read_head(data, pos)
             if key_len > end - pos:
                 raise _fail("text of %d bytes but %d remain" % (key_len, end - pos), key_at)
             raw_key = data[pos : pos + key_len]

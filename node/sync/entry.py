@@ -552,7 +552,7 @@ def decode_entry(
     block = bytes(block)
     try:
         fields = _fast_fields(block, max_links)
-    except (_NotFastPathError, IndexError, ValueError, UnicodeError):
+    except (_NotFastPathError, RemoteProtocolError, IndexError, ValueError, UnicodeError):
         fields = _generic_fields(block, max_links)
     return _build(block, fields, cid, max_payload, max_links)
 
@@ -630,7 +630,7 @@ def _fast_fields(block: bytes, max_links: int) -> "tuple[Any, ...]":
     refs, pos = _fast_links(block, _expect(block, pos, _F_REFS), max_links)
     pos = _expect(block, pos, _F_CLOCK)
     clock_id = block[pos : pos + 72].decode()
-    clock_time, pos = _fast_uint(block, _expect(block, pos + 72, _F_TIME))
+    clock_time, pos = _fast_head(block, _expect(block, pos + 72, _F_TIME), 0)
     payload, pos = _fast_text(block, _expect(block, pos, _F_PAYLOAD))
     ident_id, pos = _fast_text(block, _expect(block, pos, _F_IDENTITY))
     ident_type, pos = _fast_text(block, _expect(block, pos, _F_TYPE))
@@ -652,28 +652,16 @@ def _expect(block: bytes, pos: int, expected: bytes) -> int:
     return end
 
 
-def _fast_text(block: bytes, pos: int) -> "tuple[str, int]":
-    head = block[pos]
-    if 0x60 <= head <= 0x77:
-        n = head - 0x60
-        pos += 1
-    elif head == 0x78:
-        n = block[pos + 1]
-        if n < 24:
-            raise _NotFastPathError
-        pos += 2
-    elif head == 0x79:
-        n = (block[pos + 1] << 8) | block[pos + 2]
-        if n < 256:
-            raise _NotFastPathError
-        pos += 3
-    elif head == 0x7A:
-        n = int.from_bytes(block[pos + 1 : pos + 5], "big")
-        if n < 65536:
-            raise _NotFastPathError
-        pos += 5
-    else:
+def _fast_head(block: bytes, pos: int, major: int) -> "tuple[int, int]":
+    """(argument, offset past the head) of an item of type `major`, else not the fast path."""
+    found, arg, pos = dagcbor.read_head(block, pos)
+    if found != major:
         raise _NotFastPathError
+    return arg, pos
+
+
+def _fast_text(block: bytes, pos: int) -> "tuple[str, int]":
+    n, pos = _fast_head(block, pos, 3)
     end = pos + n
     if end > len(block):
         raise _NotFastPathError
@@ -683,34 +671,8 @@ def _fast_text(block: bytes, pos: int) -> "tuple[str, int]":
     return text, end
 
 
-def _fast_uint(block: bytes, pos: int) -> "tuple[int, int]":
-    head = block[pos]
-    if head <= 0x17:
-        return head, pos + 1
-    size = _UINT_SIZES.get(head, 0)
-    if not size:
-        raise _NotFastPathError
-    end = pos + 1 + size
-    value = int.from_bytes(block[pos + 1 : end], "big")
-    if end > len(block) or value < _UINT_MINIMA[size]:
-        raise _NotFastPathError
-    return value, end
-
-
-_UINT_SIZES = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
-_UINT_MINIMA = {1: 24, 2: 256, 4: 65536, 8: 1 << 32}
-
-
 def _fast_links(block: bytes, pos: int, max_links: int) -> "tuple[list[CID], int]":
-    head = block[pos]
-    if 0x80 <= head <= 0x97:
-        n = head - 0x80
-        pos += 1
-    elif head == 0x98 and block[pos + 1] >= 24:
-        n = block[pos + 1]
-        pos += 2
-    else:
-        raise _NotFastPathError
+    n, pos = _fast_head(block, pos, 4)
     if n > max_links or pos + 41 * n > len(block):
         raise _NotFastPathError
     links = []
