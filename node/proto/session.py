@@ -46,6 +46,16 @@ from node.errors import (
     RemoteProtocolError,
 )
 from node.proto import _states as S  # noqa: N812 - the table reads best short
+
+# the events are re-exported: callers read them from node.proto.session
+from node.proto.events import AckReceived as AckReceived
+from node.proto.events import EntriesReceived as EntriesReceived
+from node.proto.events import HandshakeCompleted as HandshakeCompleted
+from node.proto.events import InterestReceived as InterestReceived
+from node.proto.events import PairingReceived as PairingReceived
+from node.proto.events import ReconcileReceived as ReconcileReceived
+from node.proto.events import SessionClosed as SessionClosed
+from node.proto.events import SessionOpened as SessionOpened
 from node.proto.messages import (
     ENTRIES,
     ENTRIES_CONTINUES,
@@ -67,6 +77,8 @@ from node.varint import encode_uvarint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable
+
     from node.crypto.api import Suite
     from node.crypto.noise import NoiseTransport
     from node.proto.messages import Message
@@ -113,118 +125,6 @@ class SessionLimits:
         self.close_timeout = close_timeout
         self.window = window
         self.max_item = max_item
-
-
-# -- events (past tense) ------------------------------------------------------------------------
-
-
-class HandshakeCompleted:
-    """Noise is up: the peer's static X25519 key and the handshake hash (for channel binding)."""
-
-    __slots__ = ("handshake_hash", "remote_static")
-
-    def __init__(self, remote_static: bytes, handshake_hash: bytes) -> None:
-        self.remote_static = remote_static
-        self.handshake_hash = handshake_hash
-
-    def __repr__(self) -> str:
-        return "HandshakeCompleted(remote_static=%s…)" % self.remote_static[:4].hex()
-
-
-class SessionOpened:
-    """The peer's Hello arrived: the session is OPEN."""
-
-    __slots__ = ("hello",)
-
-    def __init__(self, hello: Hello) -> None:
-        self.hello = hello
-
-    def __repr__(self) -> str:
-        return "SessionOpened(%r)" % (self.hello,)
-
-
-class InterestReceived:
-    """The peer declared logs it wants to sync."""
-
-    __slots__ = ("logs",)
-
-    def __init__(self, logs: "list[LogDeclaration]") -> None:
-        self.logs = logs
-
-    def __repr__(self) -> str:
-        return "InterestReceived(%r)" % (self.logs,)
-
-
-class ReconcileReceived:
-    """A reconciliation message for log `ref`."""
-
-    __slots__ = ("data", "ref")
-
-    def __init__(self, ref: int, data: bytes) -> None:
-        self.ref = ref
-        self.data = data
-
-    def __repr__(self) -> str:
-        return "ReconcileReceived(ref=%d, %d bytes)" % (self.ref, len(self.data))
-
-
-class EntriesReceived:
-    """Complete entry items for log `ref`; `size` is the credit they consumed."""
-
-    __slots__ = ("items", "ref", "size")
-
-    def __init__(self, ref: int, items: "list[bytes]", size: int) -> None:
-        self.ref = ref
-        self.items = items
-        self.size = size
-
-    def __repr__(self) -> str:
-        return "EntriesReceived(ref=%d, %d items, %d bytes)" % (
-            self.ref,
-            len(self.items),
-            self.size,
-        )
-
-
-class AckReceived:
-    """The peer stored `stored` entries of log `ref` and granted `credit` more bytes."""
-
-    __slots__ = ("credit", "ref", "stored")
-
-    def __init__(self, ref: int, stored: int, credit: int) -> None:
-        self.ref = ref
-        self.stored = stored
-        self.credit = credit
-
-    def __repr__(self) -> str:
-        return "AckReceived(ref=%d, stored=%d, credit=%d)" % (self.ref, self.stored, self.credit)
-
-
-class PairingReceived:
-    """One pairing step from the peer."""
-
-    __slots__ = ("data", "step")
-
-    def __init__(self, step: int, data: bytes) -> None:
-        self.step = step
-        self.data = data
-
-    def __repr__(self) -> str:
-        return "PairingReceived(step=%d, %d bytes)" % (self.step, len(self.data))
-
-
-class SessionClosed:
-    """The session ended. `by_peer`: the peer said Bye (or dropped the link) first."""
-
-    __slots__ = ("by_peer", "reason", "text")
-
-    def __init__(self, reason: str, text: str, by_peer: bool) -> None:
-        self.reason = reason
-        self.text = text
-        self.by_peer = by_peer
-
-    def __repr__(self) -> str:
-        return "SessionClosed(%r, %r, by_peer=%r)" % (self.reason, self.text, self.by_peer)
 
 
 # -- the session --------------------------------------------------------------------------------
@@ -331,7 +231,7 @@ class Session:
             if now >= self._last_received + self.limits.idle_timeout:
                 self._apply(S.DEADLINE_PASSED, None, now)
             elif now >= self._last_sent + self.limits.keepalive_interval:
-                self._send_message(Ack(0, 0, 0), now)
+                self._apply(S.KEEPALIVE_DUE, None, now)
             return
         if self._deadline is not None and now >= self._deadline:
             self._apply(S.DEADLINE_PASSED, None, now)
@@ -444,12 +344,12 @@ class Session:
     def _send_entries_message(self, message: Entries, now: int) -> None:
         size = _message_size(message)
         self.send_credit -= size
-        self._send_message(message, now)
+        self._queue_message(message, now)
 
     def _apply(self, event: str, payload: "object", now: int) -> None:
         step = S.transition(self.state, event)
         if step is None:
-            if event in S.LOCAL_INPUTS or self.is_finished:
+            if event in S.LOCAL_INPUTS or event in S.INTERNAL_INPUTS or self.is_finished:
                 raise LocalProtocolError("%s is not allowed in state %s" % (event, self.state))
             raise RemoteProtocolError(
                 "%s is not allowed in state %s" % (event.replace("RECV_", "").lower(), self.state),
@@ -457,7 +357,7 @@ class Session:
             )
         action, next_state = step
         before = self.state
-        getattr(self, "_do_" + action)(payload, now)
+        _ACTIONS[action](self, payload, now)
         if self.state != before:
             return  # the action itself moved on (a state-triggered transition ran)
         self.state = next_state
@@ -465,14 +365,7 @@ class Session:
             self._deadline = now + self.limits.close_timeout
 
     def _fail(self, exc: ProtocolError, now: int) -> None:
-        if self.is_finished:
-            return
-        reason = exc.reason if isinstance(exc, RemoteProtocolError) else "internal"
-        if self._transport is not None:
-            self._queue_message(Bye(reason, exc.message[:200]), now)
-        self.close_reason = reason
-        self.state = S.ERROR
-        self._events.append(SessionClosed(reason, exc.message, False))
+        self._apply(S.PROTOCOL_FAILED, exc, now)
 
     def _queue_frame(self, frame: bytes) -> None:
         self.stats["frames_out"] += 1
@@ -485,9 +378,6 @@ class Session:
             raise LocalProtocolError("no Noise transport yet")
         self._queue_frame(transport.encrypt(encode_message(message)))
         self._last_sent = now
-
-    def _send_message(self, message: "Message", now: int) -> None:
-        self._queue_message(message, now)
 
     # -- actions (named in _states.TRANSITIONS) -------------------------------------------------
 
@@ -584,7 +474,7 @@ class Session:
             message, (Interest, Reconcile, Entries, Ack, Pairing)
         ):  # pragma: no cover
             raise LocalProtocolError("send action without a message")
-        self._send_message(message, now)
+        self._queue_message(message, now)
 
     def _do_ignore(self, payload: object, now: int) -> None:
         return
@@ -620,6 +510,38 @@ class Session:
 
     def _do_finish(self, payload: object, now: int) -> None:
         return
+
+    def _do_keepalive(self, payload: object, now: int) -> None:
+        self._queue_message(Ack(0, 0, 0), now)
+
+    def _do_fail(self, exc: object, now: int) -> None:
+        if not isinstance(exc, ProtocolError):  # pragma: no cover
+            raise LocalProtocolError("fail action without an error")
+        reason = exc.reason if isinstance(exc, RemoteProtocolError) else "internal"
+        if self._transport is not None:
+            self._queue_message(Bye(reason, exc.message[:200]), now)
+        self.close_reason = reason
+        self._events.append(SessionClosed(reason, exc.message, False))
+
+
+# The actions named in _states.TRANSITIONS, by name: a plain table a type checker follows (every
+# action of the table has an entry; tests/property/test_session_states.py checks both ways).
+_ACTIONS: "dict[str, Callable[[Session, object, int], None]]" = {
+    "handshake": Session._do_handshake,
+    "send_hello": Session._do_send_hello,
+    "hello": Session._do_hello,
+    "deliver": Session._do_deliver,
+    "send": Session._do_send,
+    "ignore": Session._do_ignore,
+    "answer_bye": Session._do_answer_bye,
+    "say_bye": Session._do_say_bye,
+    "timeout": Session._do_timeout,
+    "abort": Session._do_abort,
+    "lost": Session._do_lost,
+    "finish": Session._do_finish,
+    "keepalive": Session._do_keepalive,
+    "fail": Session._do_fail,
+}
 
 
 def _message_size(message: Entries) -> int:
