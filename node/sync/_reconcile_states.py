@@ -55,7 +55,8 @@ TURN_ENDED = "TURN_ENDED"
 SECTION_INPUTS = (OPEN, AHEAD, CUTS, RANGES, SKETCH, DIFF)  # in op-code order: op 1 is OPEN
 INPUTS = (OPEN, AHEAD, CUTS, RANGES, SKETCH, DIFF, START, TURN_ENDED)
 
-_SKETCH_NEXT = (AWAIT_TAIL, AWAIT_DIFF, AWAIT_RANGES, DONE)  # more cells due, or peeled / failed
+# a SKETCH section leaves more cells due (the state stays), or completes it: peeled (DONE, DIFF
+# sent), not peeled (our bigger sketch: AWAIT_DIFF), or failed at the full size (AWAIT_RANGES)
 
 TRANSITIONS = {
     (AWAIT_OPEN, START): ("start", (AWAIT_REPLY,)),
@@ -65,12 +66,12 @@ TRANSITIONS = {
     (AWAIT_REPLY, TURN_ENDED): ("settle", (DONE,)),
     (AWAIT_TAIL, AHEAD): ("ahead", (DONE,)),
     (AWAIT_TAIL, RANGES): ("ranges", (AWAIT_RANGES,)),
-    (AWAIT_TAIL, SKETCH): ("sketch", _SKETCH_NEXT),
+    (AWAIT_TAIL, SKETCH): ("sketch", (AWAIT_TAIL, AWAIT_DIFF, AWAIT_RANGES, DONE)),
     (AWAIT_TAIL, TURN_ENDED): ("settle", (DONE,)),
     (AWAIT_RANGES, RANGES): ("ranges", (AWAIT_RANGES,)),
     (AWAIT_RANGES, TURN_ENDED): ("settle", (DONE,)),
     (AWAIT_DIFF, DIFF): ("diff", (AWAIT_DIFF,)),
-    (AWAIT_DIFF, SKETCH): ("sketch", _SKETCH_NEXT),
+    (AWAIT_DIFF, SKETCH): ("sketch", (AWAIT_DIFF, AWAIT_RANGES, DONE)),
     (AWAIT_DIFF, RANGES): ("ranges", (AWAIT_RANGES,)),
     (AWAIT_DIFF, TURN_ENDED): ("settle", (DONE,)),
     (DONE, TURN_ENDED): ("ignore", (DONE,)),
