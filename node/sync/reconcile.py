@@ -161,8 +161,7 @@ class Reconciler:
         self.results = [LogResult() for _ in logs]
         self.done = False
         self.turns = 0  # turns received
-        self.started_at: int | None = None
-        self.last_at: int | None = None
+        self._started = False
         self._state = [S.AWAIT_OPEN] * len(logs)  # per log; node/sync/_reconcile_states.py
         self._sent_count = [0] * len(logs)
         self._seen: list[bytes | None] = [None] * len(logs)  # whole-log fingerprint at first look
@@ -180,12 +179,16 @@ class Reconciler:
 
     # -- public API -----------------------------------------------------------------------------
 
-    def start(self, now: int) -> "list[bytes]":
-        """Initiator: the frames of the first turn (OPEN per log). Empty if there are no logs."""
-        if not self.initiator or self.turns or self.started_at is not None:
+    def start(self, now: "int | None" = None) -> "list[bytes]":
+        """Initiator: the frames of the first turn (OPEN per log). Empty if there are no logs.
+
+        Args:
+            now: unused and ignored (reconciliation keeps no time; deadlines are the session's).
+                Deprecated: callers should stop passing it; it will be removed once they have.
+        """
+        if not self.initiator or self.turns or self._started:
             raise LocalProtocolError("reconcile: start() is for a fresh initiator")
-        self.started_at = now
-        self.last_at = now
+        self._started = True
         if not self.logs:
             self.done = True
             return []
@@ -200,8 +203,12 @@ class Reconciler:
             self._next_outstanding.add(index)
         return self._end_turn()
 
-    def receive(self, frame: bytes, now: int) -> "list[bytes]":
+    def receive(self, frame: bytes, now: "int | None" = None) -> "list[bytes]":
         """Handle one frame from the peer; returns our reply frames once the peer's turn ended.
+
+        Args:
+            frame: one reconcile frame.
+            now: unused and ignored, as in start().
 
         Raises:
             RemoteProtocolError: the frame is malformed or unexpected.
@@ -210,9 +217,6 @@ class Reconciler:
             raise RemoteProtocolError("reconcile: frame after the end", REASON_UNEXPECTED)
         if self._my_turn:
             raise RemoteProtocolError("reconcile: frame while it is our turn", REASON_UNEXPECTED)
-        if self.started_at is None:
-            self.started_at = now
-        self.last_at = now
         try:
             final = self._parse(frame)
         except RemoteProtocolError:
