@@ -12,9 +12,12 @@ never sockets or D-Bus objects (DESIGN.md §3, §5).
   transport).
 - A `Dialer` turns a transport-neutral `PeerAddress` (``tcp:HOST:PORT``, later ``ble:…``) into a
   `Link`.
-- `frame_hint` is the largest frame the link carries well (a BLE link with 244-byte writes says a
-  few hundred bytes, TCP says 65,535): the session sizes reconcile frames, entry batches and its
-  credit window from it (docs/protocol.md, "Frame hints").
+- `Dialers` looks a dialer up by the address's kind, so the daemon dials any relay the same way.
+- `frame_hint` is the largest frame the link carries well (a BLE link with 244-byte writes says
+  244, TCP says 65,535). It is a hint, not a limit: every link carries any frame up to the
+  session's maximum (65,535 bytes: a Noise handshake message may not be cut), but the session
+  sizes what it can choose (reconcile frames, entry batches, its bytes in flight) from it
+  (docs/protocol.md, "Frame hints").
 
 This module sits between L1 and L2: L1 adapters may import it (and L0), L2 imports it; it imports
 nothing from either (tests/test_layers.py). It is not portable code: links are asyncio objects.
@@ -23,12 +26,15 @@ nothing from either (tests/test_layers.py). It is not portable code: links are a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from node.errors import ConfigError
+from node.errors import ConfigError, LinkError
 
 LINK_KINDS = ("tcp", "ble", "pipe", "serial")
+MAX_FRAME_HINT = 65535  # the largest frame any session sends: one whole Noise message
+MIN_FRAME_HINT = 23  # the smallest a link may claim (BLE's default ATT MTU)
 
 
 class Link(Protocol):
@@ -37,8 +43,10 @@ class Link(Protocol):
     Attributes:
         label: printable and transport-neutral, e.g. ``tcp:127.0.0.1:40210`` or ``ble:hci0/…``.
         kind: the transport, one of LINK_KINDS.
-        frame_hint: the largest frame (bytes) this link carries well; the session never sends a
-            frame larger than this, and sizes its batches and credit from it.
+        frame_hint: the largest frame (bytes) this link carries well, MIN_FRAME_HINT ..
+            MAX_FRAME_HINT. The link still carries larger frames (up to MAX_FRAME_HINT); the
+            session keeps what it can size (reconcile frames, entry batches, bytes in flight)
+            near this.
     """
 
     label: str
@@ -67,6 +75,19 @@ class Link(Protocol):
         ...
 
 
+def check_frame_hint(hint: int) -> int:
+    """`hint` if it is a valid frame hint, for transports to call on what they are given.
+
+    Raises:
+        LinkError: `hint` is outside MIN_FRAME_HINT .. MAX_FRAME_HINT.
+    """
+    if isinstance(hint, bool) or not isinstance(hint, int):
+        raise LinkError("frame hint must be an integer, got %r" % (hint,))
+    if not MIN_FRAME_HINT <= hint <= MAX_FRAME_HINT:
+        raise LinkError("frame hint %d outside %d..%d" % (hint, MIN_FRAME_HINT, MAX_FRAME_HINT))
+    return hint
+
+
 @dataclass(frozen=True)
 class PeerAddress:
     """A transport-neutral peer address: ``KIND:WHERE`` (``tcp:192.0.2.7:4740``).
@@ -86,8 +107,11 @@ class PeerAddress:
     def parse(cls, text: str, key: str = "peer") -> PeerAddress:
         """Parse ``KIND:WHERE``; a bare ``HOST:PORT`` is taken as ``tcp:HOST:PORT``.
 
+        Only the kind is checked here; what follows it is the transport's to check (the config
+        checks ``tcp`` addresses as HOST:PORT).
+
         Raises:
-            ConfigError: `text` names no known transport or has nothing after the kind.
+            ConfigError: `text` has nothing after the kind.
         """
         kind, sep, where = text.partition(":")
         if not sep or kind not in LINK_KINDS:
@@ -102,16 +126,22 @@ class LinkQueue:
 
     Args:
         maxsize: links waiting at most; a listener's `offer` beyond that is refused.
+
+
+    Attributes:
+        refused: links offered while the queue was full (the daemon reports them).
     """
 
     def __init__(self, maxsize: int) -> None:
         self._queue: asyncio.Queue[Link] = asyncio.Queue(maxsize=maxsize)
+        self.refused = 0
 
     def offer(self, link: Link) -> bool:
         """Hand over `link` without waiting; False (the caller closes it) when the queue is full."""
         try:
             self._queue.put_nowait(link)
         except asyncio.QueueFull:
+            self.refused += 1
             return False
         return True
 
@@ -146,3 +176,32 @@ class Dialer(Protocol):
             LinkError: the peer could not be reached in time.
         """
         ...
+
+
+class Dialers:
+    """The node's dialers, looked up by the kind of the address to dial.
+
+    Args:
+        dialers: one per transport kind (a later one of the same kind replaces an earlier one).
+    """
+
+    def __init__(self, dialers: Iterable[Dialer]) -> None:
+        self._by_kind = {dialer.kind: dialer for dialer in dialers}
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds this node can dial, sorted."""
+        return sorted(self._by_kind)
+
+    async def dial(self, address: PeerAddress, timeout: float) -> Link:
+        """A link to `address` through the dialer of its kind, within `timeout` seconds.
+
+        Raises:
+            LinkError: no dialer for that kind, or the peer could not be reached in time.
+        """
+        dialer = self._by_kind.get(address.kind)
+        if dialer is None:
+            raise LinkError(
+                "cannot dial %s: this node has no %s transport" % (address, address.kind)
+            )
+        return await dialer.dial(address, timeout)

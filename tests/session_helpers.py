@@ -19,10 +19,19 @@ SUITE = NaclSuite()
 class SessionPair:
     """Two sessions joined by an in-memory link (h11's ConnectionPair, aioquic's transfer)."""
 
-    def __init__(self, limits: SessionLimits | None = None, now: int = 0) -> None:
+    def __init__(
+        self,
+        limits: SessionLimits | None = None,
+        now: int = 0,
+        hints: tuple[int, int] = (65535, 65535),
+    ) -> None:
         self.now = now
-        self.client = Session(SUITE, True, SUITE.random_bytes(32), ROLE_MEMBER, now, limits)
-        self.server = Session(SUITE, False, SUITE.random_bytes(32), ROLE_RELAY, now, limits)
+        self.client = Session(
+            SUITE, True, SUITE.random_bytes(32), ROLE_MEMBER, now, limits, frame_hint=hints[0]
+        )
+        self.server = Session(
+            SUITE, False, SUITE.random_bytes(32), ROLE_RELAY, now, limits, frame_hint=hints[1]
+        )
 
     def transfer(self, rounds: int = 50) -> None:
         """Deliver queued frames both ways until nothing moves (bounded)."""

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
 
 from node.crypto._nacl import NaclSuite
 from node.sync.entry import Entry, create_entry, decode_entry
@@ -37,3 +43,26 @@ class Writer:
 def tampered_cid(entry: Entry, other: Entry) -> Entry:
     """`entry`'s block presented under `other`'s CID."""
     return decode_entry(entry.block, other.cid)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted (as root) at `mount_point` with mount `options` ("size=400k", "ro,...").
+
+    Skips the test with the reason when mounting is impossible, but fails it under CI=true.
+    """
+    mount_point.mkdir(exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "waystation-store-test", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        why = "cannot mount a tmpfs (%s): these tests need root" % done.stderr.strip()
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -12,6 +12,7 @@ from node.crypto._nacl import NaclSuite
 from node.crypto.address import MESSAGES_STORE, store_address
 from node.crypto.keys import multi_member_group_from_seeds
 from node.lan.tcp import TcpLink, connect
+from node.link import Link
 from node.proto.messages import ROLE_RELAY
 from node.proto.session import SessionLimits
 from node.sync.entry import Entry, create_entry
@@ -128,3 +129,34 @@ async def sync_over_tcp(
                 committer.cancel()
             relay_outcome = await relay_done
     return outcome, relay_outcome
+
+
+async def drive_pair(
+    member: NodeContext,
+    relay: NodeContext,
+    member_link: Link,
+    relay_link: Link,
+    timeout: float = 60.0,
+    drivers: list[LinkDriver] | None = None,
+) -> tuple[SyncOutcome, SyncOutcome]:
+    """One member-initiated sync over two given ends of a link (a pipe, say); both outcomes.
+
+    Each side runs its own committer, as the daemon and `peer sync` do. `drivers`, if given,
+    receives the two LinkDrivers (member first) for a look at their sessions afterwards.
+    """
+
+    async def side(ctx: NodeContext, link: Link, initiator: bool) -> SyncOutcome:
+        driver = LinkDriver(ctx, link, initiator=initiator, until_synced=initiator)
+        if drivers is not None:
+            drivers.append(driver)
+        async with asyncio.TaskGroup() as tg:
+            committer = tg.create_task(ctx.committer.run())
+            try:
+                return await driver.run()
+            finally:
+                committer.cancel()
+
+    async with asyncio.timeout(timeout), asyncio.TaskGroup() as tg:
+        member_task = tg.create_task(side(member, member_link, True))
+        relay_task = tg.create_task(side(relay, relay_link, False))
+    return member_task.result(), relay_task.result()

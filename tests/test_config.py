@@ -17,6 +17,7 @@ from node.app.config import (
     schema_keys,
 )
 from node.errors import ConfigError
+from node.link import PeerAddress
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "waystation.toml"
@@ -35,7 +36,8 @@ def flatten(table: dict[str, object], prefix: str = "") -> dict[str, object]:
 def test_defaults_load() -> None:
     config = default_config()
     assert isinstance(config, Config)
-    assert config.lan.listen == HostPort("0.0.0.0", 4740)
+    # IPv4 and IPv6 by default (issue 10 §1): two sockets, one port.
+    assert config.lan.listen == (HostPort("0.0.0.0", 4740), HostPort("::", 4740))
     assert config.lan.zeroconf is True
     assert config.lan.peers == ()
     assert config.store.max_entry_bytes == 262144
@@ -85,12 +87,13 @@ def test_values_convert() -> None:
         '[node]\ndata_dir = "/var/lib/waystation"\n'
         '[console]\ndevices = ["/dev/ttyGS0", "/dev/ttyS1"]\n'
     )
+    # Relay peers are peer addresses; a bare HOST:PORT means tcp (older files).
     assert config.lan.peers == (
-        HostPort("relay.local", 4740),
-        HostPort("fe80::1%eth0", 9),
-        HostPort("10.0.0.2", 1),
+        PeerAddress("tcp", "relay.local:4740"),
+        PeerAddress("tcp", "[fe80::1%eth0]:9"),
+        PeerAddress("tcp", "10.0.0.2:1"),
     )
-    assert config.lan.listen == HostPort("::", 0)
+    assert config.lan.listen == (HostPort("::", 0),)
     assert config.lan.sync_interval_s == 2.5
     assert config.node.data_dir == Path("/var/lib/waystation")
     assert config.console.devices == ("/dev/ttyGS0", "/dev/ttyS1")
@@ -231,9 +234,9 @@ def test_overrides() -> None:
         base, data="/srv/ws", listen="127.0.0.1:0", peers=["b:2", "a:1", HostPort("b", 2)]
     )
     assert config.node.data_dir == Path("/srv/ws")
-    assert config.lan.listen == HostPort("127.0.0.1", 0)
-    assert config.lan.peers == (HostPort("a", 1), HostPort("b", 2))
-    assert base.lan.peers == (HostPort("a", 1),)  # the original is untouched
+    assert config.lan.listen == (HostPort("127.0.0.1", 0),)
+    assert config.lan.peers == (PeerAddress("tcp", "a:1"), PeerAddress("tcp", "b:2"))
+    assert base.lan.peers == (PeerAddress("tcp", "a:1"),)  # the original is untouched
     assert config.store == base.store
     assert apply_overrides(base) == base
 
@@ -249,3 +252,56 @@ def test_bad_overrides_name_the_key() -> None:
     with pytest.raises(ConfigError) as info:
         apply_overrides(config, peers=["h%d:1" % i for i in range(65)])
     assert info.value.key == "lan.peers"
+
+
+def test_listen_takes_one_address_or_several_and_interface_names() -> None:
+    config = parse_config('[lan]\nlisten = ["eth0:4740", "[fe80::1%eth0]:4741", "10.0.0.1:0"]\n')
+    assert config.lan.listen == (
+        HostPort("eth0", 4740),
+        HostPort("fe80::1%eth0", 4741),
+        HostPort("10.0.0.1", 0),
+    )
+    for text, reason in [
+        ("[lan]\nlisten = []\n", "at least one address"),
+        ('[lan]\nlisten = ["a:1", "a:1"]\n', "the same item twice"),
+        ('[lan]\nlisten = ["a:1", 2]\n', "must be a string"),
+        ("[lan]\nlisten = [%s]\n" % ",".join('"h%d:1"' % i for i in range(17)), "at most 16"),
+    ]:
+        with pytest.raises(ConfigError, match=reason) as info:
+            parse_config(text)
+        assert info.value.key.startswith("lan.listen")
+
+
+def test_interface_override_keeps_the_configured_port() -> None:
+    base = parse_config('[lan]\nlisten = ["0.0.0.0:4999", "[::]:4999"]\n')
+    config = apply_overrides(base, interfaces=["eth0", "wlan0", "192.0.2.1", "fe80::1%eth0"])
+    assert config.lan.listen == (
+        HostPort("eth0", 4999),
+        HostPort("wlan0", 4999),
+        HostPort("192.0.2.1", 4999),
+        HostPort("fe80::1%eth0", 4999),
+    )
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(base, interfaces=["bad name!"])
+    assert info.value.key == "--interface"
+    several = apply_overrides(base, listen=["127.0.0.1:0", "[::1]:0"])
+    assert several.lan.listen == (HostPort("127.0.0.1", 0), HostPort("::1", 0))
+
+
+def test_peers_are_peer_addresses_in_one_spelling() -> None:
+    config = parse_config('[lan]\npeers = ["tcp:relay.local:4740", "tcp:[::1]:9"]\n')
+    assert config.lan.peers == (
+        PeerAddress("tcp", "relay.local:4740"),
+        PeerAddress("tcp", "[::1]:9"),
+    )
+    assert [str(p) for p in config.lan.peers] == ["tcp:relay.local:4740", "tcp:[::1]:9"]
+    # The old and the new spelling of one relay are the same peer.
+    with pytest.raises(ConfigError, match="the same item twice"):
+        parse_config('[lan]\npeers = ["a:1", "tcp:a:1"]\n')
+    with pytest.raises(ConfigError, match="only tcp relay peers") as info:
+        parse_config('[lan]\npeers = ["ble:AA:BB:CC:DD:EE:FF"]\n')
+    assert info.value.key == "lan.peers[0]"
+    with pytest.raises(ConfigError, match="port must be") as info:
+        parse_config('[lan]\npeers = ["tcp:host:port"]\n')
+    merged = apply_overrides(config, peers=["relay.local:4740", "tcp:b:2"])
+    assert merged.lan.peers[2:] == (PeerAddress("tcp", "b:2"),)

@@ -14,6 +14,8 @@ from tests.sync_helpers import make_context
 
 class ClosingLink:
     label = "test:link"
+    kind = "pipe"
+    frame_hint = 65535
 
     def __init__(self) -> None:
         self.closed = False

@@ -25,7 +25,10 @@ L0_FORBIDDEN_RUNTIME = [
     "serial", "nacl", "threading", "selectors", "zeroconf", "subprocess", "random", "secrets",
 ]  # fmt: skip
 
-L1_GROUPS = ["node.store", "node.lan", "node.radio", "node.console.serial", "node.crypto._nacl"]
+# node.pipe: the in-memory transport (tests, benchmarks), an L1 adapter like the others.
+L1_GROUPS = [
+    "node.store", "node.lan", "node.radio", "node.console.serial", "node.crypto._nacl", "node.pipe",
+]  # fmt: skip
 
 
 def module_name(path: Path) -> str:

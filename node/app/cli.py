@@ -35,9 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the relay daemon")
     run.add_argument("--config", type=Path, help="TOML configuration file (default: built in)")
     run.add_argument("--data", type=Path, help="data directory (default: %s)" % default_data_dir())
-    run.add_argument("--listen", metavar="HOST:PORT", help="address to accept links on")
     run.add_argument(
-        "--peer", metavar="HOST:PORT", action="append", default=[], help="a relay to sync with"
+        "--listen",
+        metavar="HOST:PORT",
+        action="append",
+        help="address to accept links on (repeatable; replaces lan.listen)",
+    )
+    run.add_argument(
+        "--interface",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="listen on this interface (eth0) or address, at lan.listen's port (repeatable)",
+    )
+    run.add_argument(
+        "--peer",
+        metavar="[tcp:]HOST:PORT",
+        action="append",
+        default=[],
+        help="a relay to sync with (repeatable)",
     )
     run.add_argument("--no-zeroconf", action="store_true", help="neither advertise nor browse")
     add_peer_commands(commands)
@@ -75,7 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
     """`waystation run`: configuration (file, then flags), then the daemon until a signal."""
     config = apply_overrides(
-        load_config(args.config), data=args.data, listen=args.listen, peers=args.peer
+        load_config(args.config),
+        data=args.data,
+        listen=args.listen,
+        interfaces=args.interface,
+        peers=args.peer,
     )
     if args.no_zeroconf:
         config = replace(config, lan=replace(config.lan, zeroconf=False))

@@ -12,16 +12,18 @@ is checked against ``default.toml`` by the tests. docs/operations.md lists the k
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from node.errors import ConfigError, LocalProtocolError
+from node.lan.address import HostPort as HostPort
+from node.lan.address import parse_host_port as parse_host_port
+from node.link import PeerAddress
 from node.proto.session import MIN_WINDOW, SessionLimits
 from node.sync.store import Limits
 
@@ -33,98 +35,11 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 
-DEFAULT_PORT = 4740
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 MAX_PEERS = 64
+MAX_LISTEN = 16
 MAX_CONSOLE_DEVICES = 8
-
-
-# --------------------------------------------------------------------------------------------
-# HOST:PORT
-
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    """A TCP endpoint. ``host`` is an IP literal (IPv6 without brackets) or a DNS name."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        if ":" in self.host:
-            return "[%s]:%d" % (self.host, self.port)
-        return "%s:%d" % (self.host, self.port)
-
-
-def _valid_hostname(name: str) -> bool:
-    # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
-    if not name or len(name) > 253:
-        return False
-    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
-    for label in labels:
-        if not 1 <= len(label) <= 63 or label[0] == "-" or label[-1] == "-":
-            return False
-        if not all(c.isascii() and (c.isalnum() or c == "-") for c in label):
-            return False
-    return True
-
-
-def parse_host_port(text: str, key: str = "address", *, allow_port_zero: bool = False) -> HostPort:
-    """Parse ``HOST:PORT``; an IPv6 host goes in brackets: ``[::1]:4740``.
-
-    Args:
-        text: the endpoint as written by the user.
-        key: the config key or flag the text came from, named in errors.
-        allow_port_zero: accept port 0 (listen on a port the kernel picks; tests use it).
-
-    Returns:
-        The endpoint, with the brackets of an IPv6 host removed.
-
-    Raises:
-        ConfigError: naming ``key`` and what is wrong with ``text``.
-    """
-    if not isinstance(text, str):
-        raise ConfigError(key, "must be a string HOST:PORT, got %s" % _type_name(text))
-    if text.startswith("["):
-        close = text.find("]")
-        if close < 0:
-            raise ConfigError(key, "%r: missing ']' after the IPv6 address" % text)
-        host, rest = text[1:close], text[close + 1 :]
-        if not rest.startswith(":"):
-            raise ConfigError(key, "%r: expected ':PORT' after ']'" % text)
-        port_text = rest[1:]
-        try:
-            if ipaddress.ip_address(host.split("%", 1)[0]).version != 6:
-                raise ValueError(host)
-        except ValueError:
-            raise ConfigError(
-                key, "%r: only an IPv6 address goes in brackets, got %r" % (text, host)
-            ) from None
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            raise ConfigError(key, "%r: expected HOST:PORT" % text)
-        if ":" in host:
-            raise ConfigError(
-                key, "%r: write an IPv6 address in brackets, e.g. [::1]:%d" % (text, DEFAULT_PORT)
-            )
-        if not host:
-            raise ConfigError(key, "%r: the host is empty" % text)
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            if host.replace(".", "").isdigit() or not _valid_hostname(host):
-                raise ConfigError(
-                    key, "%r: %r is neither an IP address nor a host name" % (text, host)
-                ) from None
-    if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5:
-        raise ConfigError(key, "%r: the port must be a number 1..65535" % text)
-    port = int(port_text)
-    low = 0 if allow_port_zero else 1
-    if not low <= port <= 65535:
-        raise ConfigError(key, "%r: the port must be in %d..65535" % (text, low))
-    return HostPort(host, port)
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,6 +139,31 @@ class _Endpoint(_Rule):
         return parse_host_port(value, key, allow_port_zero=self.allow_port_zero)  # type: ignore[arg-type]
 
 
+class _Peer(_Rule):
+    """A relay peer: ``KIND:WHERE``; a bare ``HOST:PORT`` means ``tcp:HOST:PORT``."""
+
+    def convert(self, value: object, key: str) -> PeerAddress:
+        return parse_peer(value, key)
+
+
+class _Listen(_Rule):
+    """``HOST:PORT`` or an array of them; port 0 allowed; HOST may name an interface."""
+
+    def convert(self, value: object, key: str) -> tuple[HostPort, ...]:
+        if isinstance(value, str):
+            return (parse_host_port(value, key, allow_port_zero=True),)
+        if not isinstance(value, list):
+            raise ConfigError(
+                key, "must be a string HOST:PORT or an array of them, got %s" % _type_name(value)
+            )
+        if not value:
+            raise ConfigError(key, "must name at least one address")
+        items: tuple[HostPort, ...] = _Array(_Endpoint(allow_port_zero=True), MAX_LISTEN).convert(
+            value, key
+        )
+        return items
+
+
 class _Array(_Rule):
     def __init__(self, item: _Rule, max_items: int) -> None:
         self.item, self.max_items = item, max_items
@@ -269,13 +209,11 @@ class NodeConfig:
 
 @dataclass(frozen=True, slots=True)
 class LanConfig:
-    """[lan]: TCP listener, zeroconf, and relays to sync with."""
+    """[lan]: TCP listener addresses, zeroconf, and relays to sync with (peer addresses)."""
 
-    listen: HostPort = field(metadata=_rule(_Endpoint(allow_port_zero=True)))
+    listen: tuple[HostPort, ...] = field(metadata=_rule(_Listen()))
     zeroconf: bool = field(metadata=_rule(_Bool()))
-    peers: tuple[HostPort, ...] = field(
-        metadata=_rule(_Array(_Endpoint(allow_port_zero=False), MAX_PEERS))
-    )
+    peers: tuple[PeerAddress, ...] = field(metadata=_rule(_Array(_Peer(), MAX_PEERS)))
     sync_interval_s: float = field(metadata=_rule(_Seconds(1, 86400)))
 
 
@@ -504,32 +442,68 @@ def load_config(path: Path | None = None) -> Config:
     return parse_config(text, str(path))
 
 
+def parse_peer(text: object, key: str = "lan.peers") -> PeerAddress:
+    """A relay peer address from the config or a flag: ``tcp:HOST:PORT``, or bare ``HOST:PORT``.
+
+    Raises:
+        ConfigError: naming `key`: not a string, or a tcp address that is not HOST:PORT.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(key, "must be a string such as tcp:HOST:PORT, got %s" % _type_name(text))
+    address = PeerAddress.parse(text, key)
+    if address.kind != "tcp":
+        raise ConfigError(key, "%r: only tcp relay peers can be dialed in this version" % text)
+    where = parse_host_port(address.where, key)
+    return PeerAddress("tcp", str(where))  # one spelling per peer: duplicates are found
+
+
 def apply_overrides(
     config: Config,
     *,
     data: str | Path | None = None,
-    listen: str | HostPort | None = None,
-    peers: Iterable[str | HostPort] = (),
+    listen: str | HostPort | Sequence[str | HostPort] | None = None,
+    interfaces: Sequence[str] = (),
+    peers: Iterable[str | HostPort | PeerAddress] = (),
 ) -> Config:
     """Return ``config`` with command-line flags applied on top.
 
     Args:
         config: the loaded configuration.
         data: ``--data DIR``: replaces ``node.data_dir``.
-        listen: ``--listen HOST:PORT``: replaces ``lan.listen`` (port 0 picks a free port).
-        peers: ``--peer HOST:PORT`` (repeatable): added to ``lan.peers``, duplicates dropped.
+        listen: ``--listen HOST:PORT`` (repeatable): replaces ``lan.listen`` (port 0 picks a
+            free port).
+        interfaces: ``--interface NAME`` (repeatable): listen on these interfaces (``eth0``) or
+            addresses instead, at the port of the first ``lan.listen`` address.
+        peers: ``--peer [tcp:]HOST:PORT`` (repeatable): added to ``lan.peers``, duplicates
+            dropped.
 
     Raises:
-        ConfigError: an override is malformed (named by the key it overrides).
+        ConfigError: an override is malformed (named by the flag it came from).
     """
     node, lan = config.node, config.lan
     if data is not None:
         node = replace(node, data_dir=_OptionalPath().convert(str(data), "node.data_dir"))
     if listen is not None:
-        if not isinstance(listen, HostPort):
-            listen = parse_host_port(listen, "lan.listen", allow_port_zero=True)
-        lan = replace(lan, listen=listen)
-    extra = [p if isinstance(p, HostPort) else parse_host_port(p, "lan.peers") for p in peers]
+        given = [listen] if isinstance(listen, str | HostPort) else list(listen)
+        endpoints = tuple(
+            p if isinstance(p, HostPort) else parse_host_port(p, "lan.listen", allow_port_zero=True)
+            for p in given
+        )
+        lan = replace(lan, listen=endpoints or lan.listen)
+    if interfaces:
+        port = lan.listen[0].port
+        chosen: list[HostPort] = []
+        for name in interfaces:
+            host = _Text(253).convert(name, "--interface")
+            text = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+            chosen.append(parse_host_port(text, "--interface", allow_port_zero=True))
+        lan = replace(lan, listen=tuple(dict.fromkeys(chosen)))
+    extra = [
+        p
+        if isinstance(p, PeerAddress)
+        else parse_peer(str(p) if isinstance(p, HostPort) else p, "lan.peers")
+        for p in peers
+    ]
     if extra:
         merged = tuple(dict.fromkeys((*lan.peers, *extra)))
         if len(merged) > MAX_PEERS:

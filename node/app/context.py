@@ -38,12 +38,19 @@ class Committer:
     TaskGroup) commits whenever callbacks wait, at most once per `interval` seconds, then calls
     them. So entries are acknowledged only after they are durable, and N links cost one fsync per
     interval instead of one per batch.
+
+    All links share the store's one open transaction, so a failed put (disk full, I/O error) rolls
+    back every link's uncommitted entries, not only its own (SQLite rolls a failed COMMIT back
+    whole anyway). Each callback therefore remembers the store's `generation` when it was
+    registered; a rollback moves the generation on, and a callback registered before it is called
+    with False even if the next commit succeeds: its link says Bye "store-error" and its peer
+    sends those entries again. docs/store.md says why this, rather than a savepoint per batch.
     """
 
     def __init__(self, store: Store, interval: float) -> None:
         self.store = store
         self.interval = interval
-        self._callbacks: list[Callable[[bool], None]] = []
+        self._callbacks: list[tuple[int, Callable[[bool], None]]] = []
         self._wake = asyncio.Event()
         self.commits = 0
         self.failures = 0
@@ -51,10 +58,12 @@ class Committer:
     def after_commit(self, callback: Callable[[bool], None]) -> None:
         """Call `callback(True)` once everything stored so far is durable.
 
-        If the commit fails (StoreError: disk full, I/O error), the store has rolled the work
-        back and `callback(False)` is called instead: nothing of it may be acknowledged.
+        If the commit fails (StoreError: disk full, I/O error), or the store rolled back its open
+        transaction since this call (another link's put failed), `callback(False)` is called
+        instead: nothing of it may be acknowledged. Call it right after the put, with no await
+        in between, so that the generation it notes is the one the entries were put under.
         """
-        self._callbacks.append(callback)
+        self._callbacks.append((self.store.generation, callback))
         self._wake.set()
 
     def commit_now(self) -> None:
@@ -73,8 +82,12 @@ class Committer:
         else:
             self.commits += 1
             durable = True
-        for callback in callbacks:
-            callback(durable)
+        generation = self.store.generation
+        lost = sum(1 for noted, _ in callbacks if noted != generation)
+        if durable and lost:
+            log.error("%d batches not acknowledged: a failed put rolled their entries back", lost)
+        for noted, callback in callbacks:
+            callback(durable and noted == generation)
 
     async def run(self) -> None:
         """Commit loop; runs until cancelled, committing what is pending when cancelled."""

@@ -2,17 +2,23 @@
 
 Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
   committer     group commit of the store (acks are sent only after it)
-  acceptor      takes accepted TCP connections from a bounded queue and starts one LinkDriver each
-                (a link beyond relay.max_sessions is closed at once and counted)
+  listeners     one per transport (TCP today, built from lan.listen): each hands finished Links
+                to one bounded LinkQueue (node/link.py); a full queue closes the newcomer
+  acceptor      takes links from that queue and starts one LinkDriver each (a link beyond
+                relay.max_sessions is closed at once and counted)
   drivers       one per link, member or relay
   peer syncs    every lan.sync_interval_s, and soon after new entries arrive, a short sync session
-                with each relay in lan.peers or found by zeroconf (one at a time per relay)
+                with each relay in lan.peers or found by zeroconf (one at a time per relay); relays
+                are PeerAddress values (tcp:HOST:PORT), dialed by the dialer of their kind
   discovery     zeroconf advertisement with a rotating token, and browsing for other relays
   housekeeping  expiry, the watchdog, and data_dir/status.json (counters for the operator)
 
 SIGTERM/SIGINT: stop accepting, say Bye "shutdown" on every link, wait for them (bounded), commit
 what is pending (nothing unacknowledged is lost because nothing was acknowledged before commit),
 close the store, notify systemd STOPPING=1.
+
+The daemon knows links, never sockets: the only transport-specific lines are the ones that build
+the listener and the dialer (`_build_transports`).
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from pathlib import Path
 
 from node.app.config import Config, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
+from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
 from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
-from node.lan.tcp import TcpLink, connect
+from node.lan.tcp import TcpDialer, TcpListener, tcp_address
+from node.link import Dialers, Link, LinkQueue, PeerAddress
 from node.proto.messages import ROLE_RELAY
 from node.store.sqlite import SQLiteStore
 
@@ -68,21 +76,27 @@ class Daemon:
         self.identity: NodeIdentity | None = None
         self.ctx: NodeContext | None = None
         self.port: int | None = None
+        self.listener, self.dialers = self._build_transports(config)
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._drivers: set[LinkDriver] = set()
         self._link_tasks: set[asyncio.Task[object]] = set()
         self._links_done = asyncio.Event()
         self._links_done.set()
-        # Room for a whole burst of max_sessions connections: they are all accepted before the
+        # Room for a whole burst of max_sessions links: they are all accepted before the
         # acceptor task runs once.
-        self._incoming: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue(maxsize=config.relay.max_sessions)
-        )
+        self._accepted = LinkQueue(config.relay.max_sessions)
         self._sync_wanted = asyncio.Event()
-        self._discovered: dict[tuple[str, int], float] = {}
-        self._syncing: set[tuple[str, int]] = set()
+        self._discovered: dict[PeerAddress, float] = {}
+        self._syncing: set[PeerAddress] = set()
         self._notifier = Notifier.from_environ()
+
+    @staticmethod
+    def _build_transports(config: Config) -> tuple[TcpListener, Dialers]:
+        """The listener and the dialers, one line per transport."""
+        max_frame = config.session.max_frame_bytes
+        listener = TcpListener(config.lan.listen, max_frame)
+        return listener, Dialers([TcpDialer(max_frame)])
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handlers call this)."""
@@ -91,30 +105,32 @@ class Daemon:
     async def run(self) -> None:
         """Run until stop() or a signal; raises NodeError if the node cannot start.
 
-        The listening socket is opened first, so a port that is taken stops the daemon before it
-        creates a key or a store.
+        The listening sockets are opened first, so a port that is taken stops the daemon before
+        it creates a key or a store.
         """
-        listen = self.config.lan.listen
         try:
-            server = await asyncio.start_server(self._on_connect, listen.host, listen.port)
-        except OSError as exc:  # address in use, not ours, unknown host
-            raise ConfigError(
-                "lan.listen", "cannot listen on %s: %s" % (listen, exc.strerror or exc)
-            ) from exc
-        self.port = server.sockets[0].getsockname()[1]
+            self.listener.open()
+        except LinkError as exc:  # address in use, not ours, unknown host or interface
+            raise ConfigError("lan.listen", str(exc)) from exc
+        self.port = self.listener.port
         try:
-            self.identity = load_or_create_identity(self.data_dir, self.suite)
-            store = SQLiteStore.open_in(
-                self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
-            )
+            claim = claim_data_dir(self.data_dir)  # read-only, a second daemon, a lost store
             try:
-                await self._run_with_store(store, server)
+                self.identity = load_or_create_identity(self.data_dir, self.suite)
+                store = SQLiteStore.open_in(
+                    self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
+                )
+                try:
+                    store.quick_check()
+                    await self._run_with_store(store)
+                finally:
+                    store.close()
             finally:
-                store.close()
+                claim.release()
         finally:
-            server.close()
+            self.listener.close()
 
-    async def _run_with_store(self, store: SQLiteStore, server: asyncio.Server) -> None:
+    async def _run_with_store(self, store: SQLiteStore) -> None:
         assert self.identity is not None and self.port is not None
         config = self.config
         committer = Committer(store, config.store.commit_interval_ms / 1000)
@@ -134,7 +150,6 @@ class Daemon:
             static_private=self.suite.ed25519_sk_to_x25519(self.identity.secret_key),
             role=ROLE_RELAY,
         )
-        listen = config.lan.listen
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -143,16 +158,19 @@ class Daemon:
             log.warning("radio.ble.enabled: BLE is not built in this version; ignored")
         if config.console.devices:
             log.warning("console.devices: the serial console is not built in this version; ignored")
+        for skipped in self.listener.skipped:
+            log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
         log.info(
-            "relay %s listening on %s:%d, data in %s",
+            "relay %s listening on %s, data in %s",
             self.identity.fingerprint(self.suite),
-            listen.host,
-            self.port,
+            ", ".join(map(str, self.listener.bound)),
             self.data_dir,
         )
         try:
             async with asyncio.TaskGroup() as tasks:
+                listening = tasks.create_task(self.listener.serve(self._accepted))
                 background = [
+                    listening,
                     tasks.create_task(committer.run()),
                     tasks.create_task(self._acceptor(tasks)),
                     tasks.create_task(self._peer_sync_loop(tasks)),
@@ -165,7 +183,7 @@ class Daemon:
                 await self._stop.wait()
                 self._notifier.stopping("shutting down")
                 log.info("shutting down")
-                server.close()
+                listening.cancel()
                 for driver in list(self._drivers):
                     driver.request_close("shutdown", "relay is shutting down")
                 with contextlib.suppress(TimeoutError):
@@ -184,24 +202,14 @@ class Daemon:
 
     # -- links --------------------------------------------------------------------------------
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Runs in asyncio's server task: hand the connection to the acceptor (bounded) and return.
-        try:
-            self._incoming.put_nowait((reader, writer))
-        except asyncio.QueueFull:
-            if self.ctx is not None:
-                self.ctx.count("links.rejected.backlog")
-            writer.close()
-
     async def _acceptor(self, tasks: asyncio.TaskGroup) -> None:
         assert self.ctx is not None
         while True:
-            reader, writer = await self._incoming.get()
+            link: Link = await self._accepted.get()
             if self._stop.is_set() or len(self._drivers) >= self.config.relay.max_sessions:
                 self.ctx.count("links.rejected.busy")
-                writer.close()
+                await link.close()
                 continue
-            link = TcpLink(reader, writer, self.config.session.max_frame_bytes + 4)
             driver = LinkDriver(self.ctx, link, initiator=False)
             self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
             self._links_done.clear()
@@ -241,12 +249,12 @@ class Daemon:
 
     # -- relay peers --------------------------------------------------------------------------
 
-    def _relay_peers(self) -> list[tuple[str, int]]:
+    def _relay_peers(self) -> list[PeerAddress]:
         now = time.monotonic()
         for key, seen in list(self._discovered.items()):
             if now - seen > DISCOVERED_TTL_S:
                 del self._discovered[key]
-        peers = [(p.host, p.port) for p in self.config.lan.peers]
+        peers = list(self.config.lan.peers)
         peers.extend(k for k in self._discovered if k not in peers)
         return peers
 
@@ -258,24 +266,21 @@ class Daemon:
                     await self._sync_wanted.wait()
                     await asyncio.sleep(NEW_ENTRY_DEBOUNCE_S)  # gather a burst into one sync
             self._sync_wanted.clear()
-            for host, port in self._relay_peers():
+            for address in self._relay_peers():
                 if len(self._syncing) >= MAX_OUTGOING_SYNCS:
                     self._sync_wanted.set()  # the rest next time round
                     break
-                if (host, port) not in self._syncing and not self._stop.is_set():
-                    self._syncing.add((host, port))
-                    self._track(tasks.create_task(self._sync_with(host, port)))
+                if address not in self._syncing and not self._stop.is_set():
+                    self._syncing.add(address)
+                    self._track(tasks.create_task(self._sync_with(address)))
 
-    async def _sync_with(self, host: str, port: int) -> None:
+    async def _sync_with(self, key: PeerAddress) -> None:
         assert self.ctx is not None
-        key = (host, port)
         try:
-            link = await connect(
-                host, port, self.config.session.max_frame_bytes + 4, CONNECT_TIMEOUT_S
-            )
+            link = await self.dialers.dial(key, CONNECT_TIMEOUT_S)
         except LinkError as exc:
             self.ctx.count("peers.unreachable")
-            log.info("relay %s:%d unreachable: %s", host, port, exc)
+            log.info("relay %s unreachable: %s", key, exc)
             self._syncing.discard(key)
             return
         try:
@@ -305,8 +310,9 @@ class Daemon:
         from node.lan.discovery import Advertiser, Browser, close_discovery, open_zeroconf
 
         assert self.port is not None and self.ctx is not None
-        host = self.config.lan.listen.host
-        interfaces = [host] if host not in ("0.0.0.0", "::") else None
+        hosts = [bound.host for bound in self.listener.bound]
+        ipv4 = [h for h in hosts if ":" not in h]  # zeroconf on given interfaces is IPv4-only
+        interfaces = None if any(h in ("0.0.0.0", "::") for h in hosts) else ipv4 or None
         azc = open_zeroconf(interfaces)
         advertiser = Advertiser(azc, self.port, self._token, interfaces)
         browser = Browser(azc, ignore_name=advertiser.is_own)
@@ -324,12 +330,12 @@ class Daemon:
                     await advertiser.refresh()
                     next_refresh = time.monotonic() + refresh_every
                     continue
-                key = (seen.host, seen.port)
+                key = tcp_address(seen.host, seen.port)
                 if key not in self._discovered and len(self._discovered) >= MAX_DISCOVERED:
                     self.ctx.count("discovery.ignored.too-many")
                     continue
                 if key not in self._discovered:
-                    log.info("found a relay at %s:%d", seen.host, seen.port)
+                    log.info("found a relay at %s", key)
                     self._sync_wanted.set()
                 self._discovered[key] = time.monotonic()
         finally:
@@ -363,13 +369,17 @@ class Daemon:
         ctx = self.ctx
         if ctx is None:
             return {}
+        counters = dict(ctx.stats)
+        if self._accepted.refused:
+            counters["links.rejected.backlog"] = self._accepted.refused
         return {
             "links_open": len(self._drivers),
+            "listening": [str(b) for b in self.listener.bound],
             "logs": ctx.store.log_count(),
             "store": ctx.store.stats(),
-            "counters": dict(sorted(ctx.stats.items())),
+            "counters": dict(sorted(counters.items())),
             "commits": ctx.committer.commits,
-            "relay_peers": ["%s:%d" % p for p in self._relay_peers()],
+            "relay_peers": [str(p) for p in self._relay_peers()],
         }
 
     def _write_status(self) -> None:

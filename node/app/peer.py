@@ -48,18 +48,21 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from node.app.context import Fresh, NodeContext
 from node.errors import (
     BYE_REASONS,
     LOCAL_ENDINGS,
+    REASON_QUOTA,
     REASON_TIMEOUT,
     REASON_UNEXPECTED,
     IntegrityError,
     LinkError,
     RemoteProtocolError,
+    StoreError,
 )
+from node.link import Link
 from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, ROLE_RELAY, LogDeclaration
 from node.proto.session import (
     AckReceived,
@@ -74,7 +77,7 @@ from node.proto.session import (
 )
 from node.sync.keyset import MASK256, id_int
 from node.sync.reconcile import Reconciler
-from node.sync.store import REFUSED, STORED
+from node.sync.store import REFUSED, REFUSED_DISK_FULL, REFUSED_OVER_QUOTA, STORED
 from node.sync.wire import decode_item, encode_item, forward_item, parse_log_header
 from node.varint import decode_uvarint, encode_uvarint
 
@@ -86,7 +89,8 @@ log = logging.getLogger("waystation.link")
 PASS_START = 0x01  # Reconcile data flag: this message starts a pass and names its logs
 PASS_SENT = 0x02  # Reconcile data flag (responder only): every entry this pass decided was sent
 MAX_PASSES = 8  # passes in a row that found differences and moved nothing: "unsettled"
-RECONCILE_FRAME = 16000  # bytes per reconciler frame, inside a Reconcile message
+RECONCILE_FRAME = 16000  # most bytes per reconciler frame, inside a Reconcile message
+# (the link's frame hint may make ours smaller: Session.reconcile_room; we accept this many)
 SEND_BATCH = 64  # entries fetched from the store at a time for one log
 MAX_OUTBOUND = 100_000  # keys queued per link; beyond that the next pass finds the rest
 FRAME_SLOTS = 8  # frames read ahead of the driver
@@ -97,9 +101,13 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 KNOWN_REASONS = frozenset(BYE_REASONS + LOCAL_ENDINGS)
 
 
-def _interest_batches(declarations: list[LogDeclaration]) -> list[list[LogDeclaration]]:
-    """Cut declarations into Interest messages within the message's size and count limits."""
-    limit = MAX_SIZE[INTEREST] - 4  # type byte and a count of up to 3 bytes
+def _interest_batches(
+    declarations: list[LogDeclaration], target: int = MAX_SIZE[INTEREST]
+) -> list[list[LogDeclaration]]:
+    """Cut declarations into Interest messages within the message's size and count limits, and
+    near `target` bytes each (the link's message target; one declaration per message at least).
+    """
+    limit = min(MAX_SIZE[INTEREST], target) - 4  # type byte and a count of up to 3 bytes
     batches: list[list[LogDeclaration]] = []
     batch: list[LogDeclaration] = []
     size = 0
@@ -125,18 +133,6 @@ def _interest_batches(declarations: list[LogDeclaration]) -> list[list[LogDeclar
 def counter_reason(reason: str) -> str:
     """The counter suffix for an ending reason: itself if known, else "other"."""
     return reason if reason in KNOWN_REASONS else "other"
-
-
-class Link(Protocol):
-    """A framed transport (TCP, BLE, pipe): whole frames in, whole frames out."""
-
-    label: str
-
-    async def recv(self) -> bytes | None: ...
-
-    async def send(self, frames: list[bytes]) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass
@@ -213,7 +209,13 @@ class LinkDriver:
         self.outcome = SyncOutcome()
         now = ctx.clock()
         self.session = Session(
-            ctx.suite, initiator, ctx.session_static(), ctx.role, now, ctx.limits
+            ctx.suite,
+            initiator,
+            ctx.session_static(),
+            ctx.role,
+            now,
+            ctx.limits,
+            frame_hint=link.frame_hint,
         )
         self._logs_by_ref: dict[int, SessionLog] = {}
         self._logs_by_address: dict[str, SessionLog] = {}
@@ -227,6 +229,7 @@ class LinkDriver:
         self._reconciler: Reconciler | None = None
         self._pass_logs: list[SessionLog] = []
         self._reported_send: list[int] = []
+        self._pass_stored: dict[int, int] = {}  # log ref -> entries stored from the peer this pass
         self._peer_sent_all = False  # initiator: the responder said PASS_SENT for this pass
         self._sent_all_said = False  # responder: we said PASS_SENT for this pass
         self._unacked = 0
@@ -342,10 +345,7 @@ class LinkDriver:
                     if not durable:
                         # The store rolled these entries back: never acknowledge them. The peer
                         # keeps them and sends them again at its next sync.
-                        self.outcome.reason = self.outcome.reason or "store-error"
-                        session.close(
-                            "store-error", "relay could not store entries", self.ctx.clock()
-                        )
+                        self._store_failed("relay could not store entries")
                     elif session.is_open:
                         session.send_ack(ref, count, credit, self.ctx.clock())
                 self._handle_events()
@@ -379,6 +379,36 @@ class LinkDriver:
         self.outcome.reason = exc.reason
         self.outcome.text = exc.message
         self._stopping = True
+
+    def _over_quota(self, slog: SessionLog) -> None:
+        """This log is over our quota: tell the peer once, with the numbers, by Bye "quota".
+
+        Sent newest first (_collect_results), the entries we keep are in; the rest of this
+        log would only be refused, so the link ends here (the batch is still committed)."""
+        info = self.ctx.store.log_info(slog.address)
+        total = info.entry_count
+        if self._reconciler is not None and slog in self._pass_logs:
+            expect = self._reconciler.results[self._pass_logs.index(slog)].expect
+            total += max(0, expect - self._pass_stored.get(slog.ref, 0))
+        quota = self.ctx.store.quota_of_log(slog.address)
+        text = "relay keeps the newest %d of %d entries of log %s: quota %s" % (
+            info.entry_count,
+            total,
+            slog.address[-24:],
+            "%.3g MiB" % (quota / 1048576) if quota >= 1048576 else "%d bytes" % quota,
+        )
+        self.outcome.reason = self.outcome.reason or REASON_QUOTA
+        self.outcome.text = self.outcome.text or text
+        if not self.session.is_finished:
+            self.session.close(REASON_QUOTA, text[:200], self.ctx.clock())
+
+    def _store_failed(self, text: str) -> None:
+        """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
+        self.ctx.count("store.refused_links")
+        self.outcome.reason = self.outcome.reason or "store-error"
+        self.outcome.text = self.outcome.text or text
+        if not self.session.is_finished:
+            self.session.close("store-error", text[:200], self.ctx.clock())
 
     def _lost(self, text: str) -> None:
         if not self.session.is_finished:
@@ -451,7 +481,7 @@ class LinkDriver:
             self._add_log(slog)
             declarations.append(LogDeclaration(slog.ref, address, header))
         now = self.ctx.clock()
-        batches = _interest_batches(declarations)
+        batches = _interest_batches(declarations, self.session.message_target)
         for batch in batches:
             self.session.send_interest(batch, now)
         if self.initiator and end:
@@ -612,9 +642,15 @@ class LinkDriver:
 
     def _begin_pass(self, logs: list[SessionLog], initiator: bool) -> None:
         keysets = [self.ctx.store.keyset(s.address) for s in logs]
-        self._reconciler = Reconciler(keysets, initiator, max_frame=RECONCILE_FRAME)
+        self._reconciler = Reconciler(
+            keysets,
+            initiator,
+            max_frame=min(RECONCILE_FRAME, self.session.reconcile_room - 1),  # 1: the flags byte
+            max_receive_frame=RECONCILE_FRAME,
+        )
         self._pass_logs = logs
         self._reported_send = [0] * len(logs)
+        self._pass_stored = {}
         self._peer_sent_all = False
         self._sent_all_said = False
 
@@ -680,7 +716,9 @@ class LinkDriver:
             new = result.send[self._reported_send[index] :]
             if new:
                 self._reported_send[index] = len(result.send)
-                self._queue_keys(self._pass_logs[index], new)
+                # Newest first: a relay short of quota keeps the newest and refuses the rest
+                # unwritten (docs/store.md, "A log larger than its quota").
+                self._queue_keys(self._pass_logs[index], sorted(new, reverse=True))
 
     def _maybe_say_sent_all(self) -> None:
         """Responder: once this pass's reconciler is done and its entries are all sent, say so."""
@@ -714,12 +752,12 @@ class LinkDriver:
             return
         cache = self.ctx.hub.cache
         for slog in list(self._logs_by_ref.values()):
-            while slog.outbound and session.send_credit > 0:
+            while slog.outbound and session.send_room > 0:
                 count = min(SEND_BATCH, len(slog.outbound))
                 if slog.item_bytes:  # read no more than the credit can take
-                    if session.send_credit < slog.item_bytes and self._unacked:
+                    if session.send_room < slog.item_bytes and self._unacked:
                         break  # likely too little to send one; the acks in flight bring more
-                    count = min(count, session.send_credit // slog.item_bytes + 1)
+                    count = min(count, session.send_room // slog.item_bytes + 1)
                 keys = [slog.outbound[i] for i in range(count)]
                 present = self._items_for(slog, keys)
                 items = [present[key] for key in keys if key in present]
@@ -801,7 +839,12 @@ class LinkDriver:
             )
             for item in items
         ]
-        results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
+        try:
+            results = self.ctx.store.put_entries(entries, self.ctx.wall_clock())
+        except StoreError as exc:  # rolled back, nothing of it acknowledged (Committer)
+            log.error("%s: %s", self.link.label, exc)
+            self._store_failed("relay could not store entries")
+            return
         stored_keys: list[Key] = []
         fresh: list[Fresh] = []
         header = slog.sign_pub + slog.peer_identity_signature
@@ -827,6 +870,14 @@ class LinkDriver:
             self.ctx.hub.published(slog.address, stored_keys, self, fresh)
         if forgery is not None:
             raise forgery
+        disk_full = next((r.detail for r in results if r.reason == REFUSED_DISK_FULL), "")
+        if disk_full:  # the stored ones are committed (nudged here) but not acknowledged
+            self._store_failed(disk_full)
+            self.ctx.committer.after_commit(lambda durable: None)
+            return
+        self._pass_stored[ref] = self._pass_stored.get(ref, 0) + len(stored_keys)
+        if any(r.reason == REFUSED_OVER_QUOTA for r in results):
+            self._over_quota(slog)
         self._pending_commits += 1
         count = len(items)
         self.ctx.committer.after_commit(

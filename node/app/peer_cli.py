@@ -275,6 +275,11 @@ def _run(args: argparse.Namespace) -> int:
             waiting = client.pending(args.group)
             if waiting:
                 _err("%d message(s) wait for their sender's key (sync again later)" % waiting)
+            state = client.resolve(args.group)  # a hole is said, never skipped silently
+            for address in (state.metadata_address, state.messages_address):
+                notice = session.store.hole(address) if session.store.has_log(address) else ""
+                if notice:
+                    _err("%s: %s" % (state.name, notice))
     return 0
 
 

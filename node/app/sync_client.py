@@ -1,7 +1,8 @@
 """One sync session from a member (desktop client) to a relay: `waystation peer sync`.
 
-The member opens a TCP link, runs the same LinkDriver as the relay (initiator, until in sync),
-commits what it received, and reports. A relay found by zeroconf (`--discover`) is the first
+The member dials the relay's peer address (`tcp:HOST:PORT`; any kind it has a dialer for), runs
+the same LinkDriver as the relay (initiator, until in sync), commits what it received, and
+reports. A relay found by zeroconf (`--discover`) is the first
 `_waystation._tcp` service that answers within the timeout.
 """
 
@@ -14,12 +15,14 @@ from node.app.context import Committer, LogPolicy, NodeContext
 from node.app.peer import LinkDriver, SyncOutcome
 from node.crypto.api import Suite
 from node.errors import LinkError
-from node.lan.tcp import connect
+from node.lan.tcp import TcpDialer, tcp_address
+from node.link import MAX_FRAME_HINT, Dialers, PeerAddress
 from node.proto.messages import ROLE_MEMBER
 from node.proto.session import SessionLimits
 from node.sync.store import Store
 
-MAX_FRAME = 65535 + 4
+# The largest frame a member accepts from a relay: one whole Noise message.
+MAX_FRAME = MAX_FRAME_HINT
 
 
 def member_context(store: Store, suite: Suite, logs: dict[str, tuple[bytes, bytes]]) -> NodeContext:
@@ -35,6 +38,11 @@ def member_context(store: Store, suite: Suite, logs: dict[str, tuple[bytes, byte
     )
 
 
+def member_dialers() -> Dialers:
+    """The transports a desktop member dials relays with (TCP)."""
+    return Dialers([TcpDialer(MAX_FRAME)])
+
+
 async def sync_with_relay(
     ctx: NodeContext,
     host: str,
@@ -42,14 +50,38 @@ async def sync_with_relay(
     timeout: float,
     progress: Callable[[SyncOutcome], None] | None = None,
 ) -> SyncOutcome:
-    """Sync every log of `ctx` with the relay at host:port; returns how it went.
+    """Sync every log of `ctx` with the relay at host:port over TCP (see `sync_with`).
 
     Raises:
         LinkError: the relay could not be reached.
         TimeoutError: the sync did not finish within `timeout` seconds.
     """
+    return await sync_with(ctx, tcp_address(host, port), timeout, progress)
+
+
+async def sync_with(
+    ctx: NodeContext,
+    address: PeerAddress,
+    timeout: float,
+    progress: Callable[[SyncOutcome], None] | None = None,
+    dialers: Dialers | None = None,
+) -> SyncOutcome:
+    """Sync every log of `ctx` with the relay at `address`; returns how it went.
+
+    Args:
+        ctx: the member's context.
+        address: the relay's peer address.
+        timeout: seconds for the whole sync, dialing included.
+        progress: called with the outcome so far whenever entries move.
+        dialers: the transports to dial with (default: `member_dialers()`).
+
+    Raises:
+        LinkError: the relay could not be reached.
+        TimeoutError: the sync did not finish within `timeout` seconds.
+    """
+    dialers = dialers or member_dialers()
     async with asyncio.timeout(timeout):
-        link = await connect(host, port, MAX_FRAME, min(timeout, 10.0))
+        link = await dialers.dial(address, min(timeout, 10.0))
         async with asyncio.TaskGroup() as tasks:
             committer = tasks.create_task(ctx.committer.run())
             try:

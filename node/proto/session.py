@@ -22,6 +22,16 @@
 # how many); a peer that exceeds the window it was granted breaks the protocol. So a slow link or
 # a slow disk never makes either side buffer more than its window.
 #
+# Frame hints: the link tells how large a frame it carries well (`frame_hint`: 244 on a BLE link
+# with 244-byte writes, 65,535 on TCP). The session sizes what it alone decides from it: Entries
+# (and the caller's Interest) messages are cut at `message_target` bytes (the hint, counted as at
+# least MIN_FRAME_TARGET, minus the 16-byte Noise tag); `reconcile_room` tells the caller how much
+# reconcile data fits one message of that size (at least MIN_RECONCILE_MESSAGE: the reconciler's
+# smallest frame); at most IN_FLIGHT_MESSAGES target-sized frames of Entries are unacknowledged
+# at once (`send_room`), within the peer's credit. Receive limits do not depend on the hint: a
+# peer with another hint may send us anything the message limits allow. docs/protocol.md,
+# "Frame hints", has the rule and the numbers.
+#
 # Deadlines: the handshake and the peer's Hello must arrive within `handshake_timeout`; in OPEN,
 # silence longer than `idle_timeout` ends the session with Bye "timeout", and we send an empty Ack
 # as a keepalive whenever we have sent nothing for `keepalive_interval`; after our Bye the peer has
@@ -56,12 +66,17 @@ from node.proto.events import PairingReceived as PairingReceived
 from node.proto.events import ReconcileReceived as ReconcileReceived
 from node.proto.events import SessionClosed as SessionClosed
 from node.proto.events import SessionOpened as SessionOpened
+
+# as are the limits
+from node.proto.limits import MIN_WINDOW as MIN_WINDOW
+from node.proto.limits import SessionLimits as SessionLimits
 from node.proto.messages import (
     ENTRIES,
     ENTRIES_CONTINUES,
     MAX_MESSAGE,
     MAX_SIZE,
     PROTOCOL_VERSION,
+    RECONCILE,
     Ack,
     Bye,
     Entries,
@@ -83,7 +98,15 @@ if TYPE_CHECKING:
     from node.crypto.noise import NoiseTransport
     from node.proto.messages import Message
 
-MIN_WINDOW = 65536
+NOISE_TAG = 16  # bytes a Noise transport message adds to the session message it carries
+MAX_FRAME_HINT = MAX_MESSAGE + NOISE_TAG  # 65535: whole Noise messages, no sizing needed
+# Frames are never sized below one full BLE write (ATT MTU 247, what BlueZ and phones negotiate):
+# a link with smaller writes cuts frames into fragments anyway, and smaller frames would only
+# add per-frame overhead (the 16-byte tag, ~5 bytes of message header).
+MIN_FRAME_TARGET = 244
+MIN_RECONCILE_MESSAGE = 264  # a reconciler frame (>= 256 bytes) and its Reconcile header fit
+IN_FLIGHT_MESSAGES = 32  # unacknowledged Entries bytes: at most this many target-sized frames
+_RECONCILE_HEAD = 1 + 5  # type byte, uvarint pass (< 2**32)
 
 _RECV_INPUT = {
     Hello: S.RECV_HELLO,
@@ -94,37 +117,6 @@ _RECV_INPUT = {
     Pairing: S.RECV_PAIRING,
     Bye: S.RECV_BYE,
 }
-
-
-class SessionLimits:
-    """Deadlines (milliseconds) and sizes of one session; the daemon fills them from config."""
-
-    __slots__ = (
-        "close_timeout",
-        "handshake_timeout",
-        "idle_timeout",
-        "keepalive_interval",
-        "max_item",
-        "window",
-    )
-
-    def __init__(
-        self,
-        handshake_timeout: int = 10_000,
-        idle_timeout: int = 60_000,
-        keepalive_interval: int = 20_000,
-        close_timeout: int = 2_000,
-        window: int = 1 << 20,
-        max_item: int = 256 * 1024 + 4096,
-    ) -> None:
-        if window < MIN_WINDOW:
-            raise LocalProtocolError("a session window is at least %d bytes" % MIN_WINDOW)
-        self.handshake_timeout = handshake_timeout
-        self.idle_timeout = idle_timeout
-        self.keepalive_interval = keepalive_interval
-        self.close_timeout = close_timeout
-        self.window = window
-        self.max_item = max_item
 
 
 # -- the session --------------------------------------------------------------------------------
@@ -142,6 +134,7 @@ class Session:
         now: the current monotonic time in milliseconds.
         limits: deadlines and sizes.
         ephemeral_private: a fixed Noise ephemeral key (tests only).
+        frame_hint: the largest frame the link carries well (see "Frame hints" above).
     """
 
     def __init__(
@@ -153,8 +146,14 @@ class Session:
         now: int,
         limits: "SessionLimits | None" = None,
         ephemeral_private: "bytes | None" = None,
+        frame_hint: int = MAX_FRAME_HINT,
     ) -> None:
         self.limits = limits or SessionLimits()
+        self.frame_hint = frame_hint
+        target_frame = max(MIN_FRAME_TARGET, min(MAX_FRAME_HINT, frame_hint))
+        self.message_target = target_frame - NOISE_TAG
+        self.send_cap = IN_FLIGHT_MESSAGES * (self.message_target + NOISE_TAG)
+        self._in_flight = 0  # Entries bytes sent and not yet given back by an Ack's credit
         self.initiator = initiator
         self.state = S.AWAIT_HANDSHAKE
         self.local_hello = Hello(role, self.limits.window, MAX_MESSAGE, PROTOCOL_VERSION)
@@ -198,6 +197,28 @@ class Session:
     def is_finished(self) -> bool:
         """True in CLOSED or ERROR."""
         return self.state in S.TERMINAL_STATES
+
+    @property
+    def reconcile_room(self) -> int:
+        """Bytes of reconcile data that fit one Reconcile message of the target size."""
+        room = max(MIN_RECONCILE_MESSAGE, min(MAX_SIZE[RECONCILE], self.message_target))
+        return room - _RECONCILE_HEAD
+
+    @property
+    def in_flight(self) -> int:
+        """Bytes of Entries sent and not yet given back by the peer's Acks (lost if the link is)."""
+        return self._in_flight
+
+    @property
+    def send_room(self) -> int:
+        """Bytes of Entries we may send now: the peer's credit, within our in-flight cap.
+
+        With nothing in flight the whole credit is usable, so an entry split into more than the
+        cap's worth of messages still goes (alone).
+        """
+        if self._in_flight == 0:
+            return self.send_credit
+        return max(0, min(self.send_credit, self.send_cap - self._in_flight))
 
     def next_event(self) -> "object | None":
         """Pop the next event (HandshakeCompleted, SessionOpened, ... SessionClosed), or None."""
@@ -299,7 +320,7 @@ class Session:
         if S.transition(self.state, S.SEND_ENTRIES) is None:
             raise LocalProtocolError("SEND_ENTRIES is not allowed in state %s" % self.state)
         peer_max = self.peer_hello.max_message if self.peer_hello else MAX_MESSAGE
-        limit = min(peer_max, MAX_SIZE[ENTRIES])
+        limit = min(peer_max, MAX_SIZE[ENTRIES], self.message_target)
         sent = 0
         batch: "list[bytes]" = []
         batch_items_size = 0
@@ -314,7 +335,7 @@ class Session:
                     batch, batch_items_size = [], 0
                 pieces = _split_item(item, ref, limit)
                 messages = [Entries(ref, [p], i < len(pieces) - 1) for i, p in enumerate(pieces)]
-                if sum(_message_size(m) for m in messages) > self.send_credit:
+                if sum(_message_size(m) for m in messages) > self.send_room:
                     break
                 for message in messages:
                     self._send_entries_message(message, now)
@@ -325,7 +346,7 @@ class Session:
                 self._send_entries_message(Entries(ref, batch), now)
                 batch, batch_items_size = [], 0
                 size = _entries_overhead(ref, 1) + item_size
-            if size > self.send_credit:
+            if size > self.send_room:
                 break
             batch.append(item)
             batch_items_size += item_size
@@ -344,6 +365,7 @@ class Session:
     def _send_entries_message(self, message: Entries, now: int) -> None:
         size = _message_size(message)
         self.send_credit -= size
+        self._in_flight += size
         self._queue_message(message, now)
 
     def _apply(self, event: str, payload: "object", now: int) -> None:
@@ -428,6 +450,7 @@ class Session:
             self._receive_entries(message)
         elif isinstance(message, Ack):
             self.send_credit += message.credit
+            self._in_flight = max(0, self._in_flight - message.credit)
             if message.stored or message.credit:
                 self._events.append(AckReceived(message.ref, message.stored, message.credit))
         elif isinstance(message, Pairing):

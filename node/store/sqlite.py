@@ -64,20 +64,34 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from node.errors import NodeError, StoreError
 from node.store.cidindex import CidIndex, digest_prefix
+from node.store.schema import (  # MIGRATIONS and APPLICATION_ID are part of this module's API
+    APPLICATION_ID,
+    DAMAGED,
+    MIGRATIONS,
+    check_integrity,
+    cid_col,
+    configure,
+    corrupt,
+    int_col,
+    load_caches,
+    migrate,
+)
+from node.store.space import DEFAULT_MIN_FREE_BYTES, DiskSpace, OncePer, is_disk_full
+from node.store.space import log as logger
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
 from node.sync.keyset import KeySet
 from node.sync.store import Candidate, Limits, LogInfo, LogRecord, PutResult, Store
 
+__all__ = ["APPLICATION_ID", "FILENAME", "MIGRATIONS", "SQLiteStore"]
+
 FILENAME = "store.sqlite3"
-APPLICATION_ID = 0x57535431  # "WST1"
-_MAX_INT64 = (1 << 63) - 1
+QUOTA_LOG_INTERVAL_S = 24 * 3600
 
 # Statements of SQLiteStore._find: the stored CID first, then what the caller needs.
 _CID_BY_ROW = "SELECT cid FROM entries WHERE id = ?"
@@ -88,116 +102,6 @@ _ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entrie
 Verify = Callable[[bytes, bytes, bytes], bool]
 if TYPE_CHECKING:
     from node.sync.keyset import Key
-
-
-def _create_v1(conn: sqlite3.Connection) -> None:
-    for statement in (
-        """CREATE TABLE logs (
-            id INTEGER PRIMARY KEY,
-            log_id TEXT NOT NULL UNIQUE,
-            sign_pub BLOB NOT NULL,
-            pinned INTEGER NOT NULL,
-            quota INTEGER,
-            entry_count INTEGER NOT NULL DEFAULT 0,
-            byte_count INTEGER NOT NULL DEFAULT 0)""",
-        """CREATE TABLE entries (
-            id INTEGER PRIMARY KEY,
-            cid BLOB NOT NULL UNIQUE,
-            log INTEGER NOT NULL,
-            clock_time INTEGER NOT NULL,
-            digest BLOB NOT NULL,
-            size INTEGER NOT NULL,
-            stored_at INTEGER NOT NULL)""",
-        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
-        "CREATE INDEX entries_by_age ON entries (stored_at)",
-        "CREATE TABLE blocks (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
-        """CREATE TABLE links (
-            log INTEGER NOT NULL, parent BLOB NOT NULL, child INTEGER NOT NULL,
-            PRIMARY KEY (log, parent, child)) WITHOUT ROWID""",
-        "CREATE INDEX links_by_child ON links (child)",
-        """CREATE TABLE heads (
-            log INTEGER NOT NULL, entry INTEGER NOT NULL,
-            PRIMARY KEY (log, entry)) WITHOUT ROWID""",
-        """CREATE TABLE stats (
-            name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
-    ):
-        conn.execute(statement)
-
-
-def _v1_to_v2(conn: sqlite3.Connection) -> None:
-    """Version 2: no random-key B-tree is written per entry (see the module docstring).
-
-    `entries` is rebuilt without the UNIQUE CID index and with `refs`, the number of stored
-    entries of its log naming it in `next` (filled from the v1 links); `links` is re-keyed by
-    child; links to parents not stored in the child's log become `unresolved` counts; the
-    `heads` table becomes a partial index on refs = 0.
-    """
-    for statement in (
-        """CREATE TABLE entries_v2 (
-            id INTEGER PRIMARY KEY,
-            cid BLOB NOT NULL,
-            log INTEGER NOT NULL,
-            clock_time INTEGER NOT NULL,
-            digest BLOB NOT NULL,
-            size INTEGER NOT NULL,
-            stored_at INTEGER NOT NULL,
-            refs INTEGER NOT NULL DEFAULT 0)""",
-        """INSERT INTO entries_v2 (id, cid, log, clock_time, digest, size, stored_at, refs)
-            SELECT e.id, e.cid, e.log, e.clock_time, e.digest, e.size, e.stored_at,
-                   (SELECT count(*) FROM links l WHERE l.log = e.log AND l.parent = e.cid)
-            FROM entries e ORDER BY e.id""",
-        """CREATE TABLE unresolved (
-            log INTEGER NOT NULL, parent BLOB NOT NULL, count INTEGER NOT NULL,
-            PRIMARY KEY (log, parent)) WITHOUT ROWID""",
-        """INSERT INTO unresolved (log, parent, count)
-            SELECT l.log, l.parent, count(*) FROM links l
-            WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.cid = l.parent AND e.log = l.log)
-            GROUP BY l.log, l.parent""",
-        """CREATE TABLE links_v2 (
-            child INTEGER NOT NULL, parent BLOB NOT NULL,
-            PRIMARY KEY (child, parent)) WITHOUT ROWID""",
-        "INSERT INTO links_v2 (child, parent) SELECT child, parent FROM links ORDER BY child",
-        "DROP TABLE links",
-        "DROP TABLE heads",
-        "DROP TABLE entries",
-        "ALTER TABLE entries_v2 RENAME TO entries",
-        "ALTER TABLE links_v2 RENAME TO links",
-        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
-        "CREATE INDEX entries_by_age ON entries (stored_at)",
-        "CREATE INDEX entries_heads ON entries (log) WHERE refs = 0",
-    ):
-        conn.execute(statement)
-
-
-# Migration i (0-based) takes the schema from version i to version i + 1. A new database runs
-# them all (the v1 tables are empty when v2 converts them).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v1_to_v2]
-
-
-def _corrupt(what: str) -> StoreError:
-    return StoreError("store database is corrupt or not ours: " + what)
-
-
-def _int(value: object, what: str, low: int = 0, high: int = _MAX_INT64) -> int:
-    if type(value) is not int or not low <= value <= high:
-        raise _corrupt("%s is %r" % (what, value))
-    return value
-
-
-def _cid(value: object) -> CID:
-    if not isinstance(value, bytes):
-        raise _corrupt("a CID column holds %s" % type(value).__name__)
-    try:
-        return CID.from_bytes(value)
-    except NodeError as exc:
-        raise _corrupt("bad CID %s: %s" % (value.hex(), exc)) from exc
-
-
-def _bulk_keyset(keys: Iterable[Key], log_id: str) -> KeySet:
-    try:
-        return KeySet.from_sorted(keys)
-    except NodeError as exc:
-        raise _corrupt("keys of log %s: %s" % (log_id, exc)) from exc
 
 
 class SQLiteStore(Store):
@@ -212,9 +116,19 @@ class SQLiteStore(Store):
         StoreError: the file cannot be opened, is not a Waystation store, is newer, or is corrupt.
     """
 
-    def __init__(self, path: str | Path, verify: Verify, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        verify: Verify,
+        limits: Limits | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+    ) -> None:
         super().__init__(verify, limits)
         self.path = Path(path)
+        self.space = DiskSpace(self.path.parent, min_free_bytes, self._free_page_bytes)
+        self._window_bytes = 0  # block bytes put since the last commit
+        self._quota_log = OncePer(QUOTA_LOG_INTERVAL_S)
+        self._unsaved_logs: list[tuple[str, bytes, bool, int | None]] = []  # add_log since commit
         self._lock = threading.RLock()
         self._logs: dict[str, LogRecord] = {}
         self._by_row: dict[int, LogRecord] = {}
@@ -228,130 +142,53 @@ class SQLiteStore(Store):
             self._conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=0.0
             )
-            self._configure(self._conn)
-            self._migrate(self._conn)
+            configure(self._conn)
+            migrate(self._conn, MIGRATIONS)
             self._reload()
         except (sqlite3.Error, OSError) as exc:
             self._abandon()
-            raise StoreError("cannot open store %s: %s" % (self.path, exc)) from exc
+            damaged = getattr(exc, "sqlite_errorcode", None) in (
+                sqlite3.SQLITE_CORRUPT,
+                sqlite3.SQLITE_NOTADB,
+            )
+            raise StoreError(
+                "cannot open store %s: %s%s" % (self.path, exc, DAMAGED if damaged else "")
+            ) from exc
         except StoreError:
             self._abandon()
             raise
 
     @classmethod
     def open_in(
-        cls, data_dir: str | Path, verify: Verify, limits: Limits | None = None
+        cls,
+        data_dir: str | Path,
+        verify: Verify,
+        limits: Limits | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     ) -> SQLiteStore:
         """Open (or create) the store file FILENAME in `data_dir`."""
-        return cls(Path(data_dir) / FILENAME, verify, limits)
+        return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes)
+
+    def quick_check(self) -> None:
+        """`PRAGMA quick_check` (the daemon's start); StoreError: one line with what to do."""
+        with self._guard("quick_check") as conn:
+            check_integrity(conn, self.path)
+
+    @property
+    def disk_full(self) -> str:
+        """Why the store takes no entries now (the disk is full), or "" while it takes them."""
+        return self.space.full
 
     # ---- opening ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _configure(conn: sqlite3.Connection) -> None:
-        # Exclusive before WAL: no shared-memory index, and a second process gets "locked".
-        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        if mode is None or str(mode[0]).lower() != "wal":
-            raise StoreError("store database refused WAL mode (got %r)" % (mode,))
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = OFF")
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id not in (0, APPLICATION_ID):
-            raise StoreError("not a Waystation store: application_id 0x%08x" % app_id)
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                "store schema version %d is newer than this program's %d; refusing to open"
-                % (version, len(MIGRATIONS))
-            )
-        if version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
-                raise StoreError(
-                    "not a Waystation store: schema version 0 with %d objects" % tables
-                )
-        elif app_id != APPLICATION_ID:
-            raise StoreError("not a Waystation store: application_id 0")
-        while version < len(MIGRATIONS):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                MIGRATIONS[version](conn)
-                version += 1
-                conn.execute("PRAGMA user_version = %d" % version)
-                conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
     def _reload(self) -> None:
         """(Re)build the caches from the database."""
-        conn = self._db()
-        logs: dict[str, LogRecord] = {}
-        by_row: dict[int, LogRecord] = {}
-        for row, log_id, sign_pub, pinned, quota in conn.execute(
-            "SELECT id, log_id, sign_pub, pinned, quota FROM logs"
-        ):
-            if not isinstance(log_id, str) or not log_id:
-                raise _corrupt("log %r has a bad id" % (row,))
-            if not isinstance(sign_pub, bytes) or len(sign_pub) != 32:
-                raise _corrupt("log %s has a bad sign_pub" % log_id)
-            if pinned not in (0, 1):
-                raise _corrupt("log %s has pinned=%r" % (log_id, pinned))
-            if quota is not None:
-                _int(quota, "quota of " + log_id, 1)
-            record = LogRecord(log_id, sign_pub, pinned == 1, quota, KeySet(), _int(row, "log id"))
-            logs[log_id] = record
-            by_row[record.row] = record
-        # Stream rows into the caches: no per-entry list is kept while loading (memory drawn at
-        # load time stays with the process, so the peak is what the daemon's RSS shows).
-        total = [0]
-
-        def log_keys(record: LogRecord, rows: Iterator[tuple[object, ...]]) -> Iterator[Key]:
-            for _row, _log, clock_time, digest, size, refs in rows:
-                if not isinstance(digest, bytes) or len(digest) != 32:
-                    raise _corrupt("an entry of %s has a bad digest" % record.log_id)
-                _int(refs, "refs")
-                entry_size = _int(size, "entry size")
-                record.entry_count += 1
-                record.byte_count += entry_size
-                total[0] += entry_size
-                yield (_int(clock_time, "clock_time"), digest)
-
-        cursor = conn.execute(
-            "SELECT id, log, clock_time, digest, size, refs FROM entries"
-            " ORDER BY log, clock_time, digest"
-        )
-        for log, rows in groupby(cursor, key=lambda r: r[1]):
-            owner = by_row.get(log) if isinstance(log, int) else None
-            if owner is None:
-                raise _corrupt("entries of unknown log %r" % (log,))
-            owner.keyset = _bulk_keyset(log_keys(owner, rows), owner.log_id)
-
-        def cid_pairs() -> Iterator[tuple[int, int]]:
-            for digest, row in conn.execute("SELECT digest, id FROM entries ORDER BY digest"):
-                if not isinstance(digest, bytes) or len(digest) != 32:
-                    raise _corrupt("an entry has a bad digest")
-                yield digest_prefix(digest), _int(row, "entry id")
-
-        try:
-            cids = CidIndex.from_sorted(cid_pairs())
-        except ValueError as exc:
-            raise _corrupt(str(exc)) from None
-        stats: dict[str, int] = {}
-        for name, value in conn.execute("SELECT name, value FROM stats"):
-            if not isinstance(name, str):
-                raise _corrupt("a counter has name %r" % (name,))
-            stats[name] = _int(value, "counter " + name)
-        self._logs = logs
-        self._by_row = by_row
-        self._bytes = total[0]
-        self._cids = cids
-        self._stats = stats
+        caches = load_caches(self._db())
+        self._logs = caches.logs
+        self._by_row = caches.by_row
+        self._bytes = caches.total_bytes
+        self._cids = caches.cids
+        self._stats = caches.stats
         self._stat_deltas = {}
         self._dirty_logs = set()
 
@@ -381,13 +218,22 @@ class SQLiteStore(Store):
                     self._recover()
                 raise
             except (sqlite3.Error, OSError) as exc:
+                if is_disk_full(exc):
+                    self.space.failed("%s failed: %s" % (what, exc))
                 self._recover()
                 raise StoreError("store %s: %s failed: %s" % (self.path, what, exc)) from exc
 
     def _recover(self) -> None:
-        """Roll back the open transaction (never acknowledged) and rebuild the caches."""
+        """Roll back the open transaction (never acknowledged) and rebuild the caches.
+
+        Everything put since the last commit is gone, whichever link put it: `generation` moves
+        on, so the Committer acknowledges none of it. Logs registered since the last commit are
+        registered again (a registration is not silently undone)."""
         self._acks = []
         self._ack_set = set()
+        self.generation += 1
+        self._window_bytes = 0
+        unsaved, self._unsaved_logs = self._unsaved_logs, []
         try:
             conn = self._db()
             if conn.in_transaction:
@@ -395,6 +241,24 @@ class SQLiteStore(Store):
             self._reload()
         except (sqlite3.Error, OSError, StoreError):
             self._abandon()  # unusable: every later call raises StoreError "closed"
+            return
+        try:
+            for log_id, sign_pub, pinned, quota in unsaved:
+                if not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")
+                self.add_log_unguarded(log_id, sign_pub, pinned, quota)
+        except (sqlite3.Error, OSError) as exc:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            with suppress(sqlite3.Error, OSError, StoreError):
+                self._reload()
+            logger.error("store %s: registrations since the last commit lost: %s", self.path, exc)
+
+    def _free_page_bytes(self) -> int:
+        conn = self._db()
+        pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages) * int(size)
 
     # ---- public API (each call guarded) --------------------------------------------------------
 
@@ -402,7 +266,14 @@ class SQLiteStore(Store):
         self, log_id: str, sign_pub: bytes, pinned: bool = False, quota: int | None = None
     ) -> None:
         with self._guard("add_log", write=True):
-            super().add_log(log_id, sign_pub, pinned, quota)
+            self.add_log_unguarded(log_id, sign_pub, pinned, quota)
+
+    def add_log_unguarded(
+        self, log_id: str, sign_pub: bytes, pinned: bool, quota: int | None
+    ) -> None:
+        """add_log inside an open transaction, remembered until the next commit."""
+        super().add_log(log_id, sign_pub, pinned, quota)
+        self._unsaved_logs.append((log_id, sign_pub, pinned, quota))
 
     def logs(self) -> list[str]:
         with self._guard("logs"):
@@ -422,6 +293,7 @@ class SQLiteStore(Store):
 
     def put_entries(self, entries: Iterable[Entry], now: int | float) -> list[PutResult]:
         with self._guard("put_entries", write=True):
+            self.space.new_batch()
             return super().put_entries(entries, now)
 
     def commit(self) -> list[CID]:
@@ -436,6 +308,10 @@ class SQLiteStore(Store):
         with self._guard("stats"):
             return super().stats()
 
+    def missing_parents(self, log_id: str) -> list[CID]:
+        with self._guard("missing_parents"):
+            return super().missing_parents(log_id)
+
     def has(self, cid: CID) -> bool:
         with self._guard("has"):
             return self._find(cid, _CID_BY_ROW) is not None
@@ -445,7 +321,7 @@ class SQLiteStore(Store):
         with self._guard("get_block"):
             block = self._block(cid)
             if block is not None and hashlib.sha256(block).digest() != cid.digest:
-                raise _corrupt("block %s does not hash to its CID" % cid)
+                raise corrupt("block %s does not hash to its CID" % cid)
             return block
 
     def entries_by_keys(self, log_id: str, keys: Iterable[Key]) -> list[Entry]:
@@ -460,13 +336,13 @@ class SQLiteStore(Store):
                 ).fetchone()
                 if row is None:
                     continue
-                cid = _cid(row[0])
+                cid = cid_col(row[0])
                 try:
                     entry = decode_entry(row[1])
                 except NodeError as exc:
-                    raise _corrupt("block %s does not decode: %s" % (cid, exc)) from exc
+                    raise corrupt("block %s does not decode: %s" % (cid, exc)) from exc
                 if entry.cid != cid or entry.clock_time != clock_time:
-                    raise _corrupt("block %s does not match its index row" % cid)
+                    raise corrupt("block %s does not match its index row" % cid)
                 found.append(entry)
             return found
 
@@ -514,7 +390,7 @@ class SQLiteStore(Store):
         rows = self._db().execute(
             "SELECT cid FROM entries WHERE log = ? AND refs = 0 ORDER BY cid", (record.row,)
         )
-        return [_cid(cid) for (cid,) in rows]
+        return [cid_col(cid) for (cid,) in rows]
 
     def _find(self, cid: CID, query: str) -> tuple[object, ...] | None:
         """The row of `query` (one of the _BY_ROW statements: the stored CID, then columns, of
@@ -538,7 +414,7 @@ class SQLiteStore(Store):
         if found is None:
             return None
         if not isinstance(found[1], bytes):
-            raise _corrupt("block %s is %s" % (cid, type(found[1]).__name__))
+            raise corrupt("block %s is %s" % (cid, type(found[1]).__name__))
         return found[1]
 
     def _link(self, log: int, parent: CID, delta: int) -> None:
@@ -577,7 +453,7 @@ class SQLiteStore(Store):
             "SELECT count FROM unresolved WHERE log = ? AND parent = ?", (record.row, cid)
         ).fetchone()
         if waiting is not None:
-            refs = _int(waiting[0], "unresolved count")
+            refs = int_col(waiting[0], "unresolved count")
             conn.execute("DELETE FROM unresolved WHERE log = ? AND parent = ?", (record.row, cid))
         row = conn.execute(
             "INSERT INTO entries (cid, log, clock_time, digest, size, stored_at, refs)"
@@ -599,27 +475,28 @@ class SQLiteStore(Store):
         record.entry_count += 1
         record.byte_count += size
         self._bytes += size
+        self._window_bytes += size
         self._dirty_logs.add(record.row)
 
     def _delete(self, cid: CID) -> None:
         conn = self._db()
         found = self._find(cid, _ENTRY_BY_ROW)
         if found is None:
-            raise _corrupt("entry %s vanished" % cid)
+            raise corrupt("entry %s vanished" % cid)
         _binary, row, log, clock_time, digest, size, refs = found
-        record = self._by_row.get(_int(log, "log id"))
+        record = self._by_row.get(int_col(log, "log id"))
         if record is None:
-            raise _corrupt("entry %s of unknown log %r" % (cid, log))
+            raise corrupt("entry %s of unknown log %r" % (cid, log))
         assert isinstance(row, int) and isinstance(clock_time, int) and isinstance(digest, bytes)
-        size = _int(size, "entry size")
+        size = int_col(size, "entry size")
         parents = [p for (p,) in conn.execute("SELECT parent FROM links WHERE child = ?", (row,))]
         conn.execute("DELETE FROM links WHERE child = ?", (row,))
         conn.execute("DELETE FROM entries WHERE id = ?", (row,))
         conn.execute("DELETE FROM blocks WHERE id = ?", (row,))
         self._cids.remove(digest_prefix(digest), row)
         for parent in parents:
-            self._link(record.row, _cid(parent), -1)
-        if _int(refs, "refs"):
+            self._link(record.row, cid_col(parent), -1)
+        if int_col(refs, "refs"):
             # Its stored children still name it: it is not a head should it come back.
             conn.execute(
                 "INSERT INTO unresolved (log, parent, count) VALUES (?, ?, ?)",
@@ -651,15 +528,39 @@ class SQLiteStore(Store):
         )
         try:
             for cid, size in cursor:
-                yield Candidate(_cid(cid), _int(size, "entry size"))
+                yield Candidate(cid_col(cid), int_col(size, "entry size"))
         finally:
             cursor.close()
+
+    def _over_quota(self, record: LogRecord, key: Key, size: int) -> str:
+        why = super()._over_quota(record, key, size)
+        if why:  # the operator hears of each log over its quota once a day
+            self._quota_log.say(
+                record.log_id,
+                "log %s is over its quota: %s; older entries are refused" % (record.log_id, why),
+            )
+        return why
+
+    def _missing_parents(self, record: LogRecord) -> list[CID]:
+        rows = self._db().execute("SELECT parent FROM unresolved WHERE log = ?", (record.row,))
+        return [cid_col(parent) for (parent,) in rows]
+
+    def _entry_at(self, record: LogRecord, key: Key) -> Candidate | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT cid, size FROM entries WHERE log = ? AND clock_time = ? AND digest = ?",
+                (record.row, key[0], key[1]),
+            )
+            .fetchone()
+        )
+        return None if row is None else Candidate(cid_col(row[0]), int_col(row[1], "entry size"))
 
     def _stored_before(self, cutoff: int) -> list[tuple[CID, int]]:
         rows = self._db().execute(
             "SELECT cid, size FROM entries WHERE stored_at <= ? ORDER BY cid", (cutoff,)
         )
-        return [(_cid(cid), _int(size, "entry size")) for cid, size in rows]
+        return [(cid_col(cid), int_col(size, "entry size")) for cid, size in rows]
 
     def _total_bytes(self) -> int:
         return self._bytes
@@ -693,3 +594,8 @@ class SQLiteStore(Store):
         conn.execute("COMMIT")  # synchronous=FULL: returns after the WAL is fsynced
         self._stat_deltas = {}
         self._dirty_logs = set()
+        self._window_bytes = 0
+        self._unsaved_logs = []
+
+    def _disk_room(self, size: int) -> str:
+        return self.space.room(self._window_bytes, size)

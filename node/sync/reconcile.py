@@ -129,12 +129,14 @@ class Reconciler:
     Args:
         logs: the KeySets, in the order both sides agreed on (the index is the wire name).
         initiator: True on the side that speaks first.
-        max_frame: maximum bytes per frame (>= 256; 4096 suits BLE).
+        max_frame: maximum bytes per frame we send (>= 256; 4096 suits BLE).
         split: buckets per split of a mismatched range.
         ids_threshold: a mismatched range with at most this many own items is answered by IDs.
         tail_ids: after the cuts, a tail of at most this many items is sent as IDs directly.
         id_prefix: bytes of each digest sent in an IDS list (4..32).
         max_turns: a peer that needs more turns than this is cut off (RemoteProtocolError).
+        max_receive_frame: maximum bytes per frame we accept (default: `max_frame`); the peer
+            sizes its frames from its own link, so this may be larger than `max_frame`.
     """
 
     def __init__(
@@ -147,12 +149,14 @@ class Reconciler:
         tail_ids: int = 256,
         id_prefix: int = 8,
         max_turns: int = 64,
+        max_receive_frame: "int | None" = None,
     ) -> None:
         if max_frame < MIN_FRAME or split < 2 or not 4 <= id_prefix <= 32 or ids_threshold < 1:
             raise LocalProtocolError("reconcile: bad parameters")
         self.logs = logs
         self.initiator = initiator
         self.max_frame = max_frame
+        self.max_receive_frame = max_frame if max_receive_frame is None else max_receive_frame
         self.split = split
         self.ids_threshold = ids_threshold
         self.tail_ids = tail_ids
@@ -273,7 +277,7 @@ class Reconciler:
     def _parse(self, frame: bytes) -> bool:
         if len(frame) < 2:
             raise _bad("frame shorter than its 2-byte header")
-        if len(frame) > self.max_frame:
+        if len(frame) > self.max_receive_frame:
             raise RemoteProtocolError("reconcile: frame larger than max_frame", "too-large")
         if frame[0] != VERSION:
             raise _bad("unknown version 0x%02x at offset 0" % frame[0])

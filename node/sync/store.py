@@ -10,9 +10,12 @@
 #   1. the log is not registered                  -> refused "unknown-log"
 #   2. the block is larger than max_entry_bytes   -> refused "too-large"
 #   3. the exact block is already stored          -> "duplicate" (not verified again)
-#   4. CID, key or signature does not check       -> refused, the verifier's reason ("integrity")
-#   5. no room even after eviction                -> refused "quota"
-#   6. otherwise                                  -> "stored" (evicting others first if needed)
+#   4. the disk has no room for it (SQLite store)  -> refused "disk-full"
+#   5. CID, key or signature does not check       -> refused, the verifier's reason ("integrity")
+#   6. an unpinned log over its quota, and the entry is not newer than what it keeps
+#                                                 -> refused "over-quota"
+#   7. no room even after eviction                -> refused "quota"
+#   8. otherwise                                  -> "stored" (evicting others first if needed)
 #
 # Refusals are counted in stats() ("refused.<reason>") and never reach the storage.
 #
@@ -22,32 +25,58 @@
 #
 # Space. Each log has a byte quota (its own or Limits.max_log_bytes), and all logs together share
 # Limits.max_total_bytes; bytes are block bytes. When a new entry does not fit, entries are evicted
-# in this order until it does: highest weight first, weight = age (now - stored_at, seconds) *
-# size (bytes), ties by (log id, lamport time, digest) ascending. Entries of unpinned logs go
-# before entries of pinned logs; an entry of an unpinned log never evicts a pinned log's entry; a
-# head of a pinned log is never evicted for space (only expiry removes it). For the per-log quota
-# only the log's own entries are candidates. An eviction is all or nothing: if the candidates
-# cannot free enough, nothing is evicted and the new entry is refused "quota".
+# until it does: highest weight first, weight = age (now - stored_at) * size, ties by (log id,
+# lamport time, digest). Unpinned logs' entries go first; an unpinned log's entry never evicts a
+# pinned log's; a pinned log's head is never evicted for space (only expiry removes it). An
+# eviction is all or nothing: if it cannot free enough, the new entry is refused "quota".
+# A log over its own quota: a pinned log evicts its own entries by weight; an unpinned one keeps
+# its newest (as the LXMF propagation node): it evicts its oldest by key down to the low-water
+# mark, and above that mark an entry older than all it holds is refused "over-quota", unwritten.
+# So nothing is stored only to be evicted by the same sync, and a sender that sends newest first
+# (node/app/peer.py does) costs the relay at most the quota in block writes, whatever the length.
 #
 # Expiry. expire(now) removes every entry whose age reached Limits.expiry_seconds, pinned or not
 # (the LXMF propagation node does the same after 30 days).
 #
 # Acknowledgement. put_entries makes entries visible at once (has, heads, keyset); commit() makes
 # everything put since the previous commit durable and returns the CIDs that may now be
-# acknowledged to peers (stored and duplicate outcomes, in submission order). MemoryStore holds
+# acknowledged to peers (stored and duplicate outcomes, in submission order). `generation` counts
+# the rollbacks of uncommitted work (a failed put or commit): whoever waits for a commit notes the
+# generation when it puts, and may acknowledge only if it has not changed (node/app/context.py
+# Committer). MemoryStore holds
 # nothing durable; its commit() only hands back that list. A subclass implements the storage
 # primitives (the methods starting with `_` below `# storage primitives`); the policy lives here
 # once, so the SQLite store and this one decide identically (tests/property/test_store_model.py).
 
 from node._compat import TYPE_CHECKING
-from node.errors import (
-    REASON_QUOTA,
-    REASON_TOO_LARGE,
-    LocalProtocolError,
-    RemoteProtocolError,
-)
+from node.errors import LocalProtocolError, RemoteProtocolError
 from node.sync.entry import verify_entry
 from node.sync.keyset import KeySet
+from node.sync.storetypes import (  # re-exported: the store's public names live here too
+    DEFAULT_EXPIRY_SECONDS,
+    DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_MAX_LOG_BYTES,
+    DEFAULT_MAX_TOTAL_BYTES,
+    DUPLICATE,
+    EVICT_HEADROOM,
+    REFUSED,
+    REFUSED_DISK_FULL,
+    REFUSED_OVER_QUOTA,
+    REFUSED_QUOTA,
+    REFUSED_TOO_LARGE,
+    REFUSED_UNKNOWN_LOG,
+    STORED,
+    Candidate,
+    Held,
+    Limits,
+    LogInfo,
+    LogRecord,
+    MemoryLog,
+    PutResult,
+    eviction_order,
+    positive_int,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -58,210 +87,31 @@ if TYPE_CHECKING:
 
     Verify = Callable[[bytes, bytes, bytes], bool]
 
-STORED = "stored"
-DUPLICATE = "duplicate"
-REFUSED = "refused"
 
-REFUSED_UNKNOWN_LOG = "unknown-log"
-REFUSED_TOO_LARGE = REASON_TOO_LARGE
-REFUSED_QUOTA = REASON_QUOTA
-
-DEFAULT_MAX_ENTRY_BYTES = 256 * 1024
-DEFAULT_MAX_LOG_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_TOTAL_BYTES = 512 * 1024 * 1024
-DEFAULT_EXPIRY_SECONDS = 30 * 24 * 3600
-# An unpinned log over its quota is evicted down to (1 - 1/EVICT_HEADROOM) of it when possible.
-EVICT_HEADROOM = 16
-
-
-def _positive_int(name: str, value: object) -> int:
-    if value is True or value is False or type(value) is not int or value <= 0:
-        raise LocalProtocolError("%s must be a positive int, got %r" % (name, value))
-    return value
-
-
-def seconds(now: "int | float") -> int:
-    """Whole seconds of a clock reading (both stores keep integer times, so they agree)."""
-    if now is True or now is False or not isinstance(now, (int, float)) or now < 0:
-        raise LocalProtocolError("now must be a non-negative number of seconds, got %r" % (now,))
-    return int(now)
-
-
-class Limits:
-    """Store limits; every value is configurable (bytes and seconds)."""
-
-    __slots__ = ("expiry_seconds", "max_entry_bytes", "max_log_bytes", "max_total_bytes")
-
-    def __init__(
-        self,
-        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
-        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
-        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
-        expiry_seconds: int = DEFAULT_EXPIRY_SECONDS,
-    ) -> None:
-        self.max_entry_bytes = _positive_int("max_entry_bytes", max_entry_bytes)
-        self.max_log_bytes = _positive_int("max_log_bytes", max_log_bytes)
-        self.max_total_bytes = _positive_int("max_total_bytes", max_total_bytes)
-        self.expiry_seconds = _positive_int("expiry_seconds", expiry_seconds)
-
-    def __repr__(self) -> str:
-        return "Limits(max_entry_bytes=%d, max_log_bytes=%d, max_total_bytes=%d, expiry=%ds)" % (
-            self.max_entry_bytes,
-            self.max_log_bytes,
-            self.max_total_bytes,
-            self.expiry_seconds,
-        )
-
-
-class PutResult:
-    """The outcome for one entry given to put_entries.
-
-    Attributes:
-        cid: the entry's CID.
-        status: STORED, DUPLICATE or REFUSED.
-        reason: for REFUSED, a short code ("unknown-log", "too-large", "integrity", "quota", ...).
-        detail: for REFUSED, what was wrong, for logs.
-    """
-
-    __slots__ = ("cid", "detail", "reason", "status")
-
-    def __init__(self, cid: "CID", status: str, reason: str = "", detail: str = "") -> None:
-        self.cid = cid
-        self.status = status
-        self.reason = reason
-        self.detail = detail
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, PutResult)
-            and self.cid == other.cid
-            and self.status == other.status
-            and self.reason == other.reason
-        )
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    def __hash__(self) -> int:
-        return hash((self.cid, self.status, self.reason))
-
-    def __repr__(self) -> str:
-        if self.status == REFUSED:
-            return "PutResult(%s, refused %s: %s)" % (self.cid, self.reason, self.detail)
-        return "PutResult(%s, %s)" % (self.cid, self.status)
-
-
-class LogInfo:
-    """A snapshot of one log's metadata (log_info). `address` is the log id."""
-
-    __slots__ = ("byte_count", "entry_count", "heads", "log_id", "pinned", "quota", "sign_pub")
-
-    def __init__(
-        self,
-        log_id: str,
-        sign_pub: bytes,
-        pinned: bool,
-        quota: "int | None",
-        entry_count: int,
-        byte_count: int,
-        heads: "list[CID]",
-    ) -> None:
-        self.log_id = log_id
-        self.sign_pub = sign_pub
-        self.pinned = pinned
-        self.quota = quota
-        self.entry_count = entry_count
-        self.byte_count = byte_count
-        self.heads = heads
-
-    @property
-    def address(self) -> str:
-        """The orbit-db store address, which ipfs-log uses as the log id."""
-        return self.log_id
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LogInfo) and (
-            self.log_id,
-            self.sign_pub,
-            self.pinned,
-            self.quota,
-            self.entry_count,
-            self.byte_count,
-            self.heads,
-        ) == (
-            other.log_id,
-            other.sign_pub,
-            other.pinned,
-            other.quota,
-            other.entry_count,
-            other.byte_count,
-            other.heads,
-        )
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    def __repr__(self) -> str:
-        return "LogInfo(%s, pinned=%r, entries=%d, bytes=%d, heads=%d)" % (
-            self.log_id,
-            self.pinned,
-            self.entry_count,
-            self.byte_count,
-            len(self.heads),
-        )
-
-
-class LogRecord:
-    """A store's own mutable record of one log (internal to store implementations)."""
-
-    __slots__ = (
-        "byte_count",
-        "entry_count",
-        "keyset",
-        "log_id",
-        "pinned",
-        "quota",
-        "row",
-        "sign_pub",
-    )
-
-    def __init__(
-        self,
-        log_id: str,
-        sign_pub: bytes,
-        pinned: bool,
-        quota: "int | None",
-        keyset: KeySet,
-        row: int = 0,
-    ) -> None:
-        self.log_id = log_id
-        self.sign_pub = sign_pub
-        self.pinned = pinned
-        self.quota = quota
-        self.keyset = keyset
-        self.row = row  # the database's id for the log; unused in memory
-        self.entry_count = 0
-        self.byte_count = 0
-
-
-class Candidate:
-    """An entry the eviction policy may remove (internal to store implementations)."""
-
-    __slots__ = ("cid", "size")
-
-    def __init__(self, cid: "CID", size: int) -> None:
-        self.cid = cid
-        self.size = size
-
-
-def eviction_order(
-    pinned: bool, now: int, stored_at: int, size: int, log_id: str, time: int, digest: bytes
-) -> "tuple[bool, int, str, int, bytes]":
-    """Sort key of an eviction candidate: unpinned first, then highest age * size, then key."""
-    age = now - stored_at
-    if age < 0:
-        age = 0
-    return (pinned, -(age * size), log_id, time, digest)
+__all__ = [
+    "DEFAULT_EXPIRY_SECONDS",
+    "DEFAULT_MAX_ENTRY_BYTES",
+    "DEFAULT_MAX_LOG_BYTES",
+    "DEFAULT_MAX_TOTAL_BYTES",
+    "DUPLICATE",
+    "EVICT_HEADROOM",
+    "REFUSED",
+    "REFUSED_DISK_FULL",
+    "REFUSED_OVER_QUOTA",
+    "REFUSED_QUOTA",
+    "REFUSED_TOO_LARGE",
+    "REFUSED_UNKNOWN_LOG",
+    "STORED",
+    "Candidate",
+    "Limits",
+    "LogInfo",
+    "LogRecord",
+    "MemoryStore",
+    "PutResult",
+    "Store",
+    "eviction_order",
+    "seconds",
+]
 
 
 class Store:
@@ -282,6 +132,9 @@ class Store:
         self.limits = limits if limits is not None else Limits()
         self._acks: list[CID] = []
         self._ack_set: set[CID] = set()
+        # Bumped whenever uncommitted work is rolled back: what was put under an older
+        # generation is gone and must never be acknowledged.
+        self.generation = 0
 
     # ---- logs ---------------------------------------------------------------------------------
 
@@ -300,7 +153,7 @@ class Store:
         if pinned is not True and pinned is not False:
             raise LocalProtocolError("pinned must be a bool")
         if quota is not None:
-            _positive_int("quota", quota)
+            positive_int("quota", quota)
         record = self._log(log_id)
         if record is None:
             self._new_log(log_id, sign_pub, pinned, quota)
@@ -349,6 +202,24 @@ class Store:
         """The log's live KeySet of (lamport time, digest); kept in step by the store. Read only."""
         return self._known_log(log_id).keyset
 
+    def missing_parents(self, log_id: str) -> "list[CID]":
+        """CIDs that stored entries of the log name in `next` but that the log does not hold
+        (not synced yet, or evicted/expired: a hole), sorted."""
+        return sorted(self._missing_parents(self._known_log(log_id)))
+
+    def hole(self, log_id: str) -> str:
+        """What a reader of the log must be told when the log has a hole, or "" when it has none.
+
+        A member calls this after reading a log (node/member: where it reads a group's logs) and
+        shows the text instead of skipping silently."""
+        missing = self.missing_parents(log_id)
+        record = self._known_log(log_id)
+        if not missing or not len(record.keyset):
+            return ""
+        return "entries before lamport time %d are no longer held by any relay you reached" % (
+            record.keyset.key_at(0)[0]
+        ) + " (%d missing, named by the log)" % len(missing)
+
     def _known_log(self, log_id: str) -> LogRecord:
         record = self._log(log_id)
         if record is None:
@@ -382,6 +253,12 @@ class Store:
             self._count("duplicate", 1)
             self._acknowledge_later(cid)
             return PutResult(cid, DUPLICATE)
+        no_room = self._disk_room(size)
+        if no_room:
+            return self._refuse(cid, REFUSED_DISK_FULL, no_room)
+        over = self._over_quota(record, (entry.clock_time, cid.digest), size)
+        if over:
+            return self._refuse(cid, REFUSED_OVER_QUOTA, over)
         try:
             verify_entry(entry, self.verify, record.sign_pub, self._verified_identities)
         except RemoteProtocolError as exc:
@@ -408,6 +285,35 @@ class Store:
             self._ack_set.add(cid)
             self._acks.append(cid)
 
+    def quota_of(self, record: LogRecord) -> int:
+        """The byte quota of a log: its own, or Limits.max_log_bytes."""
+        return record.quota if record.quota is not None else self.limits.max_log_bytes
+
+    def quota_of_log(self, log_id: str) -> int:
+        """The byte quota of a registered log (LocalProtocolError if unknown)."""
+        return self.quota_of(self._known_log(log_id))
+
+    def _over_quota(self, record: LogRecord, key: "Key", size: int) -> str:
+        """Why an unpinned log keeps none of this entry (it is not among its newest), or ""."""
+        quota = self.quota_of(record)
+        if record.pinned or not len(record.keyset) or key > record.keyset.key_at(0):
+            return ""  # newer than the oldest it holds: the oldest make room if needed
+        if record.byte_count + size <= quota - quota // EVICT_HEADROOM:
+            return ""  # room below the low-water mark: an older entry is welcome
+        return "relay keeps the newest %d entries (%d bytes) of this log: quota %d bytes" % (
+            record.entry_count,
+            record.byte_count,
+            self.quota_of(record),
+        )
+
+    def _oldest(self, record: LogRecord) -> "Iterator[Candidate]":
+        keyset = record.keyset
+        for index in range(len(keyset)):
+            key = keyset.key_at(index)
+            found = self._entry_at(record, key)
+            if found is not None:
+                yield found
+
     def _plan_room(self, record: LogRecord, size: int, now: int) -> "list[Candidate] | None":
         """The entries to evict so `size` more bytes fit; None when impossible.
 
@@ -416,7 +322,7 @@ class Store:
         community log does not pay one eviction query per new entry. Pinned logs and the total
         limit evict only what is needed.
         """
-        quota = record.quota if record.quota is not None else self.limits.max_log_bytes
+        quota = self.quota_of(record)
         need_log = record.byte_count + size - quota
         need_total = self._total_bytes() + size - self.limits.max_total_bytes
         plan: list[Candidate] = []
@@ -426,7 +332,8 @@ class Store:
         freed = 0
         if need_log > 0:
             target = need_log if record.pinned else need_log + quota // EVICT_HEADROOM
-            for candidate in self._candidates(now, record, record.pinned):
+            found = self._candidates(now, record, True) if record.pinned else self._oldest(record)
+            for candidate in found:
                 plan.append(candidate)
                 chosen.add(candidate.cid)
                 freed += candidate.size
@@ -541,6 +448,13 @@ class Store:
         head."""
         raise LocalProtocolError("Store._candidates not implemented")
 
+    def _entry_at(self, record: LogRecord, key: "Key") -> "Candidate | None":
+        """The entry of `record`'s log with `key`, as an eviction candidate."""
+        raise LocalProtocolError("Store._entry_at not implemented")
+
+    def _missing_parents(self, record: LogRecord) -> "list[CID]":
+        raise LocalProtocolError("Store._missing_parents not implemented")
+
     def _stored_before(self, cutoff: int) -> "list[tuple[CID, int]]":
         """(cid, size) of every entry with stored_at <= cutoff."""
         raise LocalProtocolError("Store._stored_before not implemented")
@@ -557,29 +471,9 @@ class Store:
     def _make_durable(self) -> None:
         raise LocalProtocolError("Store._make_durable not implemented")
 
-
-class _Held:
-    """One entry in a MemoryStore."""
-
-    __slots__ = ("entry", "key", "log_id", "parents", "size", "stored_at")
-
-    def __init__(self, entry: "Entry", log_id: str, parents: "list[CID]", stored_at: int) -> None:
-        self.entry = entry
-        self.log_id = log_id
-        self.parents = parents
-        self.size = len(entry.block)
-        self.stored_at = stored_at
-        self.key = (entry.clock_time, entry.cid.digest)
-
-
-class _MemoryLog(LogRecord):
-    __slots__ = ("by_key", "heads", "referrers")
-
-    def __init__(self, log_id: str, sign_pub: bytes, pinned: bool, quota: "int | None") -> None:
-        super().__init__(log_id, sign_pub, pinned, quota, KeySet())
-        self.by_key: dict[Key, CID] = {}
-        self.heads: set[CID] = set()
-        self.referrers: dict[CID, int] = {}  # parent CID -> stored entries of this log naming it
+    def _disk_room(self, size: int) -> str:
+        """Why the medium cannot take `size` more bytes in this commit window, or "" if it can."""
+        return ""
 
 
 class MemoryStore(Store):
@@ -587,8 +481,8 @@ class MemoryStore(Store):
 
     def __init__(self, verify: "Verify", limits: "Limits | None" = None) -> None:
         super().__init__(verify, limits)
-        self._logs: dict[str, _MemoryLog] = {}
-        self._held: dict[CID, _Held] = {}
+        self._logs: dict[str, MemoryLog] = {}
+        self._held: dict[CID, Held] = {}
         self._bytes = 0
         self._stats: dict[str, int] = {}
 
@@ -610,7 +504,7 @@ class MemoryStore(Store):
         return list(self._logs)
 
     def _new_log(self, log_id: str, sign_pub: bytes, pinned: bool, quota: "int | None") -> None:
-        self._logs[log_id] = _MemoryLog(log_id, sign_pub, pinned, quota)
+        self._logs[log_id] = MemoryLog(log_id, sign_pub, pinned, quota)
 
     def _update_log(self, record: LogRecord) -> None:
         pass  # the record is the storage
@@ -625,7 +519,7 @@ class MemoryStore(Store):
     def _insert(self, entry: "Entry", record: LogRecord, now: int) -> None:
         log = self._logs[record.log_id]
         parents = sorted(set(entry.next))
-        held = _Held(entry, log.log_id, parents, now)
+        held = Held(entry, log.log_id, parents, now)
         cid = entry.cid
         self._held[cid] = held
         log.by_key[held.key] = cid
@@ -674,6 +568,18 @@ class MemoryStore(Store):
         ranked.sort(key=lambda item: item[0])
         for _order, cid in ranked:
             yield Candidate(cid, self._held[cid].size)
+
+    def _missing_parents(self, record: LogRecord) -> "list[CID]":
+        held = self._held
+        return [
+            parent
+            for parent in self._logs[record.log_id].referrers
+            if parent not in held or held[parent].log_id != record.log_id
+        ]
+
+    def _entry_at(self, record: LogRecord, key: "Key") -> "Candidate | None":
+        cid = self._logs[record.log_id].by_key.get(key)
+        return None if cid is None else Candidate(cid, self._held[cid].size)
 
     def _stored_before(self, cutoff: int) -> "list[tuple[CID, int]]":
         found = [(cid, held.size) for cid, held in self._held.items() if held.stored_at <= cutoff]

@@ -295,6 +295,8 @@ class StopsReading:
     def __init__(self, link: TcpLink) -> None:
         self.link = link
         self.label = link.label
+        self.kind = link.kind
+        self.frame_hint = link.frame_hint
         self.stopped = asyncio.Event()
 
     async def recv(self) -> bytes | None:

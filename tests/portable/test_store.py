@@ -13,6 +13,7 @@ from node.sync.entry import create_entry, decode_entry
 from node.sync.store import (
     DUPLICATE,
     REFUSED,
+    REFUSED_OVER_QUOTA,
     STORED,
     Limits,
     MemoryStore,
@@ -350,3 +351,32 @@ class TestLogLookups(TestCase):
         self.assertEqual(store.log_count(), 2)
         self.assertEqual(store.sign_pub_of(LOG_B), PUB_B)
         self.assertIsNone(store.sign_pub_of(LOG_C))
+
+
+class TestOverQuotaAndHoles(TestCase):
+    def test_an_unpinned_log_keeps_its_newest_and_a_reader_is_told_of_the_hole(self):
+        chain = [make(LOG_A, PUB_A, 1, payload="p" * 400)]
+        for time in range(2, 11):
+            chain.append(make(LOG_A, PUB_A, time, [chain[-1]], payload="p" * 400))
+        size = len(chain[0].block)
+        store = new_store()
+        store.add_log(LOG_A, PUB_A, quota=4 * size + size // 2)
+        self.assertEqual(store.hole(LOG_A), "")
+        # Newest first, as a sender does: four fit, every older one is refused unwritten.
+        results = store.put_entries(list(reversed(chain)), 10)
+        self.assertEqual(statuses(results[:4]), [(STORED, "")] * 4)
+        self.assertEqual([r.reason for r in results[4:]], [REFUSED_OVER_QUOTA] * 6)
+        self.assertIn("relay keeps the newest 4 entries", results[4].detail)
+        self.assertEqual(store.stats().get("evicted", 0), 0)
+        self.assertEqual(store.missing_parents(LOG_A), [chain[5].cid])
+        self.assertTrue(
+            store.hole(LOG_A).startswith(
+                "entries before lamport time 7 are no longer held by any relay you reached"
+            )
+        )
+        # A newer entry evicts the oldest by key (not by age x size), and the hole moves.
+        newer = make(LOG_A, PUB_A, 11, [chain[-1]], payload="p" * 400)
+        self.assertEqual(statuses(store.put_entries([newer], 20)), [(STORED, "")])
+        self.assertFalse(store.has(chain[6].cid))
+        self.assertTrue(store.has(chain[7].cid))
+        self.assertEqual(store.missing_parents(LOG_A), [chain[6].cid])

@@ -127,6 +127,8 @@ class StoreContract(RuleBasedStateMachine):
             assert [e.cid for e in real.entries_by_keys(log_id, keys)] == [
                 e.cid for e in model.entries_by_keys(log_id, keys)
             ]
+            assert real.missing_parents(log_id) == model.missing_parents(log_id)
+            assert real.hole(log_id) == model.hole(log_id)
         for cid in CIDS:
             assert real.get_block(cid) == model.get_block(cid)
             assert real.has(cid) == model.has(cid)

@@ -1,0 +1,266 @@
+"""The SQLite store's schema: DDL, migrations, opening pragmas, and row checks (L1).
+
+Split out of node/store/sqlite.py (see its docstring for the schema and why it has this shape).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
+
+from node.errors import NodeError, StoreError
+from node.store.cidindex import CidIndex, digest_prefix
+from node.sync.cid import CID
+from node.sync.keyset import KeySet
+from node.sync.storetypes import LogRecord
+
+APPLICATION_ID = 0x57535431  # "WST1"
+DAMAGED = (
+    ": the file is damaged; stop the daemon, move the file aside and start again with an empty"
+    " store (peers send their entries again), or restore a backup"
+)
+MAX_INT64 = (1 << 63) - 1
+
+Key = tuple[int, bytes]
+
+
+def _create_v1(conn: sqlite3.Connection) -> None:
+    for statement in (
+        """CREATE TABLE logs (
+            id INTEGER PRIMARY KEY,
+            log_id TEXT NOT NULL UNIQUE,
+            sign_pub BLOB NOT NULL,
+            pinned INTEGER NOT NULL,
+            quota INTEGER,
+            entry_count INTEGER NOT NULL DEFAULT 0,
+            byte_count INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE entries (
+            id INTEGER PRIMARY KEY,
+            cid BLOB NOT NULL UNIQUE,
+            log INTEGER NOT NULL,
+            clock_time INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL)""",
+        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
+        "CREATE INDEX entries_by_age ON entries (stored_at)",
+        "CREATE TABLE blocks (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+        """CREATE TABLE links (
+            log INTEGER NOT NULL, parent BLOB NOT NULL, child INTEGER NOT NULL,
+            PRIMARY KEY (log, parent, child)) WITHOUT ROWID""",
+        "CREATE INDEX links_by_child ON links (child)",
+        """CREATE TABLE heads (
+            log INTEGER NOT NULL, entry INTEGER NOT NULL,
+            PRIMARY KEY (log, entry)) WITHOUT ROWID""",
+        """CREATE TABLE stats (
+            name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
+    ):
+        conn.execute(statement)
+
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: no random-key B-tree is written per entry (see the module docstring).
+
+    `entries` is rebuilt without the UNIQUE CID index and with `refs`, the number of stored
+    entries of its log naming it in `next` (filled from the v1 links); `links` is re-keyed by
+    child; links to parents not stored in the child's log become `unresolved` counts; the
+    `heads` table becomes a partial index on refs = 0.
+    """
+    for statement in (
+        """CREATE TABLE entries_v2 (
+            id INTEGER PRIMARY KEY,
+            cid BLOB NOT NULL,
+            log INTEGER NOT NULL,
+            clock_time INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL,
+            refs INTEGER NOT NULL DEFAULT 0)""",
+        """INSERT INTO entries_v2 (id, cid, log, clock_time, digest, size, stored_at, refs)
+            SELECT e.id, e.cid, e.log, e.clock_time, e.digest, e.size, e.stored_at,
+                   (SELECT count(*) FROM links l WHERE l.log = e.log AND l.parent = e.cid)
+            FROM entries e ORDER BY e.id""",
+        """CREATE TABLE unresolved (
+            log INTEGER NOT NULL, parent BLOB NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY (log, parent)) WITHOUT ROWID""",
+        """INSERT INTO unresolved (log, parent, count)
+            SELECT l.log, l.parent, count(*) FROM links l
+            WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.cid = l.parent AND e.log = l.log)
+            GROUP BY l.log, l.parent""",
+        """CREATE TABLE links_v2 (
+            child INTEGER NOT NULL, parent BLOB NOT NULL,
+            PRIMARY KEY (child, parent)) WITHOUT ROWID""",
+        "INSERT INTO links_v2 (child, parent) SELECT child, parent FROM links ORDER BY child",
+        "DROP TABLE links",
+        "DROP TABLE heads",
+        "DROP TABLE entries",
+        "ALTER TABLE entries_v2 RENAME TO entries",
+        "ALTER TABLE links_v2 RENAME TO links",
+        "CREATE UNIQUE INDEX entries_by_key ON entries (log, clock_time, digest)",
+        "CREATE INDEX entries_by_age ON entries (stored_at)",
+        "CREATE INDEX entries_heads ON entries (log) WHERE refs = 0",
+    ):
+        conn.execute(statement)
+
+
+# Migration i (0-based) takes the schema from version i to version i + 1. A new database runs
+# them all (the v1 tables are empty when v2 converts them).
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v1_to_v2]
+
+
+def corrupt(what: str) -> StoreError:
+    return StoreError("store database is corrupt or not ours: " + what)
+
+
+def int_col(value: object, what: str, low: int = 0, high: int = MAX_INT64) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise corrupt("%s is %r" % (what, value))
+    return value
+
+
+def cid_col(value: object) -> CID:
+    if not isinstance(value, bytes):
+        raise corrupt("a CID column holds %s" % type(value).__name__)
+    try:
+        return CID.from_bytes(value)
+    except NodeError as exc:
+        raise corrupt("bad CID %s: %s" % (value.hex(), exc)) from exc
+
+
+def bulk_keyset(keys: Iterable[Key], log_id: str) -> KeySet:
+    try:
+        return KeySet.from_sorted(keys)
+    except NodeError as exc:
+        raise corrupt("keys of log %s: %s" % (log_id, exc)) from exc
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """WAL, synchronous=FULL, an exclusive lock (see node/store/sqlite.py)."""
+    # Exclusive before WAL: no shared-memory index, and a second process gets "locked".
+    conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        raise StoreError("store database refused WAL mode (got %r)" % (mode,))
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+
+
+def migrate(
+    conn: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]]
+) -> None:
+    """Bring the schema to len(migrations), one transaction per step; refuse what is not ours."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id not in (0, APPLICATION_ID):
+        raise StoreError("not a Waystation store: application_id 0x%08x" % app_id)
+    if version > len(migrations):
+        raise StoreError(
+            "store schema version %d is newer than this program's %d; refusing to open"
+            % (version, len(migrations))
+        )
+    if version == 0:
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables:
+            raise StoreError("not a Waystation store: schema version 0 with %d objects" % tables)
+    elif app_id != APPLICATION_ID:
+        raise StoreError("not a Waystation store: application_id 0")
+    while version < len(migrations):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migrations[version](conn)
+            version += 1
+            conn.execute("PRAGMA user_version = %d" % version)
+            conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class Caches:
+    """What SQLiteStore keeps in memory, as loaded from the database."""
+
+    def __init__(
+        self,
+        logs: dict[str, LogRecord],
+        by_row: dict[int, LogRecord],
+        total_bytes: int,
+        cids: CidIndex,
+        stats: dict[str, int],
+    ) -> None:
+        self.logs = logs
+        self.by_row = by_row
+        self.total_bytes = total_bytes
+        self.cids = cids
+        self.stats = stats
+
+
+def load_caches(conn: sqlite3.Connection) -> Caches:
+    """The store's caches built from the database (at open and after a rollback)."""
+    logs: dict[str, LogRecord] = {}
+    by_row: dict[int, LogRecord] = {}
+    for row, log_id, sign_pub, pinned, quota in conn.execute(
+        "SELECT id, log_id, sign_pub, pinned, quota FROM logs"
+    ):
+        if not isinstance(log_id, str) or not log_id:
+            raise corrupt("log %r has a bad id" % (row,))
+        if not isinstance(sign_pub, bytes) or len(sign_pub) != 32:
+            raise corrupt("log %s has a bad sign_pub" % log_id)
+        if pinned not in (0, 1):
+            raise corrupt("log %s has pinned=%r" % (log_id, pinned))
+        if quota is not None:
+            int_col(quota, "quota of " + log_id, 1)
+        record = LogRecord(log_id, sign_pub, pinned == 1, quota, KeySet(), int_col(row, "log id"))
+        logs[log_id] = record
+        by_row[record.row] = record
+    # Stream rows into the caches: no per-entry list is kept while loading (memory drawn at
+    # load time stays with the process, so the peak is what the daemon's RSS shows).
+    total = [0]
+
+    def log_keys(record: LogRecord, rows: Iterator[tuple[object, ...]]) -> Iterator[Key]:
+        for _row, _log, clock_time, digest, size, refs in rows:
+            if not isinstance(digest, bytes) or len(digest) != 32:
+                raise corrupt("an entry of %s has a bad digest" % record.log_id)
+            int_col(refs, "refs")
+            entry_size = int_col(size, "entry size")
+            record.entry_count += 1
+            record.byte_count += entry_size
+            total[0] += entry_size
+            yield (int_col(clock_time, "clock_time"), digest)
+
+    cursor = conn.execute(
+        "SELECT id, log, clock_time, digest, size, refs FROM entries"
+        " ORDER BY log, clock_time, digest"
+    )
+    for log, rows in groupby(cursor, key=lambda r: r[1]):
+        owner = by_row.get(log) if isinstance(log, int) else None
+        if owner is None:
+            raise corrupt("entries of unknown log %r" % (log,))
+        owner.keyset = bulk_keyset(log_keys(owner, rows), owner.log_id)
+
+    def cid_pairs() -> Iterator[tuple[int, int]]:
+        for digest, row in conn.execute("SELECT digest, id FROM entries ORDER BY digest"):
+            if not isinstance(digest, bytes) or len(digest) != 32:
+                raise corrupt("an entry has a bad digest")
+            yield digest_prefix(digest), int_col(row, "entry id")
+
+    try:
+        cids = CidIndex.from_sorted(cid_pairs())
+    except ValueError as exc:
+        raise corrupt(str(exc)) from None
+    stats: dict[str, int] = {}
+    for name, value in conn.execute("SELECT name, value FROM stats"):
+        if not isinstance(name, str):
+            raise corrupt("a counter has name %r" % (name,))
+        stats[name] = int_col(value, "counter " + name)
+    return Caches(logs, by_row, total[0], cids, stats)
+
+
+def check_integrity(conn: sqlite3.Connection, path: object) -> None:
+    """`PRAGMA quick_check`; StoreError (one line: the file, what SQLite found, what to do)."""
+    found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+    if found != ["ok"]:
+        raise StoreError(
+            "store %s failed its integrity check (%s)%s" % (path, "; ".join(found)[:300], DAMAGED)
+        )
