@@ -169,8 +169,11 @@ class Probe:
         elif event == S.DEADLINE_PASSED:
             self.now += LATE
             session.handle_timer(self.now)
-        elif event == S.KEEPALIVE_DUE and session.state == S.OPEN:
-            # the real timer: nothing sent for keepalive_interval, the peer not yet silent too long
+        elif event == S.KEEPALIVE_DUE and session.state == S.OPEN and self.peer is not None:
+            # the real timer: the peer's own keepalive (an empty Ack: no event) keeps it from
+            # being silent too long; then we have sent nothing for keepalive_interval
+            self.peer.now = now
+            self.peer.send(Ack(0, 0, 0))
             self.now += LIMITS.keepalive_interval
             session.handle_timer(self.now)
         elif event in S.INTERNAL_INPUTS:
