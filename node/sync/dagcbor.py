@@ -149,57 +149,52 @@ def _fail(what: str, offset: int) -> RemoteProtocolError:
     return RemoteProtocolError("DAG-CBOR: %s at offset %d" % (what, offset))
 
 
-def _read_arg(data: bytes, pos: int, info: int, start: int) -> "tuple[int, int]":
-    """Argument for additional info `info` (>= 24) read at `pos`; `start` is the item offset."""
-    if info == 24:
-        if pos + 1 > len(data):
-            raise _fail("truncated 1-byte argument", start)
-        arg = data[pos]
-        if arg < 24:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 1
-    if info == 25:
-        if pos + 2 > len(data):
-            raise _fail("truncated 2-byte argument", start)
-        arg = struct.unpack_from(">H", data, pos)[0]
-        if arg < 0x100:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 2
-    if info == 26:
-        if pos + 4 > len(data):
-            raise _fail("truncated 4-byte argument", start)
-        arg = struct.unpack_from(">I", data, pos)[0]
-        if arg < 0x10000:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 4
-    if info == 27:
-        if pos + 8 > len(data):
-            raise _fail("truncated 8-byte argument", start)
-        arg = struct.unpack_from(">Q", data, pos)[0]
-        if arg < 0x100000000:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 8
-    if info == 31:
-        raise _fail("indefinite length", start)
-    raise _fail("reserved additional info %d" % info, start)
-
-
 def read_head(data: bytes, pos: int) -> "tuple[int, int, int]":
     """The one CBOR head parser: (major type, argument, offset past the head) of the item at `pos`.
 
     For major type 7 the argument is the additional info itself (the caller decides what it
-    accepts). The entry fast path (entry.py) reads its heads with this too.
+    accepts). The decoder and the entry fast path (entry_fields.py) read every head with this.
 
     Raises:
         RemoteProtocolError: truncated, non-shortest, indefinite or reserved argument.
         IndexError: `pos` is past the end of `data`.
     """
     initial = data[pos]
+    major = initial >> 5
     info = initial & 31
-    if info < 24 or initial >> 5 == 7:
-        return initial >> 5, info, pos + 1
-    arg, end = _read_arg(data, pos + 1, info, pos)
-    return initial >> 5, arg, end
+    if info < 24 or major == 7:
+        return major, info, pos + 1
+    if info == 24:
+        if pos + 2 > len(data):
+            raise _fail("truncated 1-byte argument", pos)
+        arg = data[pos + 1]
+        if arg < 24:
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 2
+    if info == 25:
+        if pos + 3 > len(data):
+            raise _fail("truncated 2-byte argument", pos)
+        arg = (data[pos + 1] << 8) | data[pos + 2]
+        if arg < 0x100:
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 3
+    if info == 26:
+        if pos + 5 > len(data):
+            raise _fail("truncated 4-byte argument", pos)
+        arg = struct.unpack_from(">I", data, pos + 1)[0]
+        if arg < 0x10000:
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 5
+    if info == 27:
+        if pos + 9 > len(data):
+            raise _fail("truncated 8-byte argument", pos)
+        arg = struct.unpack_from(">Q", data, pos + 1)[0]
+        if arg < 0x100000000:
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 9
+    if info == 31:
+        raise _fail("indefinite length", pos)
+    raise _fail("reserved additional info %d" % info, pos)
 
 
 def _decode_text(data: bytes, pos: int, end: int, start: int) -> str:
@@ -248,7 +243,7 @@ def _decode_item(
             raise _fail("unexpected break (indefinite lengths are not allowed)", start)
         raise _fail("simple value 0x%02x is not allowed" % initial, start)
     if info >= 24:
-        arg, pos = _read_arg(data, pos, info, start)
+        major, arg, pos = read_head(data, start)
     else:
         arg = info
     if major == 0:

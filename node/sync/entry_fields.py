@@ -185,7 +185,9 @@ def _expect(block: bytes, pos: int, expected: bytes) -> int:
 
 
 def _fast_head(block: bytes, pos: int, major: int) -> "tuple[int, int]":
-    """(argument, offset past the head) of an item of type `major`, else not the fast path."""
+    """(argument, offset past the head) of an item of type `major`, else not the fast path.
+
+    """
     found, arg, pos = dagcbor.read_head(block, pos)
     if found != major:
         raise NotFastPathError
@@ -193,7 +195,12 @@ def _fast_head(block: bytes, pos: int, major: int) -> "tuple[int, int]":
 
 
 def _fast_text(block: bytes, pos: int) -> "tuple[str, int]":
-    n, pos = _fast_head(block, pos, 3)
+    head = block[pos]
+    if 0x60 <= head <= 0x77:  # text shorter than 24 bytes: the head is its length
+        n = head - 0x60
+        pos += 1
+    else:
+        n, pos = _fast_head(block, pos, 3)
     end = pos + n
     if end > len(block):
         raise NotFastPathError
