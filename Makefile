@@ -1,23 +1,36 @@
-# The two commands a person needs: `make run` and `make test`. Both install what they need first.
+# The two commands a person needs: `make run` and `make test`. Both install what they need first:
+# `make run` only what running needs (Debian packages in tools/debian-packages-run.txt, the
+# package and its runtime dependencies); `make test` adds the development toolchain
+# (tools/debian-packages.txt, the `dev` extra). `make dist` builds the wheel that
+# docs/operations.md installs on a Debian or Raspberry Pi OS machine.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
+DIST ?= dist
 
-.PHONY: run test lint typecheck portable unit bench clean
+.PHONY: run test lint typecheck portable unit fuzz fuzz-smoke bench dist clean image image-test
 
-$(STAMP): pyproject.toml tools/bootstrap.sh tools/debian-packages.txt
-	sh tools/bootstrap.sh
+$(RUNTIME): pyproject.toml tools/bootstrap.sh tools/debian-packages-run.txt
+	sh tools/bootstrap.sh tools/debian-packages-run.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) tools/debian-packages.txt
+	sh tools/bootstrap.sh tools/debian-packages.txt
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/waystation run $(RUN_ARGS)
 
-test: lint typecheck portable unit
+test: lint typecheck portable unit fuzz-smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,8 +45,32 @@ portable: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# Coverage-guided fuzzing (atheris), every target FUZZ_SECONDS each, FUZZ_JOBS at a time; the
+# working corpus and any crash are kept in .fuzz/ (docs/security.md, "Fuzzing").
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --work .fuzz
+
+# The fuzz step of `make test`: every target for 2 s from the committed corpus (about a minute).
+fuzz-smoke: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --seconds 2 --jobs 2
+
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+# $(DIST) (dist/): the wheel, the systemd unit and the example configuration
+# (docs/operations.md, "Install as a service").
+dist: $(RUNTIME)
+	rm -rf $(DIST) build
+	$(BIN)/pip wheel -q --no-deps -w $(DIST) .
+	cp config/waystation.service config/waystation.toml $(DIST)/
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build
+
+# The Raspberry Pi image (needs root, binfmt_misc and Debian's archive; ~15 min the first time,
+# then the base is cached in build/cache) and its boot test under qemu-system-aarch64.
+image: $(STAMP)
+	bash images/raspberrypi/build.sh build/image
+
+image-test: image
+	$(BIN)/pytest -p no:cacheprovider tests/image

@@ -217,7 +217,9 @@ class PipeLink:
 
         Raises:
             LinkError: the pipe was cut, or this end is closed.
-            RemoteProtocolError: a fragment was lost, reordered or oversize (fragmenting).
+            RemoteProtocolError: a fragment stream no loss explains: an oversize frame or
+                fragment, or one with no frame bytes (fragmenting). A lost, repeated or
+                reordered fragment drops only its frame; the Reassembler counts it.
         """
         inc = self._in
         while True:
@@ -231,7 +233,8 @@ class PipeLink:
                 inc.room.set()
                 frame: bytes | None = unit
                 if inc.reassembler is not None:
-                    frame = inc.reassembler.receive_fragment(unit)
+                    now = asyncio.get_running_loop().time()
+                    frame = inc.reassembler.receive_fragment(unit, now)
                 if frame is None:
                     continue
                 self._depth_seen = max(self._depth_seen, depth)

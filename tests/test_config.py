@@ -67,7 +67,7 @@ def test_example_file_documents_every_key() -> None:
     for index, line in enumerate(lines):
         if "=" in line and not line.startswith("#"):
             assert lines[index - 1].startswith("#"), "undocumented key line %r" % line
-    assert len(schema_keys()) == 23
+    assert len(schema_keys()) == 30
 
 
 def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
@@ -142,6 +142,9 @@ BAD = [
     ('[node]\nname = "a\\nb"\n', "node.name", "control characters"),
     ('[node]\nname = "%s"\n' % ("n" * 65), "node.name", "at most 64"),
     ('[radio.ble]\nadapter = "hci0; rm"\n', "radio.ble.adapter", "letters, digits"),
+    ("[radio.ble]\nmax_mtu = 22\n", "radio.ble.max_mtu", "23"),
+    ("[radio.ble]\nadvertising_interval_ms = 5\n", "radio.ble.advertising_interval_ms", "20"),
+    ("[radio.ble]\ncentral_min_rssi = 3\n", "radio.ble.central_min_rssi", "-127"),
     ('[lan]\nlisten = "0.0.0.0"\n', "lan.listen", "expected HOST:PORT"),
     ('[lan]\nlisten = "0.0.0.0:65536"\n', "lan.listen", "0..65535"),
     ('[lan]\npeers = ["a:0"]\n', "lan.peers[0]", "1..65535"),

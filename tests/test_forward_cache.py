@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-import node.app.peer as peer
+import node.app.outbound as outbound
 from node.app.context import FRESH_OVERHEAD, ForwardCache, Fresh
 from node.sync.entry import Entry
 from node.sync.store import MemoryStore
@@ -121,7 +121,7 @@ def test_relay_pushes_from_the_cache_under_either_header(monkeypatch: pytest.Mon
         reused.append(out is item)
         return out
 
-    monkeypatch.setattr(peer, "forward_item", spy)
+    monkeypatch.setattr(outbound, "forward_item", spy)  # where pushes encode items
     store = CountingStore(SUITE.ed25519_verify)
 
     async def body() -> None:

@@ -6,11 +6,14 @@ entries and each log's sign_pub.
 """
 
 import base64
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from node.crypto._nacl import NaclSuite
 from node.crypto.address import MESSAGES_STORE, METADATA_STORE
@@ -65,7 +68,8 @@ def sync(client: MemberClient, relay: Store, now: float = T0) -> None:
 
 
 def bodies(client: MemberClient, group: str) -> list[str]:
-    return [m.body for m in client.read(group)]
+    """The readable messages' texts, in order."""
+    return [m.body for m in client.read(group) if not m.unreadable]
 
 
 @pytest.fixture
@@ -209,10 +213,12 @@ def test_process_is_idempotent_and_state_survives_restart(trio: tuple) -> None:
 
 
 def test_member_files_are_private(trio: tuple) -> None:
-    alice, _bob, group, _relay = trio
+    alice, _bob, _group, _relay = trio
     data = alice.data_dir
-    for path in (data / "account.json", data / "groups" / (group + ".json")):
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    files = list(data.glob("member.sqlite3*"))
+    assert data / "member.sqlite3" in files
+    for path in files:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
     assert not list(data.rglob("*.tmp"))
 
@@ -259,8 +265,10 @@ def test_garbage_envelope_signed_by_the_group_is_rejected_not_fatal(trio: tuple)
     sync(alice, relay, T0 + 7)
     copy(relay, bob.store)
     report = bob.process(T0 + 8)
-    assert report.rejected == 2
+    assert report.rejected == 2 and report.unreadable == 1
     assert bodies(bob, group) == ["after junk"]
+    junk = [m for m in bob.read(group) if m.unreadable]
+    assert len(junk) == 1 and "MessageEnvelope" in junk[0].body
 
 
 def test_relay_view_holds_no_plaintext_and_no_secret(trio: tuple) -> None:
@@ -352,3 +360,71 @@ def test_op_payload_round_trip_and_refusals() -> None:
     for bad in ("", "[]", '{"op":"DEL","value":""}', '{"op":"ADD","value":"!"}'):
         with pytest.raises(RemoteProtocolError):
             parse_op(bad)
+
+
+def test_append_plan_from_store_matches_the_whole_log_view(trio: tuple) -> None:
+    """The newest-entries view gives the same next, refs and clock as the whole log, with
+    concurrent branches (two writers that did not see each other) and more than 64 entries."""
+    from node.member.logio import append_plan_from_store
+    from node.sync.log import append_plan
+
+    alice, bob, group, relay = trio
+    for i in range(40):
+        alice.send(group, "a%d" % i, T0 + 10 + i)
+        bob.send(group, "b%d" % i, T0 + 10 + i)
+        if i % 9 == 0:
+            sync(alice, relay, T0 + 60 + i)
+            sync(bob, relay, T0 + 60 + i)
+    copy(bob.store, relay)
+    copy(relay, alice.store)  # alice now has two heads
+    for client in (alice, bob):
+        for address in (
+            client.groups[group].messages_address,
+            client.groups[group].metadata_address,
+        ):
+            whole = {e.cid: e for e in log_entries(client.store, address)}
+            assert append_plan_from_store(client.store, address) == append_plan(whole)
+            assert append_plan_from_store(client.store, address, 10_000)[2] == 10_001
+    assert len(alice.store.heads(alice.groups[group].messages_address)) == 2
+
+
+def test_parse_op_bounds_nesting_and_size() -> None:
+    from node.errors import RemoteProtocolError
+    from node.member.logio import MAX_PAYLOAD_CHARS
+
+    assert parse_op(op_payload(b"ok")) == b"ok"
+    for payload, why in (
+        ("[" * 994 + "]" * 994, "nested deeper"),
+        ('{"op":"ADD","value":"AA==","x":' + "[" * 5 + "]" * 5 + "}", "nested deeper"),
+        (" " * (MAX_PAYLOAD_CHARS + 1), "characters"),
+        ('{"op":"ADD","value":"[[[[[[[[[["}', "base64"),  # brackets inside a string: not nesting
+    ):
+        with pytest.raises(RemoteProtocolError, match=why):
+            parse_op(payload)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES, st.integers(min_value=0, max_value=8))
+def test_json_depth_scan_agrees_with_the_parsed_depth(value: object, limit: int) -> None:
+    """The scan that runs before json.loads counts what json.loads would recurse into, with
+    brackets, quotes and backslashes inside strings ignored."""
+    from node.member.store_files import json_depth_error
+
+    text = json.dumps(value)
+    assert (json_depth_error(text, limit) is None) == (_depth(value) <= limit)

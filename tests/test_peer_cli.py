@@ -159,3 +159,42 @@ def test_read_of_an_empty_group_prints_nothing(
     assert cid.startswith("bafy")
     out = ok(capsys, "read", "--data", str(data), "--json", "solo")
     assert json.loads(out)["body"] == "note to self" and json.loads(out)["cid"] == cid
+
+
+def test_discover_says_what_it_does_and_what_to_try(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--discover past its deadline. zeroconf itself is replaced here (on this shared machine
+    other engineers' relays would answer); the real browser's deadline is the lead's
+    tests/integration/test_discovery.py."""
+    from node.app import sync_client
+    from node.errors import LinkError
+
+    asked: list[float] = []
+
+    async def nobody(timeout: float, interfaces: list[str] | None = None) -> tuple[str, int]:
+        asked.append(timeout)
+        raise LinkError("no relay answered on the LAN within %.0f s" % timeout)
+
+    monkeypatch.setattr(sync_client, "discover_relay", nobody)
+    data = tmp_path / "m"
+    ok(capsys, "init", "--data", str(data), "--name", "me")
+    code, out, err = peer(capsys, "sync", "--data", str(data), "--discover", "--timeout", "7")
+    assert code == 3 and out == "" and asked == [7.0]
+    first, last = err.splitlines()
+    assert first == "looking for a relay on the LAN (zeroconf) for up to 7 s ..."
+    assert last.startswith("waystation peer: no relay answered on the LAN within 7 s")
+    assert "--relay HOST:PORT" in last
+
+
+def test_read_last_and_send_without_readers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "m"
+    ok(capsys, "init", "--data", str(data), "--name", "me")
+    ok(capsys, "group", "create", "--data", str(data), "solo")
+    for text in ("one", "two", "three"):
+        code, _out, err = peer(capsys, "send", "--data", str(data), "solo", text)
+        assert code == 0 and "nobody else in this group can read this yet" in err
+    out = ok(capsys, "read", "--data", str(data), "solo", "--last", "2")
+    assert [line.rsplit(": ", 1)[1] for line in out.splitlines()] == ["two", "three"]

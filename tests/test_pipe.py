@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from node.errors import LinkError, RemoteProtocolError
+from node.errors import LinkError
 from node.link import Link
 from node.pipe import Pipe
 
@@ -31,7 +31,7 @@ def test_a_hint_out_of_range_is_refused(hint: int) -> None:
 
 @pytest.mark.parametrize(
     ("latency", "rate", "fragment_size"),
-    [(0.0, None, None), (0.001, None, None), (0.0, 1e6, None), (0.001, 1e6, 20), (0.0, None, 2)],
+    [(0.0, None, None), (0.001, None, None), (0.0, 1e6, None), (0.001, 1e6, 20), (0.0, None, 514)],
 )
 def test_frames_arrive_whole_and_in_order_then_eof(
     latency: float, rate: float | None, fragment_size: int | None
@@ -131,15 +131,23 @@ def test_a_closed_reader_drops_what_is_sent_to_it() -> None:
     run(scenario())
 
 
-def test_a_lost_fragment_is_a_remote_protocol_error() -> None:
+def test_a_lost_fragment_drops_only_its_frame() -> None:
     async def scenario() -> None:
-        pipe = Pipe(fragment_size=4)
+        pipe = Pipe(fragment_size=20)
         out = pipe._directions[0]
-        assert out.fragmenter is not None
-        out.fragmenter.fragment(b"skipped", 4)  # the counter moves on: fragments "lost"
-        await pipe.a.send([b"hello"])
-        with pytest.raises(RemoteProtocolError, match="fragment counter"):
-            await pipe.b.recv()
+        assert out.fragmenter is not None and out.reassembler is not None
+        out.fragmenter.fragment(b"skipped", 20)  # the counter moves on: a whole frame "lost"
+        await pipe.a.send([b"hello", b"x" * 50])
+        assert await pipe.b.recv() == b"hello"  # delivered; the gap before it is counted
+        assert out.reassembler.gaps == 1 and "lost before fragment 1" in out.reassembler.last_drop
+        assert await pipe.b.recv() == b"x" * 50
+        # A fragment lost inside a frame costs that frame only.
+        fragments = out.fragmenter.fragment(b"y" * 50, 20)
+        await pipe.a.send([b"after"])
+        for fragment in fragments[1:]:
+            assert out.reassembler.receive_fragment(fragment, 0) is None
+        assert await pipe.b.recv() == b"after"
+        assert out.reassembler.frames == 3
 
     run(scenario())
 

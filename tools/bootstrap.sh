@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs the Debian packages listed in tools/debian-packages.txt that are not installed yet.
+# Installs the Debian packages of a list (default tools/debian-packages.txt, what `make test`
+# needs; tools/debian-packages-run.txt is what `make run` needs) that are not installed yet.
 # Idempotent: when everything is present it does nothing and touches no network.
 set -eu
 here=$(dirname "$0")
+list=${1:-$here/debian-packages.txt}
 missing=""
-for pkg in $(grep -v '^#' "$here/debian-packages.txt"); do
+for pkg in $(grep -v '^#' "$list"); do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $pkg"
     fi

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -10,10 +11,13 @@ from pathlib import Path
 
 from node import __version__
 from node.app.config import apply_overrides, load_config
+from node.app.control import CommandError, ControlUnavailableError, request, socket_path
 from node.app.daemon import Daemon
-from node.app.identity import load_or_create_identity
+from node.app.identity import load_identity, load_or_create_identity
 from node.app.logs import setup_logging
 from node.app.peer_cli import add_peer_commands, run_peer_command
+from node.app.peer_session import member_dir_marker
+from node.app.status import render_text
 from node.crypto._nacl import NaclSuite
 from node.errors import NodeError
 
@@ -57,9 +61,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-zeroconf", action="store_true", help="neither advertise nor browse")
     add_peer_commands(commands)
-    identity = commands.add_parser("identity", help="print this node's identity and exit")
-    identity.add_argument("--data", type=Path, help="data directory")
+    status = commands.add_parser(
+        "status",
+        help="ask the running relay how it is doing",
+        description="Ask the relay daemon of DIR over its control socket (DIR/control.sock). "
+        "Exit status: 0 it answered, 3 no daemon runs there, 4 one seems to run but did not "
+        "answer (permissions, deadline), 2 usage error.",
+    )
+    status.add_argument(
+        "--data",
+        type=Path,
+        help="data directory (default: %s, or %s when a daemon runs there and not in the first)"
+        % (default_data_dir(), SERVICE_DATA_DIR),
+    )
+    status.add_argument("--json", action="store_true", help="print the daemon's JSON report")
+    status.add_argument(
+        "--timeout", type=_positive_seconds, default=5.0, metavar="S", help="deadline (default 5)"
+    )
+    identity = commands.add_parser(
+        "identity",
+        help="print this node's identity and exit",
+        description="Print the fingerprint of DIR/node.key. Without the key, say so and exit 3 "
+        "(the relay creates one on its first start), unless --create is given.",
+    )
+    identity.add_argument(
+        "--data", type=Path, help="data directory (default: %s)" % default_data_dir()
+    )
+    identity.add_argument("--create", action="store_true", help="create the key if there is none")
     return parser
+
+
+# Exit status of `waystation status` and `waystation identity` (LSB init-script convention for
+# "status": 3 = not running); docs/operations.md lists them.
+EXIT_NOT_RUNNING = 3
+EXIT_NO_ANSWER = 4
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text) from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be in (0, 3600] seconds, got %s" % text)
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,11 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = NaclSuite()
     try:
         if args.command == "identity":
-            data_dir = args.data or default_data_dir()
-            identity = load_or_create_identity(data_dir, suite)
-            print("node %s" % identity.fingerprint(suite))
-            print("data %s" % data_dir)
-            return 0
+            return show_identity(args.data or default_data_dir(), args.create, suite)
+        if args.command == "status":
+            return show_status(args.data or status_data_dir(), args.json, args.timeout)
         if args.command == "run":
             return run_daemon(args, suite)
         if args.command == "peer":
@@ -86,6 +129,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser.error("unknown command %r" % args.command)
     return 2
+
+
+def show_identity(data_dir: Path, create: bool, suite: NaclSuite) -> int:
+    """`waystation identity`: the node key's fingerprint; creates a key only when asked."""
+    identity = (
+        load_or_create_identity(data_dir, suite) if create else load_identity(data_dir, suite)
+    )
+    if identity is None:
+        print(
+            "waystation: no node key in %s (the relay creates one on its first start; "
+            "`waystation identity --create` makes one now)" % data_dir,
+            file=sys.stderr,
+        )
+        return EXIT_NOT_RUNNING
+    print("node %s" % identity.fingerprint(suite))
+    print("data %s" % data_dir)
+    return 0
+
+
+SERVICE_DATA_DIR = Path("/var/lib/waystation")  # StateDirectory= of config/waystation.service
+
+
+def status_data_dir() -> Path:
+    """`status` without --data: the user's default directory, or else the service's, whichever
+    has a control socket (so `sudo waystation status` finds the installed service)."""
+    for candidate in (default_data_dir(), SERVICE_DATA_DIR):
+        if socket_path(candidate).exists():
+            return candidate
+    return default_data_dir()
+
+
+def show_status(data_dir: Path, as_json: bool, timeout: float) -> int:
+    """`waystation status`: ask the daemon over its control socket and print the answer."""
+    try:
+        report = request(data_dir, "status", timeout=timeout)
+    except ControlUnavailableError as exc:
+        print("waystation: %s" % exc, file=sys.stderr)
+        return EXIT_NO_ANSWER if exc.running else EXIT_NOT_RUNNING
+    except CommandError as exc:
+        print("waystation: the daemon refused: %s (%s)" % (exc.message, exc.code), file=sys.stderr)
+        return EXIT_NO_ANSWER
+    if as_json:
+        print(json.dumps(report, indent=1, sort_keys=True))
+    else:
+        sys.stdout.write(render_text(report))
+    return 0
 
 
 def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
@@ -101,6 +190,14 @@ def run_daemon(args: argparse.Namespace, suite: NaclSuite) -> int:
         config = replace(config, lan=replace(config.lan, zeroconf=False))
     setup_logging(config.log.level)
     data_dir = config.node.data_dir or default_data_dir()
+    marker = member_dir_marker(Path(data_dir))
+    if marker is not None:
+        print(
+            "waystation: %s is a member's data directory (it holds %s): give the relay a"
+            " directory of its own with --data" % (data_dir, marker),
+            file=sys.stderr,
+        )
+        return 2
     daemon = Daemon(config, suite, data_dir)
     failed: list[BaseException] = []
     try:

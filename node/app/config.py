@@ -249,10 +249,17 @@ class SessionConfig:
 
 @dataclass(frozen=True, slots=True)
 class BleConfig:
-    """[radio.ble]: the BLE GATT peripheral."""
+    """[radio.ble]: the BLE GATT peripheral and central (node/radio/, docs/ble.md)."""
 
     enabled: bool = field(metadata=_rule(_Bool()))
     adapter: str = field(metadata=_rule(_Text(16, ident=True)))
+    advertising_interval_ms: int = field(metadata=_rule(_Int(20, 10240)))
+    max_connections: int = field(metadata=_rule(_Int(1, 32)))
+    max_mtu: int = field(metadata=_rule(_Int(23, 517)))
+    acquire: bool = field(metadata=_rule(_Bool()))
+    central_max_links: int = field(metadata=_rule(_Int(0, 16)))
+    central_min_rssi: int = field(metadata=_rule(_Int(-127, 0)))
+    central_connect_interval_s: float = field(metadata=_rule(_Seconds(0, 600)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +373,10 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "invalid TOML: %s" % exc) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(
+            source, "invalid TOML: arrays or inline tables nested too deeply"
+        ) from None
 
 
 def default_toml() -> str:

@@ -12,6 +12,7 @@ Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
                 are PeerAddress values (tcp:HOST:PORT), dialed by the dialer of their kind
   discovery     zeroconf advertisement with a rotating token, and browsing for other relays
   housekeeping  expiry, the watchdog, and data_dir/status.json (counters for the operator)
+  control       data_dir/control.sock: `waystation status` asks it (node/app/control.py)
 
 SIGTERM/SIGINT: stop accepting, say Bye "shutdown" on every link, wait for them (bounded), commit
 what is pending (nothing unacknowledged is lost because nothing was acknowledged before commit),
@@ -34,15 +35,17 @@ from pathlib import Path
 
 from node.app.config import Config, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
+from node.app.control import ControlServer
 from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
+from node.app.status import SyncBook, status_report
 from node.crypto.api import Suite
 from node.crypto.rendezvous import discovery_key, relay_token, round_period
 from node.errors import ConfigError, LinkError, NodeError, StoreError
 from node.lan.tcp import TcpDialer, TcpListener, tcp_address
-from node.link import Dialers, Link, LinkQueue, PeerAddress
+from node.link import Dialer, Dialers, Link, LinkQueue, Listener, PeerAddress
 from node.proto.messages import ROLE_RELAY
 from node.store.sqlite import SQLiteStore
 
@@ -77,6 +80,7 @@ class Daemon:
         self.ctx: NodeContext | None = None
         self.port: int | None = None
         self.listener, self.dialers = self._build_transports(config)
+        self.radios = self._build_radios(config)
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._drivers: set[LinkDriver] = set()
@@ -90,13 +94,58 @@ class Daemon:
         self._discovered: dict[PeerAddress, float] = {}
         self._syncing: set[PeerAddress] = set()
         self._notifier = Notifier.from_environ()
+        self.started_at = time.time()
+        self.syncs = SyncBook()  # last sync with each relay peer, for `waystation status`
+
+    @property
+    def links(self) -> list[LinkDriver]:
+        """The drivers of the links open now."""
+        return list(self._drivers)
 
     @staticmethod
     def _build_transports(config: Config) -> tuple[TcpListener, Dialers]:
         """The listener and the dialers, one line per transport."""
         max_frame = config.session.max_frame_bytes
         listener = TcpListener(config.lan.listen, max_frame)
-        return listener, Dialers([TcpDialer(max_frame)])
+        return listener, Dialers([TcpDialer(max_frame), *Daemon._radio_dialers(config)])
+
+    @staticmethod
+    def _radio_dialers(config: Config) -> list[Dialer]:
+        """The BLE central when [radio.ble] is enabled (node/radio needs the `ble` extra)."""
+        ble = config.radio.ble
+        if not ble.enabled:
+            return []
+        from node.radio.central import BleCentral
+
+        return [
+            BleCentral(
+                ble.adapter, config.session.max_frame_bytes, ble.central_max_links,
+                ble.central_min_rssi, ble.central_connect_interval_s, ble.max_mtu,
+            )
+        ]  # fmt: skip
+
+    def _build_radios(self, config: Config) -> list[Listener]:
+        """The BLE GATT peripheral when [radio.ble] is enabled, advertising our token."""
+        ble = config.radio.ble
+        if not ble.enabled:
+            return []
+        from node.radio.peripheral import BlePeripheral
+
+        return [
+            BlePeripheral(
+                ble.adapter, self._token, config.session.max_frame_bytes, ble.max_connections,
+                ble.max_mtu, ble.acquire, ble.advertising_interval_ms,
+            )
+        ]  # fmt: skip
+
+    async def _serve_radio(self, radio: Listener) -> None:
+        """Accept a radio's links; a radio that cannot start is logged, the relay goes on."""
+        try:
+            await radio.serve(self._accepted)
+        except LinkError as exc:  # no bluetoothd, no adapter: LAN relaying is unaffected
+            assert self.ctx is not None
+            self.ctx.count("radio.%s.failed" % radio.kind)
+            log.error("%s radio not started: %s", radio.kind, exc)
 
     def stop(self) -> None:
         """Begin a graceful shutdown (signal handlers call this)."""
@@ -154,12 +203,13 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        if config.radio.ble.enabled:
-            log.warning("radio.ble.enabled: BLE is not built in this version; ignored")
         if config.console.devices:
             log.warning("console.devices: the serial console is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
+        handlers = {"status": lambda _: status_report(self)}
+        control = ControlServer(self.data_dir, handlers, self.ctx.count)
+        await control.open()  # before "listening" and READY=1: `waystation status` works then
         log.info(
             "relay %s listening on %s, data in %s",
             self.identity.fingerprint(self.suite),
@@ -171,6 +221,7 @@ class Daemon:
                 listening = tasks.create_task(self.listener.serve(self._accepted))
                 background = [
                     listening,
+                    tasks.create_task(control.serve()),
                     tasks.create_task(committer.run()),
                     tasks.create_task(self._acceptor(tasks)),
                     tasks.create_task(self._peer_sync_loop(tasks)),
@@ -178,6 +229,7 @@ class Daemon:
                 ]
                 if config.lan.zeroconf:
                     background.append(tasks.create_task(self._discovery()))
+                background.extend(tasks.create_task(self._serve_radio(r)) for r in self.radios)
                 self._notifier.ready("relaying on port %d" % self.port)
                 self.started.set()
                 await self._stop.wait()
@@ -280,11 +332,13 @@ class Daemon:
             link = await self.dialers.dial(key, CONNECT_TIMEOUT_S)
         except LinkError as exc:
             self.ctx.count("peers.unreachable")
+            self.syncs.unreachable(str(key), str(exc))
             log.info("relay %s unreachable: %s", key, exc)
             self._syncing.discard(key)
             return
         try:
-            await self._drive(LinkDriver(self.ctx, link, initiator=True, until_synced=True))
+            driver = LinkDriver(self.ctx, link, initiator=True, until_synced=True)
+            self.syncs.finished(str(key), await self._drive(driver))
         finally:
             self._syncing.discard(key)
 
@@ -386,7 +440,7 @@ class Daemon:
         path = self.data_dir / "status.json"
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.status(), indent=1, sort_keys=True))
+            tmp.write_text(json.dumps(status_report(self), indent=1, sort_keys=True))
             os.replace(tmp, path)
         except (OSError, NodeError) as exc:
             log.warning("cannot write %s: %s", path, exc)

@@ -27,6 +27,29 @@ class NodeIdentity:
         return "-".join(digest[i : i + 4] for i in range(0, 32, 4))
 
 
+def load_identity(data_dir: Path, suite: Suite) -> NodeIdentity | None:
+    """Load the node key from `data_dir`; None when there is none (nothing is created).
+
+    Raises:
+        StoreError: the key file exists but is unreadable or malformed.
+    """
+    path = data_dir / NODE_KEY_FILE
+    try:
+        seed = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError("cannot read node key %s: %s" % (path, exc.strerror)) from exc
+    return _identity(path, seed, suite)
+
+
+def _identity(path: Path, seed: bytes, suite: Suite) -> NodeIdentity:
+    if len(seed) != 32:
+        raise StoreError("node key %s is %d bytes, expected a 32-byte seed" % (path, len(seed)))
+    public, secret = suite.ed25519_keypair(seed)
+    return NodeIdentity(public, secret)
+
+
 def load_or_create_identity(data_dir: Path, suite: Suite) -> NodeIdentity:
     """Load the node key from `data_dir`, creating it (mode 0600) on first start.
 
@@ -40,18 +63,13 @@ def load_or_create_identity(data_dir: Path, suite: Suite) -> NodeIdentity:
         raise ConfigError(
             "node.data_dir", "cannot create %s: %s" % (data_dir, exc.strerror)
         ) from exc
+    found = load_identity(data_dir, suite)
+    if found is not None:
+        return found
     path = data_dir / NODE_KEY_FILE
-    try:
-        seed = path.read_bytes()
-    except FileNotFoundError:
-        seed = suite.random_bytes(32)
-        _write_key(path, seed)
-    except OSError as exc:
-        raise StoreError("cannot read node key %s: %s" % (path, exc.strerror)) from exc
-    if len(seed) != 32:
-        raise StoreError("node key %s is %d bytes, expected a 32-byte seed" % (path, len(seed)))
-    public, secret = suite.ed25519_keypair(seed)
-    return NodeIdentity(public, secret)
+    seed = suite.random_bytes(32)
+    _write_key(path, seed)
+    return _identity(path, seed, suite)
 
 
 def _write_key(path: Path, seed: bytes) -> None:

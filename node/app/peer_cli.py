@@ -6,16 +6,22 @@
     waystation peer invite       --data DIR GROUP         prints the invitation (carries the secret)
     waystation peer join         --data DIR INVITATION    prints the group id
     waystation peer send         --data DIR GROUP TEXT    prints the entry CID
-    waystation peer read         --data DIR GROUP [--json]
+    waystation peer sync         --data DIR (--relay HOST:PORT | --discover) [--timeout S]
+    waystation peer read         --data DIR GROUP [--last N]
+
+Every command takes --json (one JSON object per line on stdout). Data goes to stdout,
+diagnostics ("joined ...", "sent ...", warnings) to stderr.
 
 GROUP is a group id (64 hex digits), a unique prefix of one (>= 4 digits), or a group's name.
 `read` prints one line per message, "<UTC time>  <author>: <text>", oldest first (log order);
 with --json it prints JSON Lines: one object per message with the keys cid, lamport, author,
-member, device, sent_ms, time (UTC ISO 8601), body, mine.
+member, device, sent_ms, time (UTC ISO 8601), body, mine, unreadable.
 
-Wiring: NaclSuite + SQLiteStore (DIR/store.sqlite3) + MemberClient (DIR/account.json, DIR/groups/).
-`send` and `read` first process whatever entries are in the store. User mistakes (no account,
-unknown group, bad invitation) print one line "waystation peer: ..." to stderr and exit 1.
+Wiring: NaclSuite + SQLiteStore (DIR/store.sqlite3) + MemberClient (DIR/member.sqlite3). One
+command at a time per data directory (an flock on DIR/peer.lock; a second one is told so). A
+store that does not open as a store (damaged) is moved aside and the client recovers its log on
+the next sync. User mistakes print one line "waystation peer: ..." to stderr and exit 1; Ctrl-C
+exits 130 and a closed stdout (`peer read | head`) 141, both without a traceback.
 
 Hook for `peer sync` (added by the link driver's author): open_member(DIR) gives a PeerSession
 (suite, store, client); sync_policy_logs(client) gives the logs to declare, as LogPolicy.own wants
@@ -26,24 +32,27 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
-from node.crypto._nacl import NaclSuite
+from node.app.peer_session import PeerSession
 from node.errors import LinkError, NodeError
-from node.member.client import MemberClient, Message, ProcessReport, SyncLog, is_initialised
+from node.member.client import MemberClient, Message, ProcessReport, SyncLog
 from node.member.errors import MemberError
-from node.store.sqlite import SQLiteStore
+from node.sync.entry import decode_entry
 
 if TYPE_CHECKING:
     from node.app.peer import SyncOutcome
 
 EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
+COMMANDS = ("init", "group create", "groups", "invite", "join", "send", "sync", "read")
 
 
 def default_member_dir() -> Path:
@@ -53,50 +62,6 @@ def default_member_dir() -> Path:
 
 
 # ---- the sync hook ---------------------------------------------------------------------------
-
-
-class PeerSession:
-    """An opened member data directory: suite, store and client. Close it (or use `with`)."""
-
-    def __init__(self, data_dir: Path, create_name: str | None = None) -> None:
-        self.data_dir = Path(data_dir)
-        self.suite = NaclSuite()
-        if create_name is None and not is_initialised(self.data_dir):
-            raise MemberError(
-                "no member account in %s: run `waystation peer init --data %s --name NAME` first"
-                % (self.data_dir, self.data_dir)
-            )
-        if create_name is not None:
-            if is_initialised(self.data_dir):
-                raise MemberError("%s already holds a member account" % self.data_dir)
-            try:
-                self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            except OSError as exc:
-                raise MemberError("cannot create %s: %s" % (self.data_dir, exc)) from exc
-        self.store = SQLiteStore.open_in(self.data_dir, self.suite.ed25519_verify)
-        try:
-            if create_name is not None:
-                self.client = MemberClient.init(self.suite, self.store, self.data_dir, create_name)
-            else:
-                self.client = MemberClient(self.suite, self.store, self.data_dir)
-        except BaseException:
-            self.store.close()
-            raise
-
-    def close(self) -> None:
-        """Close the store (everything the client wrote is already committed)."""
-        self.store.close()
-
-    def __enter__(self) -> "PeerSession":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_member(data_dir: Path) -> PeerSession:
@@ -133,18 +98,45 @@ def _data_arg(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="member data directory (default: %s)" % default_member_dir(),
     )
+    parser.add_argument("--json", action="store_true", help="print JSON (one object per line)")
+
+
+def _seconds(text: str) -> float:
+    """argparse type of --timeout: a positive number of seconds, said in the user's words."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text) from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds, got %s" % text)
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse type of --last: a positive whole number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1, got %s" % text)
+    return value
 
 
 def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add `peer` and its subcommands to the top-level parser's subparsers."""
-    peer = subparsers.add_parser("peer", help="the desktop member client (groups, messages)")
+    peer = subparsers.add_parser(
+        "peer",
+        help="the desktop member client (groups, messages)",
+        description="The desktop member client. Commands: %s." % ", ".join(COMMANDS),
+    )
     commands = peer.add_subparsers(dest="peer_command", metavar="PEER_COMMAND")
 
     init = commands.add_parser("init", help="create this device's member account")
     _data_arg(init)
     init.add_argument("--name", required=True, help="the display name others will see")
 
-    group = commands.add_parser("group", help="manage groups")
+    group = commands.add_parser("group", help="manage groups (group create NAME)")
     group_commands = group.add_subparsers(dest="group_command", metavar="GROUP_COMMAND")
     create = group_commands.add_parser("create", help="create a group; prints its id")
     _data_arg(create)
@@ -159,11 +151,13 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     _data_arg(invite)
     invite.add_argument("group", metavar="GROUP")
 
-    join = commands.add_parser("join", help="join a group from an invitation; prints its id")
+    join = commands.add_parser(
+        "join", help="join a group from an invitation (then sync before writing); prints its id"
+    )
     _data_arg(join)
     join.add_argument("invitation", metavar="INVITATION")
 
-    send = commands.add_parser("send", help="write a message to a group")
+    send = commands.add_parser("send", help="write a message to a group; prints the entry CID")
     _data_arg(send)
     send.add_argument("group", metavar="GROUP")
     send.add_argument("text", metavar="TEXT")
@@ -173,7 +167,13 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     where = sync.add_mutually_exclusive_group(required=True)
     where.add_argument("--relay", metavar="HOST:PORT", help="the relay to sync with")
     where.add_argument("--discover", action="store_true", help="find a relay on the LAN")
-    sync.add_argument("--timeout", type=float, default=60.0, help="give up after S seconds")
+    where.add_argument(
+        "--ble", action="store_true", help="sync over BLE with the first relay in range"
+    )
+    sync.add_argument("--adapter", default="hci0", help="BlueZ adapter (with --ble)")
+    sync.add_argument(
+        "--timeout", type=_seconds, default=60.0, metavar="S", help="give up after S seconds"
+    )
     sync.add_argument(
         "--interface", action="append", default=None, help="zeroconf interface (with --discover)"
     )
@@ -184,7 +184,7 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
     read = commands.add_parser("read", help="print a group's messages in order")
     _data_arg(read)
     read.add_argument("group", metavar="GROUP")
-    read.add_argument("--json", action="store_true", help="JSON Lines: one object per message")
+    read.add_argument("--last", type=_count, metavar="N", help="only the N newest messages")
 
 
 # ---- running ---------------------------------------------------------------------------------
@@ -228,9 +228,30 @@ def _json_line(record: dict[str, object]) -> str:
 
 
 def _message_line(message: Message) -> str:
+    if message.unreadable:
+        return "%s  (an unreadable message from %s: %s)" % (
+            _utc(message.sent_date),
+            _printable(message.author),
+            _printable(message.body),
+        )
     head = "%s  %s: " % (_utc(message.sent_date), _printable(message.author))
     body = _printable(message.body).replace("\n", "\n" + " " * len(head))
     return head + body
+
+
+def _show(args: argparse.Namespace, text: str, record: dict[str, object]) -> None:
+    """One result on stdout: `text`, or `record` as a JSON line with --json."""
+    _out(_json_line(record) if args.json else text)
+
+
+NOBODY_YET = (
+    "nobody else in this group can read this yet: sync so that the other members' devices are"
+    " announced"
+)
+SYNC_BEFORE_WRITING = (
+    "run `waystation peer sync` now, before writing: the other members can read what you write"
+    " only once their devices have seen yours, which your first sync announces"
+)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -239,48 +260,91 @@ def _run(args: argparse.Namespace) -> int:
     now = time.time()
     if command == "init":
         with PeerSession(data_dir, create_name=args.name) as session:
-            _out("account created in %s" % session.data_dir)
+            _show(
+                args,
+                "account created in %s" % session.data_dir,
+                {"data": str(session.data_dir), "name": session.client.account.name},
+            )
         return 0
     with open_member(data_dir) as session:
         client = session.client
+        if client.store_lost and command != "sync":
+            _err(
+                "waystation peer: %sthis device's log store lost entries it had: run `waystation"
+                " peer sync` to recover them from a relay before writing" % session.notice
+            )
         if command == "group":
-            _out(client.create_group(args.name, now))
+            group_id = client.create_group(args.name, now)
+            _show(args, group_id, {"group": group_id, "name": client.groups[group_id].name})
         elif command == "groups":
             for group_id, name in client.list_groups():
-                _out("%s  %s" % (group_id, _printable(name)))
+                _show(
+                    args, "%s  %s" % (group_id, _printable(name)), {"group": group_id, "name": name}
+                )
         elif command == "invite":
-            _out(client.invitation(args.group))
+            state = client.resolve(args.group)
+            text = client.invitation(args.group)
+            _show(args, text, {"group": state.group_id, "invitation": text})
         elif command == "join":
-            group_id = client.join(args.invitation, now)
-            _out(group_id)
-            _err(
-                "joined %r; sync with a relay to meet the other members"
-                % client.groups[group_id].name
-            )
+            _join(client, args, now)
         elif command == "send":
-            client.process(now)
-            _out(str(client.send(args.group, args.text, now)))
+            _send(client, args, now)
         elif command == "sync":
             return _sync(session, args)
         elif command == "read":
-            client.process(now)
-            messages = client.read(args.group)
-            for message in messages:
-                if args.json:
-                    record = message.to_json()
-                    record["time"] = _utc(message.sent_date)
-                    _out(_json_line(record))
-                else:
-                    _out(_message_line(message))
-            waiting = client.pending(args.group)
-            if waiting:
-                _err("%d message(s) wait for their sender's key (sync again later)" % waiting)
-            state = client.resolve(args.group)  # a hole is said, never skipped silently
-            for address in (state.metadata_address, state.messages_address):
-                notice = session.store.hole(address) if session.store.has_log(address) else ""
-                if notice:
-                    _err("%s: %s" % (state.name, notice))
+            _read(session, args, now)
     return 0
+
+
+def _join(client: MemberClient, args: argparse.Namespace, now: float) -> None:
+    already = client.group_of_invitation(args.invitation) in client.groups
+    group_id = client.join(args.invitation, now)
+    name = client.groups[group_id].name
+    _show(args, group_id, {"group": group_id, "name": name, "already_member": already})
+    if already:
+        _err("waystation peer: already a member of %r (%s)" % (name, group_id[:12]))
+    else:
+        _err("joined %r; %s" % (name, SYNC_BEFORE_WRITING))
+
+
+def _send(client: MemberClient, args: argparse.Namespace, now: float) -> None:
+    client.process(now)
+    state = client.resolve(args.group)
+    cid = client.send(args.group, args.text, now)
+    readers = client.others_met(args.group)
+    block = client.store.get_block(cid)
+    lamport = decode_entry(block).clock_time if block is not None else 0
+    _show(
+        args,
+        str(cid),
+        {"group": state.group_id, "cid": str(cid), "lamport": lamport, "devices_met": readers},
+    )
+    _err(
+        "sent to %r (entry %s, Lamport time %d); it leaves this device on the next sync"
+        % (state.name, str(cid)[:16], lamport)
+    )
+    if readers == 0:
+        _err("waystation peer: " + NOBODY_YET)
+
+
+def _read(session: PeerSession, args: argparse.Namespace, now: float) -> None:
+    client = session.client
+    client.process(now)
+    for message in client.read(args.group, args.last):
+        if args.json:
+            record = message.to_json()
+            record["time"] = _utc(message.sent_date)
+            _out(_json_line(record))
+        else:
+            _out(_message_line(message))
+    waiting = client.pending(args.group)
+    if waiting:
+        _err("%d message(s) wait for their sender's key (sync again later)" % waiting)
+    state = client.resolve(args.group)  # a hole is said, never skipped silently
+    for address in (state.metadata_address, state.messages_address):
+        notice = session.store.hole(address) if session.store.has_log(address) else ""
+        if notice:
+            _err("%s: %s" % (state.name, notice))
 
 
 EXIT_SYNC_FAILED = 3
@@ -325,77 +389,166 @@ def progress_reporter(
     return progress
 
 
+def _relay_address(text: str) -> tuple[str, int]:
+    """--relay HOST:PORT, checked and resolved, with errors in the user's words.
+
+    Raises:
+        NodeError: a URL, a malformed HOST:PORT, a port out of range, or a host that does not
+            resolve (each message names --relay).
+    """
+    from node.app.config import parse_host_port
+
+    if "://" in text or text.startswith("//"):
+        raise MemberError("--relay takes HOST:PORT (e.g. 192.0.2.7:4740), not a URL: %r" % text)
+    address = parse_host_port(text, "--relay")
+    try:
+        socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise MemberError(
+            "--relay: cannot find host %r (check the name, or give its IP address)" % address.host
+        ) from None
+    return address.host, address.port
+
+
+def _discover(args: argparse.Namespace) -> tuple[str, int] | None:
+    """--discover: a relay on the LAN, or None after the deadline (said on stderr)."""
+    from node.app.sync_client import discover_relay
+
+    _err("looking for a relay on the LAN (zeroconf) for up to %.0f s ..." % args.timeout)
+    try:
+        host, port = asyncio.run(discover_relay(args.timeout, args.interface))
+    except LinkError:
+        _err(
+            "waystation peer: no relay answered on the LAN within %.0f s: check that a relay runs"
+            " on this network (`waystation run`) and that this machine allows multicast DNS, or"
+            " name one with --relay HOST:PORT" % args.timeout
+        )
+        return None
+    _err("found a relay at %s:%d" % (host, port))
+    return host, port
+
+
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
-    from node.app.config import parse_host_port
-    from node.app.sync_client import discover_relay, member_context, sync_with_relay
+    from node.app.sync_client import ble_dialers, member_context, sync_with
+    from node.lan.tcp import tcp_address
+    from node.link import Dialers, PeerAddress
 
     client = session.client
     deadline = time.monotonic() + args.timeout
-    try:
+    dialers: Dialers | None = None
+    if args.ble:
+        address, where = PeerAddress("ble", "any"), "a relay over BLE"
+        try:
+            dialers = ble_dialers(args.adapter)
+        except LinkError as exc:
+            _err("waystation peer: cannot sync: %s" % exc)
+            return EXIT_SYNC_FAILED
+    else:
         if args.discover:
-            host, port = asyncio.run(discover_relay(args.timeout, args.interface))
+            found = _discover(args)
+            if found is None:
+                return EXIT_SYNC_FAILED
+            host, port = found
         else:
-            address = parse_host_port(args.relay, "--relay")
-            host, port = address.host, address.port
-    except LinkError as exc:  # no relay answered: the sync failed (3), not the user (1)
-        _err("waystation peer: cannot sync: %s" % exc)
-        return EXIT_SYNC_FAILED
+            host, port = _relay_address(args.relay)
+        address, where = tcp_address(host, port), "%s:%d" % (host, port)
     progress = progress_reporter(
         PROGRESS_MIN_ENTRIES if args.progress_entries is None else args.progress_entries,
         PROGRESS_INTERVAL_S if args.progress_interval is None else args.progress_interval,
         _err,
     )
-
+    lost = client.store_lost
+    if lost:
+        _err("recovering this device's log from %s (the local store lost entries)" % where)
     client.process(time.time())
     sent = received = opened = 0
-    for _ in range(MAX_SYNC_ROUNDS):
-        ctx = member_context(session.store, session.suite, sync_policy_logs(client))
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            _err("waystation peer: sync with %s:%d timed out" % (host, port))
-            return EXIT_SYNC_FAILED
-        try:
-            outcome = asyncio.run(sync_with_relay(ctx, host, port, remaining, progress))
-        except TimeoutError:
-            _err("waystation peer: sync with %s:%d timed out" % (host, port))
-            return EXIT_SYNC_FAILED
-        except LinkError as exc:
-            _err("waystation peer: cannot sync: %s" % exc)
-            return EXIT_SYNC_FAILED
-        sent += outcome.entries_sent
-        received += outcome.entries_received
-        if not outcome.in_sync:
-            _err(
-                "waystation peer: sync with %s:%d ended: %s %s"
-                % (host, port, outcome.reason or "closed", outcome.text)
-            )
-            return EXIT_SYNC_FAILED
-        before = session.store.stats().get("entries", 0)
-        report = after_sync(client)
-        opened += report.opened
-        if session.store.stats().get("entries", 0) == before:
-            break  # processing wrote nothing new: nothing more to upload
-    _out(
-        "synced with %s:%d: sent %d, received %d entries, %d new message(s)"
-        % (host, port, sent, received, opened)
+    # The event loop exists (and so does asyncio's Ctrl-C handling) before we say we sync: a
+    # SIGINT right after that line must not land inside the loop's construction.
+    with asyncio.Runner() as runner:
+        runner.get_loop()
+        _err("syncing with %s ..." % where)
+        for _ in range(MAX_SYNC_ROUNDS):
+            ctx = member_context(session.store, session.suite, sync_policy_logs(client))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _err("waystation peer: sync with %s timed out" % where)
+                return EXIT_SYNC_FAILED
+            try:
+                outcome = runner.run(sync_with(ctx, address, remaining, progress, dialers))
+            except TimeoutError:
+                _err("waystation peer: sync with %s timed out" % where)
+                return EXIT_SYNC_FAILED
+            except LinkError as exc:
+                _err("waystation peer: cannot sync with %s: %s" % (where, exc))
+                return EXIT_SYNC_FAILED
+            sent += outcome.entries_sent
+            received += outcome.entries_received
+            if not outcome.in_sync:
+                _err(
+                    "waystation peer: sync with %s ended: %s %s"
+                    % (where, outcome.reason or "closed", outcome.text)
+                )
+                return EXIT_SYNC_FAILED
+            if lost:
+                lost = False
+                _recovered(client, where)
+            before = session.store.stats().get("entries", 0)
+            report = after_sync(client)
+            opened += report.opened
+            if session.store.stats().get("entries", 0) == before:
+                break  # processing wrote nothing new: nothing more to upload
+    _show(
+        args,
+        "synced with %s: sent %d, received %d entries, %d new message(s)"
+        % (where, sent, received, opened),
+        {"relay": where, "sent": sent, "received": received, "opened": opened},
     )
     return 0
 
 
+def _recovered(client: MemberClient, where: str) -> None:
+    missing = client.recovered()
+    if not missing:
+        _err("recovered this device's log from %s; writing is allowed again" % where)
+        return
+    for address, have, had in missing:
+        _err(
+            "waystation peer: %s had log %s only up to Lamport time %d (this device had %d):"
+            " the entries after it are lost; new entries still come after %d"
+            % (where, address.rsplit("/", 1)[-1][:24], have, had, had)
+        )
+
+
 def run_peer_command(args: argparse.Namespace) -> int:
-    """Run a parsed `peer ...` command; return the exit status (never raises for user errors)."""
+    """Run a parsed `peer ...` command; return the exit status (never raises for user errors,
+    Ctrl-C or a closed stdout)."""
     command = getattr(args, "peer_command", None)
     if command is None or (command == "group" and getattr(args, "group_command", None) is None):
-        _err(
-            "waystation peer: name a command: init, group create, groups, invite, join, send, read"
-        )
+        _err("waystation peer: name a command: %s" % ", ".join(COMMANDS))
         return 2
     try:
         return _run(args)
     except NodeError as exc:
         _err("waystation peer: %s" % exc)
         return EXIT_USER_ERROR
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         _err("waystation peer: %s" % exc)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _err("waystation peer: interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _quiet_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush stays silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)

@@ -43,6 +43,19 @@ def member_dialers() -> Dialers:
     return Dialers([TcpDialer(MAX_FRAME)])
 
 
+def ble_dialers(adapter: str) -> Dialers:
+    """A desktop member acting as a phone would: a BLE central on `adapter` (`peer sync --ble`).
+
+    Raises:
+        LinkError: the `ble` extra (bleak, dbus-fast) is not installed.
+    """
+    try:
+        from node.radio.central import BleCentral
+    except ImportError as exc:
+        raise LinkError("BLE needs the ble extra: pip install 'waystation[ble]'") from exc
+    return Dialers([BleCentral(adapter, MAX_FRAME)])
+
+
 async def sync_with_relay(
     ctx: NodeContext,
     host: str,

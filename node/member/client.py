@@ -2,13 +2,18 @@
 
 Theory of operation
 -------------------
-Files (the member data directory, mode 0700): account.json (the account keys, node.member.account)
-and groups/<hex group pk>.json (one GroupState each, node.member.group_state), all mode 0600 and
-written atomically. The log entries themselves live in the Store the caller passes in (the CLI
-uses DATA/store.db); each group has two logs, registered (pinned) in that store:
+State (the member data directory, mode 0700): member.sqlite3 (node.member.memberdb, through
+node.member.saved: the account keys, one GroupState row per group, and the rows that grow with
+history: entries handled, messages opened, message keys read). The log entries themselves live
+in the Store the caller passes in (the CLI uses DATA/store.sqlite3); each group has two logs,
+registered (pinned) in that store:
     metadata  /orbitdb/<manifest>/<hex group pk>_berty_group_metadata   (GroupEnvelope payloads)
     messages  /orbitdb/<manifest>/<hex group pk>_berty_group_messages   (MessageEnvelope payloads)
 Every entry is signed with the group signing key, which all members share (berty-wesh.md §4.1).
+
+Cost: a command reads only what is new. A log whose store key set still has the fingerprint
+recorded when all of it was handled is not read at all; an entry this device appends is handled
+at once; `read` asks for the newest messages only when told to (`last`).
 
 Activation (weshnet activateGroup, berty-wesh.md §2.3), on create_group and on join:
     1. our chain key to every member we already know (GroupDeviceChainKeyAdded, once per member);
@@ -27,7 +32,15 @@ process(now) walks each group's logs in their total order and handles every entr
     messages  open the headers with the group secret, hand the message to the ratchet: opened
               now, or queued until its chain key arrives (then opened by the step above), or
               unreadable (written before we joined: joiners read from the moment they joined).
-An entry whose envelope does not open or verify is marked handled and counted as rejected.
+An entry whose envelope does not open or verify is marked handled and counted as rejected; in
+the messages log it is also kept as "an unreadable message" so the reader sees that something
+arrived (a payload is as hostile as bytes from a socket: parse_op bounds its size and nesting).
+
+Lost store: each log's highest Lamport time is remembered in member.sqlite3. When the store holds
+less than that (deleted, damaged and moved aside, replaced), the device would restart its log at
+a low Lamport time and beside its own history: `store_lost` is set, nothing is processed or
+written, and every command says so until a sync brings the log back from a relay
+(`recovered()`). Appends use max(heads, remembered time) + 1 in any case.
 
 Crash safety: sending saves the advanced ratchet BEFORE the entry is written (a crash in between
 skips a counter, which receivers tolerate; the reverse order could reuse a message key). A chain
@@ -37,165 +50,36 @@ ignore the second).
 
 import time
 from pathlib import Path
-from typing import Any
 
 from node.crypto import envelope as env
 from node.crypto import ratchet
 from node.crypto.address import MESSAGES_STORE, METADATA_STORE, store_address
 from node.crypto.api import Suite
-from node.crypto.keys import Group, ReplicationGroup, new_multi_member_group
+from node.crypto.keys import Group, new_multi_member_group
 from node.errors import RemoteProtocolError
 from node.member import appmessage
 from node.member.account import Account, check_display_name
 from node.member.errors import MemberError
-from node.member.group_state import GroupState, MessageRecord
+from node.member.group_state import TYPE_UNREADABLE, GroupState, MessageRecord
 from node.member.invitation import decode_invitation, encode_invitation
-from node.member.logio import append_entry, log_entries, parse_op
-from node.member.store_files import ensure_private_dir, read_json, write_json
+from node.member.logio import append_entry, parse_op
+from node.member.records import Message, ProcessReport, SyncLog
+from node.member.saved import SavedState, has_account
+from node.member.store_files import ensure_private_dir
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
 from node.sync.store import Store
-from node.sync.wire import log_header
 
-ACCOUNT_FILE = "account.json"
-GROUPS_DIR = "groups"
+__all__ = ["MemberClient", "Message", "ProcessReport", "SyncLog", "is_initialised"]
+
 MAX_MESSAGE_CHARS = 16 * 1024
 MAX_METADATA_PASSES = 4
-
-
-class Message:
-    """One message as `read` returns it.
-
-    Attributes:
-        cid: the log entry CID (base32); clock_time: its Lamport time.
-        author: the author's announced name, else "member:<16 hex>" / "device:<16 hex>".
-        member: hex of the author's member key ("" if its GroupMemberDeviceAdded is unknown).
-        device: hex of the author's device key in this group.
-        sent_date: milliseconds since the epoch, as the author's device claims.
-        body: the text. mine: written by this device.
-    """
-
-    __slots__ = ("author", "body", "cid", "clock_time", "device", "member", "mine", "sent_date")
-
-    def __init__(
-        self,
-        cid: str,
-        clock_time: int,
-        author: str,
-        member: str,
-        device: str,
-        sent_date: int,
-        body: str,
-        mine: bool,
-    ) -> None:
-        self.cid = cid
-        self.clock_time = clock_time
-        self.author = author
-        self.member = member
-        self.device = device
-        self.sent_date = sent_date
-        self.body = body
-        self.mine = mine
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the CLI's --json form)."""
-        return {
-            "cid": self.cid,
-            "lamport": self.clock_time,
-            "author": self.author,
-            "member": self.member,
-            "device": self.device,
-            "sent_ms": self.sent_date,
-            "body": self.body,
-            "mine": self.mine,
-        }
-
-    def __repr__(self) -> str:
-        return "Message(%s: %r)" % (self.author, self.body)
-
-
-class ProcessReport:
-    """What one process() call did (counts)."""
-
-    __slots__ = (
-        "chain_keys_received",
-        "chain_keys_sent",
-        "dropped",
-        "opened",
-        "queued",
-        "rejected",
-    )
-
-    def __init__(self) -> None:
-        self.opened = 0  # messages opened for the first time
-        self.queued = 0  # messages waiting for a chain key
-        self.dropped = 0  # messages pushed out of the bounded queue (offered again next time)
-        self.rejected = 0  # entries or events that did not open or verify, or are unreadable
-        self.chain_keys_sent = 0
-        self.chain_keys_received = 0
-
-    def __repr__(self) -> str:
-        return "ProcessReport(opened=%d, queued=%d, dropped=%d, rejected=%d, keys %d/%d)" % (
-            self.opened,
-            self.queued,
-            self.dropped,
-            self.rejected,
-            self.chain_keys_sent,
-            self.chain_keys_received,
-        )
-
-
-class SyncLog:
-    """One log the member wants a relay to carry (the `peer sync` hook's unit).
-
-    Attributes:
-        address: the store address (the entries' log id).
-        sign_pub: the group signing public key every entry is signed with.
-        group_pk, store_type: what the address is made of.
-        identity_signature: Sign(group signing key, utf8(hex(sign_pub))), the identity signature
-            every entry of the group carries (Ed25519 is deterministic); with sign_pub it makes
-            the session's per-log header (`header`, node.sync.wire.log_header).
-        replication: the zero-knowledge group record (public_key, sign_pub, link_key,
-            link_key_sig) -- what a relay may be given; never the secret.
-    """
-
-    __slots__ = (
-        "address",
-        "group_pk",
-        "identity_signature",
-        "replication",
-        "sign_pub",
-        "store_type",
-    )
-
-    def __init__(
-        self,
-        address: str,
-        sign_pub: bytes,
-        group_pk: bytes,
-        store_type: str,
-        identity_signature: bytes,
-        replication: ReplicationGroup,
-    ) -> None:
-        self.address = address
-        self.sign_pub = sign_pub
-        self.group_pk = group_pk
-        self.store_type = store_type
-        self.identity_signature = identity_signature
-        self.replication = replication
-
-    @property
-    def header(self) -> bytes:
-        """The session's per-log header: 0x01 || sign_pub || identity signature."""
-        return log_header(self.sign_pub, self.identity_signature)
-
-    def __repr__(self) -> str:
-        return "SyncLog(%s)" % self.address
+UNKNOWN_AUTHOR = "an unknown member"
 
 
 def is_initialised(data_dir: Path) -> bool:
     """True when `data_dir` holds a member account."""
-    return (Path(data_dir) / ACCOUNT_FILE).exists()
+    return has_account(Path(data_dir))
 
 
 def _clean_name(name: str) -> str:
@@ -210,7 +94,8 @@ class MemberClient:
     Args:
         suite: the crypto suite (node.crypto._nacl.NaclSuite in the CLI).
         store: where the entries live (node.sync.store.Store; SQLiteStore in the CLI).
-        data_dir: the member data directory (account.json, groups/).
+        data_dir: the member data directory (member.sqlite3; account.json and groups/ before it,
+            migrated on first use).
 
     Raises:
         MemberError: `data_dir` holds no account (see MemberClient.init) or a damaged file.
@@ -220,21 +105,14 @@ class MemberClient:
         self.suite = suite
         self.store = store
         self.data_dir = Path(data_dir)
-        account_path = self.data_dir / ACCOUNT_FILE
-        if not account_path.exists():
-            raise MemberError(
-                "no member account in %s: run `waystation peer init --data %s --name NAME` first"
-                % (self.data_dir, self.data_dir)
-            )
-        self.account = Account.from_dict(suite, read_json(account_path))
-        self.groups: dict[str, GroupState] = {}
-        groups_dir = self.data_dir / GROUPS_DIR
-        if groups_dir.is_dir():
-            for path in sorted(groups_dir.glob("*.json")):
-                state = GroupState.from_dict(suite, read_json(path))
-                self.groups[state.group_id] = state
-                self._register_logs(state)
+        self.saved = SavedState(suite, store, self.data_dir)
+        self.account: Account = self.saved.account
+        self.groups: dict[str, GroupState] = self.saved.groups
+        for state in self.groups.values():
+            self._register_logs(state)
         self.store.commit()
+        if not self.saved.store_lost() and self.saved.missing():
+            self.saved.set_store_lost(True)
 
     @classmethod
     def init(cls, suite: Suite, store: Store, data_dir: Path, name: str) -> "MemberClient":
@@ -248,9 +126,39 @@ class MemberClient:
             raise MemberError("%s already holds a member account" % data_dir)
         account = Account.generate(suite, name)
         ensure_private_dir(data_dir)
-        ensure_private_dir(data_dir / GROUPS_DIR)
-        write_json(data_dir / ACCOUNT_FILE, account.to_dict())
+        SavedState.create(suite, store, data_dir, account).close()
         return cls(suite, store, data_dir)
+
+    def close(self) -> None:
+        """Close member.sqlite3 (everything is saved by then)."""
+        self.saved.close()
+
+    # ---- a lost store ---------------------------------------------------------------------
+
+    @property
+    def store_lost(self) -> bool:
+        """True while the log store lost entries this device had (see the module text)."""
+        return self.saved.store_lost()
+
+    def mark_store_lost(self) -> None:
+        """The caller replaced a damaged store: recover from a relay before writing."""
+        self.saved.set_store_lost(True)
+
+    def recovered(self) -> list[tuple[str, int, int]]:
+        """After a completed sync: writing is allowed again. Returns (address, time the store
+        reaches, time this device had seen) of each log the relay could not give back in full
+        (those entries are lost; new ones still get later Lamport times)."""
+        missing = self.saved.missing()
+        self.saved.set_store_lost(False)
+        return missing
+
+    def _check_writable(self) -> None:
+        if self.store_lost:
+            raise MemberError(
+                "the local log store in %s lost entries this device had (deleted or damaged):"
+                " run `waystation peer sync` first, so that this device recovers its log from a"
+                " relay before it writes again" % self.data_dir
+            )
 
     # ---- groups ---------------------------------------------------------------------------
 
@@ -285,6 +193,7 @@ class MemberClient:
     def create_group(self, name: str, now: float) -> str:
         """Create a multi-member group, activate it, and return its id (hex group pk)."""
         name = check_display_name(name)
+        self._check_writable()
         group, group_sk = new_multi_member_group(self.suite)
         state = self._adopt(group, name)
         self._activate(state, now, group_sk)
@@ -294,6 +203,10 @@ class MemberClient:
         """The invitation text for a group (it carries the group secret: see invitation.py)."""
         state = self.resolve(group_ref)
         return encode_invitation(state.group, state.name)
+
+    def group_of_invitation(self, invitation: str) -> str:
+        """The group id an invitation is for (checked as join checks it)."""
+        return decode_invitation(self.suite, invitation)[0].public_key.hex()
 
     def join(self, invitation: str, now: float) -> str:
         """Join the group of an invitation; return its id. Joining twice changes nothing.
@@ -305,6 +218,7 @@ class MemberClient:
         group_id = group.public_key.hex()
         if group_id in self.groups:
             return group_id
+        self._check_writable()
         state = self._adopt(group, _clean_name(name) or group_id[:12])
         self._process_group(state, now, ProcessReport())
         self._activate(state, now, None)
@@ -323,7 +237,7 @@ class MemberClient:
         self._register_logs(state)
         self.store.commit()
         self.groups[state.group_id] = state
-        self._save(state)
+        self.saved.add_group(state)
         return state
 
     def _register_logs(self, state: GroupState) -> None:
@@ -346,15 +260,29 @@ class MemberClient:
         payload, sig = env.metadata_payload_sent(suite, state.device_sk, info)
         self._write_event(state, env.EVENT_GROUP_METADATA_PAYLOAD_SENT, payload, sig, now)
         self._process_group(state, now, ProcessReport())
-        self._save(state)
+        self.saved.save(state)
+
+    def _append(self, state: GroupState, address: str, envelope: bytes, now: float) -> Entry:
+        """Append to a log; when the log was clean, handle the new entry at once (it stays
+        clean, so the next command reads nothing old)."""
+        self._check_writable()
+        clean = self.saved.is_clean(address)
+        top = self.saved.marks[address].top
+        entry = append_entry(self.store, self.suite, state.group, address, envelope, now, top)
+        if clean:
+            if address == state.metadata_address:
+                self._metadata_entry(state, entry, now, ProcessReport())
+            else:
+                self._message_entry(state, entry, now, ProcessReport())
+            self._done(state, address, entry)
+            self.saved.mark_clean(address)
+        return entry
 
     def _write_event(
         self, state: GroupState, event_type: int, payload: bytes, sig: bytes, now: float
     ) -> Entry:
         sealed = env.seal_group_event(self.suite, state.group.secret, event_type, payload, sig)
-        return append_entry(
-            self.store, self.suite, state.group, state.metadata_address, sealed, now
-        )
+        return self._append(state, state.metadata_address, sealed, now)
 
     def _share_chain_key(
         self, state: GroupState, member_pk: bytes, now: float, report: ProcessReport
@@ -367,7 +295,7 @@ class MemberClient:
         )
         self._write_event(state, env.EVENT_GROUP_DEVICE_CHAIN_KEY_ADDED, payload, sig, now)
         state.secrets_sent.add(member_pk)
-        self._save(state)
+        self.saved.save(state)
         report.chain_keys_sent += 1
 
     # ---- messages -------------------------------------------------------------------------
@@ -376,46 +304,57 @@ class MemberClient:
         """Write one text message to a group's messages log; return the entry CID.
 
         Raises:
-            MemberError: unknown group, or an empty or too long text.
+            MemberError: unknown group, an empty or too long text, or a store to recover first.
         """
         state = self.resolve(group_ref)
         if not text.strip():
             raise MemberError("refusing to send an empty message")
         if len(text) > MAX_MESSAGE_CHARS:
             raise MemberError("a message has at most %d characters" % MAX_MESSAGE_CHARS)
+        self._check_writable()
         plaintext = appmessage.user_message(text, _millis(now))
         sealed = state.ratchet.seal(state.group.secret, state.device_sk, plaintext)
-        self._save(state)  # the advanced chain first: a message key is never used twice
-        entry = append_entry(
-            self.store, self.suite, state.group, state.messages_address, sealed, now
-        )
+        self.saved.save(state)  # the advanced chain first: a message key is never used twice
+        entry = self._append(state, state.messages_address, sealed, now)
         self._process_group(state, now, ProcessReport())
-        self._save(state)
+        self.saved.save(state)
         return entry.cid
 
-    def read(self, group_ref: str) -> list[Message]:
-        """The group's opened text messages in log order (time, clock id, CID).
+    def others_met(self, group_ref: str) -> int:
+        """How many other member devices of the group this device has met (their
+        GroupMemberDeviceAdded was processed): with none, nobody else can read what it writes."""
+        state = self.resolve(group_ref)
+        return sum(1 for device in state.devices if device != state.device_pk)
+
+    def read(self, group_ref: str, last: int | None = None) -> list[Message]:
+        """The group's opened text messages (and unreadable ones) in log order (time, clock id,
+        CID); only the `last` newest when given.
 
         Only what process() (or send) has opened is shown; call process(now) first to include
         entries that arrived since.
         """
         state = self.resolve(group_ref)
-        records = sorted(state.messages.values(), key=MessageRecord.order_key)
         out = []
-        for record in records:
-            if record.type != appmessage.TYPE_USER_MESSAGE:
+        for record in self.saved.messages(state, last):
+            unreadable = record.type == TYPE_UNREADABLE
+            if record.type != appmessage.TYPE_USER_MESSAGE and not unreadable:
                 continue
             member = state.devices.get(record.device_pk)
+            if unreadable and not record.device_pk:
+                author = UNKNOWN_AUTHOR
+            else:
+                author = state.author_name(record.device_pk)
             out.append(
                 Message(
                     record.cid,
                     record.clock_time,
-                    state.author_name(record.device_pk),
+                    author,
                     member.hex() if member is not None else "",
                     record.device_pk.hex(),
                     record.sent_date,
                     record.body,
                     record.device_pk == state.device_pk,
+                    unreadable,
                 )
             )
         return out
@@ -427,41 +366,72 @@ class MemberClient:
     # ---- processing -----------------------------------------------------------------------
 
     def process(self, now: float) -> ProcessReport:
-        """Handle every entry of every group's logs not handled yet (see the module text)."""
+        """Handle every entry of every group's logs not handled yet (see the module text).
+
+        Nothing is processed while the store must be recovered (store_lost).
+        """
         report = ProcessReport()
+        if self.store_lost:
+            return report
         for group_id in sorted(self.groups):
             state = self.groups[group_id]
             self._process_group(state, now, report)
-            self._save(state)
+            self.saved.save(state)
         return report
 
+    def _done(self, state: GroupState, address: str, entry: Entry) -> None:
+        state.new_done.setdefault(address, set()).add(entry.cid.digest)
+
     def _process_group(self, state: GroupState, now: float, report: ProcessReport) -> None:
+        retry, state.retry = state.retry, False
+        address = state.metadata_address
         for _ in range(MAX_METADATA_PASSES):  # our own chain-key entries show up on the next pass
-            fresh = [
-                entry
-                for entry in log_entries(self.store, state.metadata_address)
-                if entry.cid.to_bytes() not in state.done
-            ]
+            fresh = self.saved.fresh(state, address, False)
             if not fresh:
+                self.saved.mark_clean(address)
                 break
             for entry in fresh:
                 self._metadata_entry(state, entry, now, report)
-                state.done.add(entry.cid.to_bytes())
-        queued = {cid for cid, _device, _counter in state.ratchet.queued()}
-        for entry in log_entries(self.store, state.messages_address):
-            key = entry.cid.to_bytes()
-            if key in state.done or key in queued:
-                continue
+                self._done(state, address, entry)
+        address = state.messages_address
+        fresh = self.saved.fresh(state, address, retry)
+        self._recall(state, fresh)
+        for entry in fresh:
+            self._message_entry(state, entry, now, report)
+        self.saved.mark_clean(address)
+
+    def _recall(self, state: GroupState, entries: list[Entry]) -> None:
+        """Load the read keys the ratchet may need for these entries (replays, re-reads)."""
+        if not entries:
+            return
+        pairs = []
+        for entry in entries:
             try:
                 sealed = env.open_message_headers(
                     self.suite, state.group.secret, parse_op(entry.payload)
                 )
-                events = state.ratchet.receive(key, sealed)
-            except RemoteProtocolError:  # IntegrityError included
-                state.done.add(key)
-                report.rejected += 1
+            except RemoteProtocolError:
                 continue
-            self._apply(state, events, report)
+            pairs.append((sealed.device_pk, sealed.counter))
+        self.saved.recall_read_keys(state, [e.cid.to_bytes() for e in entries], pairs)
+
+    def _message_entry(
+        self, state: GroupState, entry: Entry, now: float, report: ProcessReport
+    ) -> None:
+        try:
+            sealed = env.open_message_headers(
+                self.suite, state.group.secret, parse_op(entry.payload)
+            )
+            events = state.ratchet.receive(entry.cid.to_bytes(), sealed)
+        except RemoteProtocolError as exc:  # IntegrityError included
+            self._done(state, state.messages_address, entry)
+            report.rejected += 1
+            report.unreadable += 1
+            self._keep(
+                state, entry.cid, entry.clock_time, b"", 0, TYPE_UNREADABLE, now, exc.message
+            )
+            return
+        self._apply(state, events, now, report)
 
     def _metadata_entry(
         self, state: GroupState, entry: Entry, now: float, report: ProcessReport
@@ -492,7 +462,9 @@ class MemberClient:
                 report.rejected += 1
                 return
             report.chain_keys_received += 1
-            self._apply(state, state.ratchet.register_chain_key(sender, chain_key, counter), report)
+            self._recall_queued(state, sender)
+            events = state.ratchet.register_chain_key(sender, chain_key, counter)
+            self._apply(state, events, now, report)
         elif kind == env.EVENT_MULTI_MEMBER_GROUP_INITIAL_MEMBER_ANNOUNCED:
             state.initial_member = fields["member_pk"]
         elif kind == env.EVENT_GROUP_METADATA_PAYLOAD_SENT:
@@ -507,39 +479,80 @@ class MemberClient:
                     state.names[fields["device_pk"]] = name
 
     def _apply(
-        self, state: GroupState, events: list[ratchet.RatchetEvent], report: ProcessReport
+        self,
+        state: GroupState,
+        events: list[ratchet.RatchetEvent],
+        now: float,
+        report: ProcessReport,
     ) -> None:
+        address = state.messages_address
         for event in events:
             kind = event.kind
             if kind == ratchet.QUEUED:
                 report.queued += 1
                 continue
             if kind == ratchet.DROPPED:
-                state.done.discard(event.cid)  # offered again by the next process()
+                state.retry = True  # offered again by the next process()
                 report.dropped += 1
                 continue
-            state.done.add(event.cid)
+            cid = CID.from_bytes(event.cid)
+            state.new_done.setdefault(address, set()).add(cid.digest)
             if kind == ratchet.DECRYPTED and event.plaintext is not None:
-                self._record(state, event.cid, event.device_pk, event.counter, event.plaintext)
+                self._record(state, cid, event.device_pk, event.counter, event.plaintext, now)
                 report.opened += 1
-            elif kind in (ratchet.REJECTED, ratchet.UNREADABLE):
+            elif kind == ratchet.REJECTED:
+                report.rejected += 1
+                report.unreadable += 1
+                self._keep(
+                    state,
+                    cid,
+                    None,
+                    event.device_pk,
+                    event.counter,
+                    TYPE_UNREADABLE,
+                    now,
+                    event.reason,
+                )
+            elif kind == ratchet.UNREADABLE:
                 report.rejected += 1
 
     def _record(
-        self, state: GroupState, cid_bytes: bytes, device_pk: bytes, counter: int, plain: bytes
+        self, state: GroupState, cid: CID, device_pk: bytes, counter: int, plain: bytes, now: float
     ) -> None:
-        cid = CID.from_bytes(cid_bytes)
         try:
             message = appmessage.decode(plain)
-        except RemoteProtocolError:
-            message = appmessage.AppMessage(appmessage.TYPE_UNDEFINED, 0, "")
-        clock_time = 0
-        block = self.store.get_block(cid)
-        if block is not None:
-            clock_time = decode_entry(block).clock_time
-        text = str(cid)
-        state.messages[text] = MessageRecord(
-            text, clock_time, device_pk, counter, message.type, message.sent_date, message.body
+        except RemoteProtocolError as exc:
+            self._keep(state, cid, None, device_pk, counter, TYPE_UNREADABLE, now, exc.message)
+            return
+        self._keep(
+            state, cid, None, device_pk, counter, message.type, message.sent_date, message.body
+        )
+
+    def _keep(
+        self,
+        state: GroupState,
+        cid: CID,
+        clock_time: int | None,
+        device_pk: bytes,
+        counter: int,
+        kind: int,
+        sent: float | int,
+        body: str,
+    ) -> None:
+        """Queue one message row (an unreadable one is dated `sent` = now, when it was found)."""
+        if clock_time is None:
+            block = self.store.get_block(cid)
+            clock_time = decode_entry(block).clock_time if block is not None else 0
+        sent_ms = _millis(sent) if kind == TYPE_UNREADABLE else int(sent)
+        state.new_messages.append(
+            MessageRecord(str(cid), clock_time, device_pk, counter, kind, sent_ms, body)
+        )
+
+    def _recall_queued(self, state: GroupState, device_pk: bytes) -> None:
+        """Before a chain key drains a device's queue: the read keys its messages may need."""
+        queued = state.ratchet.queued(device_pk)
+        self.saved.recall_read_keys(
+            state, [cid for cid, _pk, _n in queued], [(pk, n) for _cid, pk, n in queued]
         )
 
     # ---- the sync hook ---------------------------------------------------------------------
@@ -567,13 +580,6 @@ class MemberClient:
                     )
                 )
         return out
-
-    # ---- files -----------------------------------------------------------------------------
-
-    def _save(self, state: GroupState) -> None:
-        groups_dir = self.data_dir / GROUPS_DIR
-        ensure_private_dir(groups_dir)
-        write_json(groups_dir / (state.group_id + ".json"), state.to_dict())
 
 
 def _millis(now: float) -> int:

@@ -1,6 +1,6 @@
 """A member device's view of one multi-member group, and its saved form.
 
-What one group file (DATA/groups/<hex group pk>.json, mode 0600) holds:
+What one group row of DATA/member.sqlite3 (node.member.memberdb, table `groups`) holds as JSON:
 
     group            the full Group record, secret included (member side only)
     name             the group's display name (from create, or from the invitation)
@@ -9,22 +9,24 @@ What one group file (DATA/groups/<hex group pk>.json, mode 0600) holds:
                      so every device of one account has the same one
     device_sk        our device key in this group: random per device per group
                      (weshnet memberDeviceSK_<hex group pk>)
-    ratchet          node.crypto.ratchet.RatchetState (our sending chain, the chains other devices
-                     shared with us, the window of precomputed keys, the queue of messages waiting
-                     for a key)
+    ratchet          node.crypto.ratchet.RatchetState without `read_keys` (our sending chain, the
+                     chains other devices shared with us, the window of precomputed keys, the
+                     queue of messages waiting for a key): bounded, whatever the history
     devices          device pk -> member pk, from GroupMemberDeviceAdded events
     names            device pk -> display name, from SetUserInfo (GroupMetadataPayloadSent)
     secrets_sent     member pks we already sent our chain key to (weshnet areSecretsAlreadySent)
     initial_member   the member pk of MultiMemberGroupInitialMemberAnnounced, if seen
-    done             CIDs (bytes) of entries fully handled (never looked at again)
-    messages         CID -> one opened message: log position (clock time, CID text), author
-                     device, counter, AppMessage type, sent date (ms) and body
 
-The opened messages are kept so `read` needs no decryption; the ratchet also keeps each read
-message key by CID, as weshnet does.
+What grows with history lives in rows of its own (memberdb): the entries handled, the opened
+messages, and the key of every message read (by CID, as weshnet keeps them). The fields
+`new_done`, `new_messages`, `saved_read_keys` and `retry` below track this run's changes not
+yet written there.
+
+Version 1 (the JSON files DATA/groups/<hex group pk>.json before member.sqlite3) also held
+`done` and `messages` and the ratchet's `read_keys`; from_dict still reads it, for the migration.
 """
 
-from typing import Any
+from typing import Any, TypeVar
 
 from node.crypto import ratchet
 from node.crypto.api import Suite
@@ -32,7 +34,10 @@ from node.crypto.keys import Group, member_key
 from node.errors import NodeError
 from node.member.errors import MemberError
 
-STATE_VERSION = 1
+TYPE_UNREADABLE = -1  # MessageRecord.type of a message that could not be opened (body: why)
+STATE_VERSION = 2
+LEGACY_VERSION = 1  # the JSON group files
+KEY_FIELDS = ("member_sk", "device_sk")
 
 
 class MessageRecord:
@@ -82,14 +87,19 @@ class MessageRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MessageRecord":
+        """Rebuild a saved record.
+
+        Raises:
+            TypeError: a field has the wrong type (callers name the file or row).
+        """
         return cls(
-            data["cid"],
-            data["clock_time"],
-            data["device_pk"],
-            data["counter"],
-            data["type"],
-            data["sent_date"],
-            data["body"],
+            _typed(data["cid"], str),
+            _typed(data["clock_time"], int),
+            _typed(data["device_pk"], bytes),
+            _typed(data["counter"], int),
+            _typed(data["type"], int),
+            _typed(data["sent_date"], int),
+            _typed(data["body"], str),
         )
 
     def __repr__(self) -> str:
@@ -122,8 +132,11 @@ class GroupState:
         self.names: dict[bytes, str] = {}
         self.secrets_sent: set[bytes] = set()
         self.initial_member: bytes | None = None
-        self.done: set[bytes] = set()
-        self.messages: dict[str, MessageRecord] = {}
+        self.new_done: dict[str, set[bytes]] = {}  # log -> digests handled, not yet saved
+        self.new_messages: list[MessageRecord] = []  # opened in this run, not yet saved
+        self.saved_read_keys: set[bytes] = set()  # CIDs of ratchet.read_keys already saved
+        self.legacy_done: set[bytes] = set()  # a version-1 file's handled CIDs (migration)
+        self.retry = False  # a message left the ratchet queue: look at every entry next time
 
     @classmethod
     def new(
@@ -168,8 +181,10 @@ class GroupState:
         return "device:" + device_pk.hex()[:16]
 
     def to_dict(self) -> dict[str, Any]:
-        """The saved form (bytes values; node.member.store_files writes it)."""
+        """The saved form without what grows with history (bytes values; see store_files)."""
         group = self.group
+        ratchet_dict = self.ratchet.to_dict()
+        del ratchet_dict["read_keys"]  # rows of their own (memberdb)
         return {
             "version": STATE_VERSION,
             "name": self.name,
@@ -184,24 +199,34 @@ class GroupState:
             "device_sk": self.device_sk,
             "metadata_address": self.metadata_address,
             "messages_address": self.messages_address,
-            "ratchet": self.ratchet.to_dict(),
+            "ratchet": ratchet_dict,
             "devices": [[pk, self.devices[pk]] for pk in sorted(self.devices)],
             "names": [[pk, self.names[pk]] for pk in sorted(self.names)],
             "secrets_sent": sorted(self.secrets_sent),
             "initial_member": self.initial_member,
-            "done": sorted(self.done),
-            "messages": [self.messages[cid].to_dict() for cid in sorted(self.messages)],
+            "retry": self.retry,
         }
 
     @classmethod
     def from_dict(cls, suite: Suite, data: Any) -> "GroupState":
-        """Rebuild a saved state.
+        """Rebuild a saved state (this version's, or a version-1 group file's).
+
+        A version-1 file's handled CIDs and opened messages go to `legacy_done` and `new_messages`,
+        its read keys stay in the ratchet: saving the state moves them into their rows.
 
         Raises:
-            MemberError: not a group file of a known version, or inconsistent.
+            MemberError: not a group state of a known version, or damaged (wrong types,
+                inconsistent keys); the message says which field.
         """
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            raise MemberError("not a Waystation group file")
+        if not isinstance(data, dict) or data.get("version") not in (STATE_VERSION, LEGACY_VERSION):
+            raise MemberError("not a Waystation group state")
+        for field in KEY_FIELDS:
+            value = data.get(field)
+            if not isinstance(value, bytes) or len(value) != 64:
+                raise MemberError("group state is damaged: %s is not a 64-byte key" % field)
+        for field in ("name", "metadata_address", "messages_address"):
+            if not isinstance(data.get(field), str):
+                raise MemberError("group state is damaged: %s is not text" % field)
         try:
             record = data["group"]
             group = Group.build(
@@ -212,31 +237,52 @@ class GroupState:
                 secret_sig=record["secret_sig"],
                 link_key_sig=record["link_key_sig"],
             )
+            ratchet_dict = dict(data["ratchet"])
+            ratchet_dict.setdefault("read_keys", [])
             state = cls(
                 suite,
                 group,
                 data["name"],
                 data["member_sk"],
                 data["device_sk"],
-                ratchet.RatchetState.from_dict(suite, data["ratchet"]),
+                ratchet.RatchetState.from_dict(suite, ratchet_dict),
                 data["metadata_address"],
                 data["messages_address"],
             )
-            state.devices = dict(data["devices"])
-            state.names = dict(data["names"])
-            state.secrets_sent = set(data["secrets_sent"])
-            state.initial_member = data["initial_member"]
-            state.done = set(data["done"])
-            for saved in data["messages"]:
-                message = MessageRecord.from_dict(saved)
-                state.messages[message.cid] = message
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MemberError("group file is damaged: %r" % (exc,)) from exc
+            state.devices = {_key(pk): _key(member) for pk, member in data["devices"]}
+            state.names = {_key(pk): str(name) for pk, name in data["names"]}
+            state.secrets_sent = {_key(pk) for pk in data["secrets_sent"]}
+            initial = data["initial_member"]
+            state.initial_member = None if initial is None else _key(initial)
+            state.retry = bool(data.get("retry", False))
+            if data["version"] == LEGACY_VERSION:
+                state.legacy_done = {_typed(cid, bytes) for cid in data["done"]}
+                for saved in data["messages"]:
+                    state.new_messages.append(MessageRecord.from_dict(saved))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MemberError("group state is damaged: %r" % (exc,)) from exc
         except NodeError as exc:  # LocalProtocolError from Group.build / RatchetState
-            raise MemberError("group file is damaged: %s" % (exc,)) from exc
+            raise MemberError("group state is damaged: %s" % (exc,)) from exc
         if state.device_sk[32:] != state.ratchet.own_device_pk:
-            raise MemberError("group file is damaged: device key and ratchet disagree")
+            raise MemberError("group state is damaged: device key and ratchet disagree")
         return state
 
     def __repr__(self) -> str:
         return "GroupState(%r, %s)" % (self.name, self.group_id[:16])
+
+
+T = TypeVar("T")
+
+
+def _typed(value: Any, kind: type[T]) -> T:
+    """`value` if it is a `kind` (bool is not an int here), else TypeError."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError("expected %s, got %s" % (kind.__name__, type(value).__name__))
+    return value
+
+
+def _key(value: Any) -> bytes:
+    """A 32-byte public key from a saved state (TypeError otherwise: from_dict reports it)."""
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise TypeError("expected a 32-byte key, got %s" % type(value).__name__)
+    return value

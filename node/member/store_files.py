@@ -40,14 +40,67 @@ def to_json_value(value: Any) -> Any:
 
 
 def from_json_value(value: Any) -> Any:
-    """Inverse of to_json_value."""
+    """Inverse of to_json_value.
+
+    Raises:
+        ValueError: a {"$b": ...} object whose value is not a hex string.
+    """
     if isinstance(value, dict):
         if len(value) == 1 and BYTES_TAG in value:
-            return bytes.fromhex(value[BYTES_TAG])
+            text = value[BYTES_TAG]
+            if not isinstance(text, str):
+                raise ValueError("%s holds %s, not hex text" % (BYTES_TAG, type(text).__name__))
+            return bytes.fromhex(text)
         return {key: from_json_value(item) for key, item in value.items()}
     if isinstance(value, list):
         return [from_json_value(item) for item in value]
     return value
+
+
+def json_depth_error(text: str, limit: int) -> str | None:
+    """Why `text` cannot be parsed safely: arrays/objects nested deeper than `limit`, else None.
+
+    json.loads recurses once per level and raises RecursionError near 1,000 levels; this scan
+    is iterative and runs before it (strings are skipped, escapes included).
+    """
+    depth = 0
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return "nested deeper than %d levels" % limit
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+MAX_FILE_DEPTH = 32
+
+
+def parse_json(text: str, source: str) -> Any:
+    """The value of a member JSON text (bytes decoded), checked before parsing.
+
+    Raises:
+        MemberError: naming `source`: not JSON, nested too deeply, or a malformed bytes value.
+    """
+    problem = json_depth_error(text, MAX_FILE_DEPTH)
+    if problem is not None:
+        raise MemberError("%s is damaged: JSON %s" % (source, problem))
+    try:
+        return from_json_value(json.loads(text))
+    except (ValueError, RecursionError) as exc:
+        raise MemberError("%s is damaged: %s" % (source, exc)) from None
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -102,7 +155,4 @@ def read_json(path: Path) -> Any:
         raise MemberError("%s does not exist" % path) from None
     except (OSError, UnicodeError) as exc:
         raise MemberError("cannot read %s: %s" % (path, exc)) from exc
-    try:
-        return from_json_value(json.loads(text))
-    except ValueError as exc:
-        raise MemberError("%s is not a valid member file: %s" % (path, exc)) from exc
+    return parse_json(text, str(path))

@@ -185,9 +185,7 @@ def _expect(block: bytes, pos: int, expected: bytes) -> int:
 
 
 def _fast_head(block: bytes, pos: int, major: int) -> "tuple[int, int]":
-    """(argument, offset past the head) of an item of type `major`, else not the fast path.
-
-    """
+    """(argument, offset past the head) of an item of type `major`, else not the fast path."""
     found, arg, pos = dagcbor.read_head(block, pos)
     if found != major:
         raise NotFastPathError

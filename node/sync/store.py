@@ -262,7 +262,7 @@ class Store:
         try:
             verify_entry(entry, self.verify, record.sign_pub, self._verified_identities)
         except RemoteProtocolError as exc:
-            return self._refuse(cid, exc.reason, exc.message)
+            return self._refuse(cid, exc.reason, exc.message, exc)
         plan = self._plan_room(record, size, now)
         if plan is None:
             return self._refuse(cid, REFUSED_QUOTA, "no room for %d bytes in log or store" % size)
@@ -276,9 +276,11 @@ class Store:
         self._acknowledge_later(cid)
         return PutResult(cid, STORED)
 
-    def _refuse(self, cid: "CID", reason: str, detail: str) -> PutResult:
+    def _refuse(
+        self, cid: "CID", reason: str, detail: str, error: "RemoteProtocolError | None" = None
+    ) -> PutResult:
         self._count("refused." + reason, 1)
-        return PutResult(cid, REFUSED, reason, detail)
+        return PutResult(cid, REFUSED, reason, detail, error)
 
     def _acknowledge_later(self, cid: "CID") -> None:
         if cid not in self._ack_set:

@@ -8,6 +8,7 @@ from node.errors import REASON_QUOTA, REASON_TOO_LARGE, LocalProtocolError
 from node.sync.keyset import KeySet
 
 if TYPE_CHECKING:
+    from node.errors import RemoteProtocolError
     from node.sync.cid import CID
     from node.sync.entry import Entry
 
@@ -78,15 +79,26 @@ class PutResult:
         status: STORED, DUPLICATE or REFUSED.
         reason: for REFUSED, a short code ("unknown-log", "too-large", "integrity", "quota", ...).
         detail: for REFUSED, what was wrong, for logs.
+        error: for an entry refused by verification, the verifier's own error (an
+            IntegrityError for a forgery), so a caller raises it as is instead of rebuilding it
+            from `reason` and `detail`; None otherwise.
     """
 
-    __slots__ = ("cid", "detail", "reason", "status")
+    __slots__ = ("cid", "detail", "error", "reason", "status")
 
-    def __init__(self, cid: "CID", status: str, reason: str = "", detail: str = "") -> None:
+    def __init__(
+        self,
+        cid: "CID",
+        status: str,
+        reason: str = "",
+        detail: str = "",
+        error: "RemoteProtocolError | None" = None,
+    ) -> None:
         self.cid = cid
         self.status = status
         self.reason = reason
         self.detail = detail
+        self.error = error
 
     def __eq__(self, other: object) -> bool:
         return (

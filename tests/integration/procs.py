@@ -192,11 +192,45 @@ class Member:
         out = self.run("read", group, "--json").stdout
         return [json.loads(line) for line in out.splitlines() if line]
 
-    def group_file(self, group: str) -> dict[str, Any]:
-        """This member's saved state of `group` (bytes decoded), for secrets and wait conditions."""
-        from node.member.store_files import read_json
+    def database_rows(self) -> bytes:
+        """Every value of every row of member.sqlite3, concatenated (text as UTF-8)."""
+        import sqlite3
 
-        data: dict[str, Any] = read_json(self.data_dir / "groups" / (group + ".json"))
+        conn = sqlite3.connect("file:%s?mode=ro" % (self.data_dir / "member.sqlite3"), uri=True)
+        out = []
+        try:
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            for (table,) in tables:
+                for row in conn.execute('SELECT * FROM "%s"' % table):
+                    for value in row:
+                        if isinstance(value, str):
+                            value = value.encode()
+                        out.append(value if isinstance(value, bytes) else str(value).encode())
+        finally:
+            conn.close()
+        return b"\n".join(out)
+
+    def group_file(self, group: str) -> dict[str, Any]:
+        """This member's saved state of `group` (bytes decoded), for secrets and wait conditions:
+        its row in member.sqlite3, with the ratchet's read keys from their own table."""
+        import sqlite3
+
+        from node.member.store_files import parse_json
+
+        path = self.data_dir / "member.sqlite3"
+        conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        try:
+            (text,) = conn.execute(
+                "SELECT state FROM groups WHERE group_id = ?", (group,)
+            ).fetchone()
+            keys = conn.execute(
+                "SELECT cid, device, counter, message_key FROM read_keys WHERE group_id = ?",
+                (group,),
+            ).fetchall()
+        finally:
+            conn.close()
+        data: dict[str, Any] = parse_json(text, str(path))
+        data["ratchet"]["read_keys"] = [list(row) for row in keys]
         return data
 
 

@@ -85,4 +85,4 @@ def test_peer_sync_discover_without_relay_fails_with_reason(tmp_path: Path) -> N
         "--discover", "--interface", "127.0.0.1", "--timeout", "2",
     )  # fmt: skip
     assert result.returncode == 3  # EXIT_SYNC_FAILED: the sync failed, not the user
-    assert "cannot sync: no relay answered" in result.stderr
+    assert "no relay answered on the LAN" in result.stderr

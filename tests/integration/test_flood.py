@@ -72,7 +72,7 @@ WARNING_TEMPLATES = {
     "peer failed": re.compile(r"^tcp:\S+: .* \([a-z-]+\)$"),  # "%s: %s (%s)"
     "peer read nothing": re.compile(r"^tcp:\S+: peer read nothing for \d+ s$"),
 }
-WARNING = re.compile(r'^level=warning logger=(\S+) msg="(.*)"$')
+WARNING = re.compile(r'^(?:time=\S+ )?level=warning logger=(\S+) msg="(.*)"$')
 
 
 @dataclass
@@ -189,7 +189,7 @@ def warning_lines(lines: list[str]) -> Counter[str]:
     for line in lines:
         match = WARNING.match(line)
         if match is None:
-            assert not line.startswith(("level=error", "level=critical")), line
+            assert not re.match(r"(?:time=\S+ )?level=(?:error|critical) ", line), line
             continue
         kinds = [k for k, pattern in WARNING_TEMPLATES.items() if pattern.match(match.group(2))]
         assert len(kinds) == 1, "unexpected warning: " + line

@@ -1,17 +1,14 @@
-"""Hypothesis properties of node.proto.framing and node.proto.fragment.
+"""Hypothesis properties of node.proto.framing (fragments: test_fragment_hypothesis.py).
 
 - Any list of frames, encoded and cut into any chunks, decodes back to the same list.
 - Any bytes, fed whole or in any chunks, give frames or raise RemoteProtocolError, nothing else,
   and never make the decoder hold more than one partial frame plus one chunk.
-- Fragmentation then reassembly gives back every frame, at every fragment size.
-- Any fragments give frames, None or RemoteProtocolError, nothing else.
 """
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import RemoteProtocolError
-from node.proto.fragment import Fragmenter, Reassembler
 from node.proto.framing import HEADER_SIZE, FrameDecoder, encode_frame
 
 MAX = 512
@@ -65,31 +62,3 @@ def test_whole_and_byte_by_byte_agree(data: bytes) -> None:
             return exc.reason
 
     assert outcome([]) == outcome(list(range(len(data))))
-
-
-@NO_DEADLINE
-@given(payloads, st.integers(min_value=2, max_value=600))
-def test_fragment_roundtrip_every_size(frames: list[bytes], fragment_size: int) -> None:
-    fragmenter = Fragmenter()
-    reassembler = Reassembler(MAX)
-    out = []
-    for frame in frames:
-        for fragment in fragmenter.fragment(frame, fragment_size):
-            assert len(fragment) <= fragment_size
-            done = reassembler.receive_fragment(fragment)
-            if done is not None:
-                out.append(done)
-    assert out == frames
-    assert not reassembler.in_frame
-
-
-@NO_DEADLINE
-@given(st.lists(st.binary(max_size=40), max_size=50))
-def test_random_fragments_never_crash(fragments: list[bytes]) -> None:
-    reassembler = Reassembler(100)
-    for fragment in fragments:
-        try:
-            frame = reassembler.receive_fragment(fragment)
-        except RemoteProtocolError:
-            return
-        assert frame is None or len(frame) <= 100

@@ -1,0 +1,252 @@
+"""Logs in a session (sans-IO, L2): which log goes by which ref, who declared it, what to say.
+
+Theory of operation
+-------------------
+Each side declares the logs it wants in Interest messages. A log is named by a `ref` chosen by
+whoever declared it first (initiator even, responder odd); the other side accepts by echoing the
+same ref and address. A log is *agreed* once both sides declared it; only agreed logs are
+reconciled and carry entries. Per log, two flags make the whole state:
+
+    ours   theirs   meaning                              next
+    no     yes      the peer declared it, we accepted    we echo it (-> agreed)
+    yes    no       we declared it                       the peer echoes it (-> agreed) or not
+    yes    yes      agreed                               reconciled in the next pass
+
+A log the peer declares that our policy refuses is never entered: entries for it are refused as
+undeclared. The responder answers every Interest with one (possibly empty), so the initiator knows
+it was heard. The initiator's first declarations end with an empty Interest: only then does a
+responding relay declare its own logs, so the two lists cannot cross under two refs.
+
+`LogTable` does no I/O and needs no event loop: it returns the Interest messages to send (lists
+of declarations) and whether the initiator should reconcile; the caller sends them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from node.errors import REASON_UNEXPECTED, RemoteProtocolError
+from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, LogDeclaration
+from node.sync.keyset import id_int
+from node.sync.wire import parse_log_header
+from node.varint import encode_uvarint
+
+if TYPE_CHECKING:
+    from node.app.context import NodeContext
+    from node.sync.keyset import Key
+
+
+@dataclass
+class SessionLog:
+    """One log as this session knows it.
+
+    The fields after `our_identity_signature` belong to the outbound queue (node.app.outbound)
+    and to the pass tally (node.app.passes); they live here so that one lookup by ref finds all.
+    """
+
+    ref: int
+    address: str
+    sign_pub: bytes
+    ours: bool = False  # we declared (or echoed) it
+    theirs: bool = False  # the peer declared (or echoed) it
+    peer_identity_signature: bytes = b""
+    our_identity_signature: bytes = b""
+    outbound: deque[Key] = field(default_factory=deque)
+    queued: set[Key] = field(default_factory=set)
+    held: set[Key] = field(default_factory=set)  # queued keys we hold a ForwardCache record of
+    handed: set[Key] = field(default_factory=set)  # queued keys the Hub handed us since OPEN
+    in_flight: deque[tuple[Key, bool]] = field(default_factory=deque)  # (key, was handed), unacked
+    item_bytes: int = 0  # size of the items last sent, to fetch only what the credit takes
+    opened: tuple[int, int] | None = None  # (count, ID sum) of our KeySet at this pass's OPEN
+    moved_count: int = 0  # entries added to our KeySet since OPEN that the peer holds
+    moved_sum: int = 0  # their ID sum
+
+    @property
+    def agreed(self) -> bool:
+        """Both sides declared this log."""
+        return self.ours and self.theirs
+
+    def peer_holds(self, key: Key) -> None:
+        """`key` entered our KeySet since OPEN and the peer has it (it sent it, or acked it)."""
+        self.moved_count += 1
+        self.moved_sum += id_int(key[1])
+
+
+@dataclass
+class InterestAnswer:
+    """What to do after an Interest message arrived.
+
+    Attributes:
+        messages: Interest messages to send, each a list of declarations (may hold `[]`).
+        reconcile: the initiator should run a pass (new agreed logs, or the first answer).
+    """
+
+    messages: list[list[LogDeclaration]]
+    reconcile: bool
+
+
+def interest_batches(
+    declarations: list[LogDeclaration], target: int = MAX_SIZE[INTEREST]
+) -> list[list[LogDeclaration]]:
+    """Cut declarations into Interest messages within the message's size and count limits, and
+    near `target` bytes each (the link's message target; one declaration per message at least).
+    """
+    limit = min(MAX_SIZE[INTEREST], target) - 4  # type byte and a count of up to 3 bytes
+    batches: list[list[LogDeclaration]] = []
+    batch: list[LogDeclaration] = []
+    size = 0
+    for decl in declarations:
+        address = decl.address.encode()
+        cost = (
+            len(encode_uvarint(decl.ref))
+            + len(encode_uvarint(len(address)))
+            + len(address)
+            + len(encode_uvarint(len(decl.header)))
+            + len(decl.header)
+        )
+        if batch and (size + cost > limit or len(batch) >= MAX_INTEREST_LOGS):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(decl)
+        size += cost
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+class LogTable:
+    """The logs of one session, by ref and by address, and the Interest exchange over them.
+
+    Args:
+        ctx: the node's context (policy, store, headers, log admission, counters).
+        initiator: True on the side that opened the link.
+        message_target: the size Interest messages are cut near (Session.message_target).
+    """
+
+    def __init__(
+        self, ctx: NodeContext, initiator: bool, message_target: int = MAX_SIZE[INTEREST]
+    ) -> None:
+        self.ctx = ctx
+        self.initiator = initiator
+        self.message_target = message_target
+        self.by_ref: dict[int, SessionLog] = {}
+        self.by_address: dict[str, SessionLog] = {}
+        self.heard_interest = False  # any Interest arrived
+        self._heard_end = False  # responder: the initiator's empty Interest arrived
+        self._next_ref = 0 if initiator else 1
+        self._peer_declarations = 0
+
+    def agreed(self) -> list[SessionLog]:
+        """The agreed logs, ordered by address (the order a pass names them in)."""
+        return sorted((s for s in self.by_ref.values() if s.agreed), key=lambda s: s.address)
+
+    def initial_addresses(self) -> list[str]:
+        """The logs this node declares first: its own, and every stored one if it declares all."""
+        policy = self.ctx.policy
+        addresses = list(policy.own)
+        if policy.declare_all:
+            addresses.extend(a for a in self.ctx.store.logs() if a not in policy.own)
+        return sorted(set(addresses))
+
+    def declare(
+        self, addresses: list[str], echo: list[SessionLog] | None = None, end: bool = False
+    ) -> list[list[LogDeclaration]]:
+        """The Interest messages declaring new `addresses` and echoing peer-declared logs.
+
+        Interest messages are cut by encoded size. The initiator's first declarations end with
+        an empty Interest (`end`); a responder always answers, with an empty Interest if it has
+        nothing to say. Logs we carry no header for are left out.
+        """
+        declarations: list[LogDeclaration] = []
+        for slog in echo or []:
+            header = self.ctx.header_for(slog.address)
+            if header is None:
+                continue
+            slog.ours = True
+            slog.our_identity_signature = header[33:]
+            declarations.append(LogDeclaration(slog.ref, slog.address, header))
+        for address in addresses:
+            if address in self.by_address:
+                continue
+            header = self.ctx.header_for(address)
+            if header is None:
+                continue
+            slog = SessionLog(self._next_ref, address, header[1:33], ours=True)
+            slog.our_identity_signature = header[33:]
+            self._next_ref += 2
+            self._add(slog)
+            declarations.append(LogDeclaration(slog.ref, address, header))
+        batches = interest_batches(declarations, self.message_target)
+        if (self.initiator and end) or not batches:
+            # An empty Interest ends our initial declarations, or answers with nothing.
+            batches.append([])
+        return batches
+
+    def receive(self, declarations: list[LogDeclaration], peer_is_relay: bool) -> InterestAnswer:
+        """Take the peer's Interest message.
+
+        Args:
+            declarations: what it declared or echoed.
+            peer_is_relay: the peer's Hello said it is a relay (a responding relay then declares
+                its own logs once the initiator's initial declarations ended).
+
+        Raises:
+            RemoteProtocolError: a ref reused for another log, our ref parity, a log under two
+                refs, more logs than the policy allows in one session.
+            IntegrityError: a forged log offer (the address does not commit to its key).
+        """
+        end_of_initial = not declarations and not self.initiator and not self._heard_end
+        if end_of_initial:
+            self._heard_end = True
+        heard_before = self.heard_interest
+        self.heard_interest = True
+        agreed_now = 0
+        echoes: list[SessionLog] = []
+        for decl in declarations:
+            sign_pub, id_sig = parse_log_header(decl.header)
+            slog = self.by_ref.get(decl.ref)
+            if slog is not None:
+                if slog.address != decl.address or slog.sign_pub != sign_pub:
+                    raise RemoteProtocolError(
+                        "log ref %d declared again for another log" % decl.ref, REASON_UNEXPECTED
+                    )
+                if not slog.theirs:
+                    agreed_now += 1
+                slog.theirs = True
+                slog.peer_identity_signature = id_sig
+                continue
+            if decl.ref % 2 == self._next_ref % 2:
+                raise RemoteProtocolError("log ref %d has our parity" % decl.ref, REASON_UNEXPECTED)
+            if decl.address in self.by_address:
+                raise RemoteProtocolError(
+                    "log %s declared under two refs" % decl.address[:80], REASON_UNEXPECTED
+                )
+            self._peer_declarations += 1
+            limit = self.ctx.policy.max_session_logs
+            if self._peer_declarations > limit:
+                raise RemoteProtocolError(
+                    "more than %d logs declared in one session" % limit, "too-large"
+                )
+            refusal = self.ctx.accept_log(decl.address, sign_pub)
+            if refusal is not None:  # not kept: entries for it will be refused as undeclared
+                self.ctx.count("logs.refused." + refusal)
+                continue
+            slog = SessionLog(decl.ref, decl.address, sign_pub, theirs=True)
+            slog.peer_identity_signature = id_sig
+            self._add(slog)
+            echoes.append(slog)
+            agreed_now += 1
+        extras: list[str] = []
+        if end_of_initial and self.ctx.policy.declare_all and peer_is_relay:
+            extras = self.initial_addresses()
+        messages: list[list[LogDeclaration]] = []
+        if not self.initiator or echoes or extras:
+            messages = self.declare(extras, echoes)
+        reconcile = self.initiator and bool(agreed_now or not heard_before)
+        return InterestAnswer(messages, reconcile)
+
+    def _add(self, slog: SessionLog) -> None:
+        self.by_ref[slog.ref] = slog
+        self.by_address[slog.address] = slog

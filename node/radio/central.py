@@ -1,0 +1,209 @@
+"""The BLE central (L1, bleak): a `Dialer` of BLE links to relays (and phones) that advertise.
+
+Theory of operation
+-------------------
+`dial(PeerAddress("ble", WHERE))` where WHERE is a device address (``AA:BB:CC:DD:EE:FF``) or
+``any`` (the first relay found):
+
+1. Limits first: at most `max_links` links from this central; connections at most one per
+   `connect_interval_s` (a relay that drops us is not hammered).
+2. Scan on the configured adapter for the service UUID, in the advertised UUIDs or in the service
+   data (legacy advertisements carry the UUID only there, node.radio.objects.Advertisement),
+   ignoring devices weaker than `min_rssi` and, when `want_token` is given, relays whose token
+   it rejects (a paired phone looks for its own relay).
+3. Connect, read INFO (version, our link id, the relay's maximum frame, its token); link id 0
+   means the relay is full: disconnect and fail.
+4. Subscribe to DATA_OUT, preferring AcquireNotify (no D-Bus message per notification on our
+   side) and falling back to StartNotify; the ATT payload comes from bleak's
+   `max_write_without_response_size` (BlueZ's negotiated MTU - 3).
+5. The link sends with write-without-response, one packet per write, awaiting each (bleak's
+   D-Bus call return is the backpressure). A disconnect ends the link (BleLink.feed_end).
+
+Every bleak/D-Bus error leaves as LinkError through node.radio.errors.translated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from bleak import BleakClient, BleakScanner
+from bleak.args.bluez import BlueZClientArgs, BlueZScannerArgs
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from node.errors import LinkError
+from node.link import PeerAddress
+from node.radio.errors import translated
+from node.radio.link import BleLink
+from node.radio.profile import (
+    ATT_HEADER,
+    DATA_IN_UUID,
+    DATA_OUT_UUID,
+    INFO_UUID,
+    MAX_MTU,
+    MIN_MTU,
+    NO_LINK,
+    SERVICE_UUID,
+    Info,
+)
+
+ANY = "any"
+
+
+def advertised_token(adv: AdvertisementData) -> bytes | None:
+    """The relay token in an advertisement of our service, or None if it is not one of ours."""
+    data = adv.service_data.get(SERVICE_UUID)
+    if data is not None:
+        return bytes(data)
+    if SERVICE_UUID in (u.lower() for u in adv.service_uuids):
+        return b""
+    return None
+
+
+class BleCentral:
+    """Opens BLE links to relays from one adapter.
+
+    Args:
+        adapter: the BlueZ adapter name, e.g. ``hci1``.
+        max_frame: the largest frame accepted from a relay.
+        max_links: links open at once through this central.
+        min_rssi: ignore advertisers weaker than this (dBm).
+        connect_interval_s: at least this long between two connection attempts.
+        max_mtu: the largest ATT MTU used (23..517).
+        want_token: if given, only relays whose advertised token it accepts are dialled.
+    """
+
+    kind = "ble"
+
+    def __init__(
+        self,
+        adapter: str,
+        max_frame: int,
+        max_links: int = 4,
+        min_rssi: int = -90,
+        connect_interval_s: float = 0.5,
+        max_mtu: int = MAX_MTU,
+        want_token: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.max_frame = max_frame
+        self.max_links = max_links
+        self.min_rssi = min_rssi
+        self.connect_interval_s = connect_interval_s
+        self.max_mtu = max(MIN_MTU, min(MAX_MTU, max_mtu))
+        self.want_token = want_token
+        self._links: set[BleLink] = set()
+        self._last_attempt = float("-inf")
+        self.used_acquire_notify = False
+        self.relay_token = b""
+        self.foreign_packets = 0  # notifications for other centrals' links, dropped
+
+    def _wanted(self, where: str, device: BLEDevice, adv: AdvertisementData) -> bool:
+        token = advertised_token(adv)
+        if token is None or adv.rssi < self.min_rssi:
+            return False
+        if where != ANY and device.address.upper() != where.upper():
+            return False
+        return self.want_token is None or self.want_token(token)
+
+    async def dial(self, address: PeerAddress, timeout: float) -> BleLink:
+        """A link to the relay at `address` (``ble:AA:BB:CC:DD:EE:FF`` or ``ble:any``).
+
+        Raises:
+            LinkError: over the link limit, nothing found, connection failed, relay full.
+        """
+        if address.kind != "ble":
+            raise LinkError("%s is not a BLE address" % address, "BadAddress")
+        if len(self._links) >= self.max_links:
+            raise LinkError("already %d BLE links open (max_links)" % len(self._links), "Limit")
+        wait = self._last_attempt + self.connect_interval_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)  # connection rate limit, not a wait for a peer
+        self._last_attempt = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._dial(address.where)
+        except TimeoutError as exc:
+            raise LinkError(
+                "no BLE link to %s within %.1f s" % (address, timeout), "Timeout"
+            ) from exc
+
+    async def _dial(self, where: str) -> BleLink:
+        with translated("scan on " + self.adapter):
+            device = await BleakScanner.find_device_by_filter(
+                lambda d, a: self._wanted(where, d, a),
+                timeout=3600.0,
+                bluez=BlueZScannerArgs(adapter=self.adapter),
+            )
+        if device is None:
+            raise LinkError("no Waystation relay %s seen on %s" % (where, self.adapter), "NotFound")
+        link: BleLink | None = None
+
+        def disconnected(_client: BleakClient) -> None:
+            if link is not None:
+                link.feed_end("relay disconnected")
+
+        client = BleakClient(
+            device,
+            disconnected_callback=disconnected,
+            bluez=BlueZClientArgs(adapter=self.adapter),
+        )
+        with translated("connect to " + device.address):
+            await client.connect()
+        try:
+            link = await self._open(client, device)
+        except BaseException:
+            with translated("disconnect from " + device.address):
+                await client.disconnect()
+            raise
+        return link
+
+    async def _open(self, client: BleakClient, device: BLEDevice) -> BleLink:
+        with translated("read the relay's info"):
+            info = Info.decode(bytes(await client.read_gatt_char(INFO_UUID)))
+            data_in = client.services.get_characteristic(DATA_IN_UUID)
+        if info.link_id == NO_LINK:
+            raise LinkError("relay %s has no room for another link" % device.address, "Busy")
+        if data_in is None:
+            raise LinkError("relay %s lacks the data-in characteristic" % device.address, "NoChar")
+        mtu = min(self.max_mtu, data_in.max_write_without_response_size + ATT_HEADER)
+
+        async def send(packets: list[bytes]) -> None:
+            with translated("write to " + device.address):
+                for packet in packets:
+                    await client.write_gatt_char(data_in, packet, response=False)
+
+        async def close() -> None:
+            self._links.discard(link)
+            with translated("disconnect from " + device.address):
+                await client.disconnect()
+
+        label = "ble:%s/%s#%d" % (self.adapter, device.address, info.link_id)
+        link = BleLink(label, info.link_id, mtu, min(self.max_frame, info.max_frame), send, close)
+        self.relay_token = info.token
+
+        def on_notify(_char: object, data: bytearray) -> None:
+            # BlueZ 5.66 notifies every subscribed central: another central's packets (their
+            # tag) are not ours to read, and not an error of the relay's.
+            if data and data[0] != info.link_id:
+                self.foreign_packets += 1
+                return
+            link.feed(bytes(data))
+
+        try:
+            with translated("acquire notifications"):
+                await client.start_notify(
+                    DATA_OUT_UUID, on_notify, bluez={"use_start_notify": False}
+                )
+            self.used_acquire_notify = True
+        except LinkError as exc:  # the server offers no AcquireNotify: D-Bus notifications
+            if not exc.cause.endswith(("UnknownMethod", "NotSupported")):
+                raise
+            with translated("subscribe to notifications"):
+                await client.start_notify(
+                    DATA_OUT_UUID, on_notify, bluez={"use_start_notify": True}
+                )
+        self._links.add(link)
+        return link

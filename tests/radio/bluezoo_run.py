@@ -1,0 +1,148 @@
+"""Run BlueZoo (a BlueZ mock owning org.bluez) for the BLE tests, with five local fixes.
+
+BlueZoo 1.0.2 (appliance.md §5.6, §5.6b) needs these to behave like bluetoothd where our tests
+look; each fix is a small wrapper around one BlueZoo method, applied before it starts:
+
+1. Reconnecting to a device failed (sd_bus error 17): the GATT objects of the first connection
+   stay exported at the same paths. `export_object` now replaces an object already at the path.
+2. `ServicesResolved` stayed true after a disconnect; bluetoothd resets it to false, and bleak
+   waits for it on the next connect. `disconnect` now resets it on both sides.
+3. A device's advertisement reached a scanner once: a scan tick that found nothing new emitted
+   no signal, so a scanner that subscribed a moment late never saw it. Real radios report
+   every advertisement received (RSSI changes each time); `properties_sync` now re-announces
+   the service data on every scan tick.
+4. Acquired sockets were per characteristic in BlueZoo but gated per connection: with two
+   centrals, the second one's writes were dropped and its notifications went to the first.
+   `PerDeviceAcquire` acquires one socket per connected device, as bluetoothd does from 5.69
+   (commit 8eb1dee87; 5.66 shares one socket, which the relay's link tag also handles).
+   A central's own AcquireNotify/AcquireWrite (bleak uses AcquireNotify) reached the server
+   without the `device`, `mtu` and `link` options bluetoothd always passes: they are added.
+5. Readiness: prints "ready" on stdout once the adapters exist, so the fixture waits on that
+   line (an event with a deadline) instead of polling the bus.
+
+Usage: python bluezoo_run.py ADDRESS [ADDRESS ...]   (DBUS_SYSTEM_BUS_ADDRESS names the bus)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+import sdbus
+from bluezoo import bluezoo, events
+from bluezoo import device as bluezoo_device
+from bluezoo.device import Device
+from bluezoo.gatt.characteristic import GattCharacteristicClientLink
+from bluezoo.utils import BluetoothAddress, create_background_task, dbus_method_async_except_logging
+
+_original_export = bluezoo.BluezMockService.export_object
+_original_disconnect = Device.disconnect
+_original_sync = Device.properties_sync
+
+
+def export_object(self: Any, path: str, obj: Any) -> None:
+    by_path: dict[str, Any] = self.__dict__.setdefault("_paths", {})
+    old = by_path.pop(path, None)
+    if old is not None and old in self.manager_export_handles:
+        self.remove_object(old)
+    _original_export(self, path, obj)
+    by_path[path] = obj
+
+
+async def disconnect(self: Any, uuid: str | None = None) -> None:
+    await _original_disconnect(self, uuid)
+    for device in (self, self.peer):
+        if device is not None:
+            await device.ServicesResolved.set_async(False)
+
+
+async def properties_sync(self: Any, device: Any) -> None:
+    await _original_sync(self, device)
+    if device.service_data:
+        await self.ServiceData.set_async(device.service_data)
+
+
+class PerDeviceAcquire(GattCharacteristicClientLink):
+    """A characteristic as one connected device sees it, with its own acquired sockets."""
+
+    def _options(self) -> dict[str, tuple[str, Any]]:
+        return {
+            "device": ("o", self.service.device.peer.get_object_path()),
+            "mtu": ("q", self.mtu),
+            "link": ("s", self.link),
+        }
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def WriteValue(self, value: bytes, options: dict[str, tuple[str, Any]]) -> None:
+        if self.client.WriteAcquired.get() is None:  # the server offers no AcquireWrite
+            await self.client.WriteValue(value, {**options, **self._options()})
+            return
+        if self.f_write is None:
+            fd, self.mtu = await self.client.AcquireWrite(self._options())
+            self.f_write = open(os.dup(fd), "wb", buffering=0)  # noqa: SIM115
+        self.f_write.write(value)
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def AcquireWrite(self, options: dict[str, tuple[str, Any]]) -> tuple[int, int]:
+        fd, mtu = await self.client.AcquireWrite({**options, **self._options()})
+        return fd, mtu
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def AcquireNotify(self, options: dict[str, tuple[str, Any]]) -> tuple[int, int]:
+        fd, mtu = await self.client.AcquireNotify({**options, **self._options()})
+        return fd, mtu
+
+    @sdbus.dbus_method_async_override()
+    @dbus_method_async_except_logging
+    async def StartNotify(self) -> None:
+        if self.client.NotifyAcquired.get() is None:  # the server offers no AcquireNotify
+
+            async def on_properties_changed(properties: dict[str, Any]) -> None:
+                if "Value" in properties:
+                    await self.Value.set_async(properties["Value"])
+
+            self.client_props_changed_subscription = events.subscribe(
+                "properties:changed:%d" % id(self.client), on_properties_changed
+            )
+            await self.client.StartNotify()
+            return
+        if self.f_read is not None:
+            return
+        fd, self.mtu = await self.client.AcquireNotify(self._options())
+        self.f_read = open(os.dup(fd), "r+b", buffering=0)  # noqa: SIM115
+        loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            data = self.f_read.read(self.mtu) if self.f_read is not None else b""
+            if data:
+                create_background_task(self.Value.set_async(data))
+            elif self.f_read is not None:
+                loop.remove_reader(self.f_read)
+                self.f_read.close()
+                self.f_read = None
+
+        loop.add_reader(self.f_read, readable)
+
+
+def main() -> None:
+    bluezoo.BluezMockService.export_object = export_object  # type: ignore[method-assign]
+    Device.disconnect = disconnect  # type: ignore[method-assign]
+    Device.properties_sync = properties_sync  # type: ignore[method-assign]
+    bluezoo_device.GattCharacteristicClientLink = PerDeviceAcquire  # type: ignore[misc]
+    debug = os.environ.get("WS_BLUEZOO_DEBUG")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    loop = asyncio.new_event_loop()
+    adapters = [BluetoothAddress(a) for a in sys.argv[1:]]
+    loop.run_until_complete(bluezoo.startup("system", adapters, True, 1))
+    print("ready", flush=True)
+    loop.run_forever()
+
+
+if __name__ == "__main__":
+    main()
