@@ -36,22 +36,10 @@ from node.sync.entry import create_entry, decode_entry
 from node.sync.keyset import KeySet
 from node.sync.reconcile import Reconciler
 
-from .contract import KIB, Known, Target
+from .contract import KIB, Target
 
 MAX_FRAME = 4096
 PROLOGUE = b"waystation fuzz"
-
-# Open findings of issue 16 that other engineers are fixing (see contract.Known).
-FINDING_1 = Known(
-    "issue 16 finding 1 (member payload nesting)",
-    "member",
-    lambda problem, cause: isinstance(cause, RecursionError),
-)
-FINDING_6 = Known(
-    "issue 16 finding 6 (damaged member files)",
-    "member",
-    lambda problem, cause: cause is not None and not isinstance(cause, AssertionError),
-)
 
 
 class Fixtures:
@@ -287,7 +275,6 @@ def make_member_files(fx: Fixtures) -> Target:
         run,
         "store_files.read_json, Account/GroupState.from_dict",
         rejects=(MemberError,),
-        known=(FINDING_6,),
     )
 
 
@@ -328,11 +315,6 @@ def build_targets() -> list[Target]:
             base=1024 * KIB,
         ),
         make_member_files(fx),
-        Target(
-            "member-payload",
-            fuzz_member_payload,
-            "logio.parse_op (a member's payload)",
-            known=(FINDING_1,),
-        ),
+        Target("member-payload", fuzz_member_payload, "logio.parse_op (a member's payload)"),
         Target("address", fuzz_address, "parse_address (log addresses)"),
     ]

@@ -1,9 +1,7 @@
 """Issue 16's six findings, each as a regression test.
 
-Findings 4 (BLE fragments) and 5 (config) are fixed on this branch. Findings 1, 2, 3 and 6 are
-being fixed by other engineers; their tests are strict expected failures naming who, so that they
-turn into failures ("XPASS(strict)") the moment the fix lands: then delete the xfail mark here and
-the matching `Known` entry in targets.py, so the fuzzer holds the decoder to the contract again.
+All six are fixed; none is an expected failure, and no fuzz target lists one as `known`
+(contract.Known stays for the next finding that someone else fixes).
 """
 
 from __future__ import annotations
