@@ -42,8 +42,15 @@ from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
 from node.app.status import SyncBook, status_report
 from node.crypto.api import Suite
-from node.crypto.rendezvous import discovery_key, relay_token, round_period
-from node.errors import ConfigError, LinkError, NodeError, StoreError
+from node.crypto.rendezvous import TOKEN_INTERVAL, discovery_key, relay_token, round_period
+from node.errors import (
+    ENDING_INTERNAL_ERROR,
+    REASON_SHUTDOWN,
+    ConfigError,
+    LinkError,
+    NodeError,
+    StoreError,
+)
 from node.lan.tcp import TcpDialer, TcpListener, tcp_address
 from node.link import Dialer, Dialers, Link, LinkQueue, Listener, PeerAddress
 from node.proto.messages import ROLE_RELAY
@@ -51,7 +58,6 @@ from node.store.sqlite import SQLiteStore
 
 log = logging.getLogger("waystation.daemon")
 
-TOKEN_INTERVAL_S = 900
 SHUTDOWN_GRACE_S = 3.0
 STATUS_INTERVAL_S = 10.0
 EXPIRY_INTERVAL_S = 3600.0
@@ -237,7 +243,7 @@ class Daemon:
                 log.info("shutting down")
                 listening.cancel()
                 for driver in list(self._drivers):
-                    driver.request_close("shutdown", "relay is shutting down")
+                    driver.request_close(REASON_SHUTDOWN, "relay is shutting down")
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_GRACE_S):
                         await self._links_done.wait()
@@ -283,7 +289,7 @@ class Daemon:
             log.exception("%s: internal error, link dropped", driver.link.label)
             with contextlib.suppress(Exception):
                 await driver.link.close()
-            return SyncOutcome(reason="internal-error")
+            return SyncOutcome(reason=ENDING_INTERNAL_ERROR)
         finally:
             self._drivers.discard(driver)
             if not self._drivers:
@@ -347,7 +353,7 @@ class Daemon:
     def _token(self) -> bytes:
         assert self.identity is not None
         key = discovery_key(self.identity.secret_key[:32])
-        return relay_token(key, round_period(int(time.time()), TOKEN_INTERVAL_S))
+        return relay_token(key, round_period(int(time.time()), TOKEN_INTERVAL))
 
     async def _discovery(self) -> None:
         """Advertise and browse; zeroconf trouble is logged, counted and retried, never fatal."""
@@ -373,7 +379,7 @@ class Daemon:
         try:
             await advertiser.start()
             await browser.start()
-            refresh_every = TOKEN_INTERVAL_S / 3
+            refresh_every = TOKEN_INTERVAL / 3
             next_refresh = time.monotonic() + refresh_every
             while True:
                 timeout = max(0.0, next_refresh - time.monotonic())

@@ -52,7 +52,6 @@ from node.errors import (
     REASON_UNEXPECTED,
     REASON_VERSION,
     LocalProtocolError,
-    ProtocolError,
     RemoteProtocolError,
 )
 from node.proto import _states as S  # noqa: N812 - the table reads best short
@@ -160,7 +159,6 @@ class Session:
         self.peer_hello: "Hello | None" = None
         self.remote_static: "bytes | None" = None
         self.handshake_hash: "bytes | None" = None
-        self.close_reason: "str | None" = None
         self._handshake: "NoiseHandshake | None" = NoiseHandshake(
             suite, initiator, static_private, PROLOGUE, ephemeral_private
         )
@@ -386,7 +384,7 @@ class Session:
         if next_state == S.CLOSING:
             self._deadline = now + self.limits.close_timeout
 
-    def _fail(self, exc: ProtocolError, now: int) -> None:
+    def _fail(self, exc: RemoteProtocolError, now: int) -> None:
         self._apply(S.PROTOCOL_FAILED, exc, now)
 
     def _queue_frame(self, frame: bytes) -> None:
@@ -506,29 +504,24 @@ class Session:
         if not isinstance(bye, Bye):  # pragma: no cover
             raise LocalProtocolError("answer_bye without a Bye")
         self._queue_message(Bye(REASON_OK, ""), now)
-        self.close_reason = bye.reason
         self._events.append(SessionClosed(bye.reason, bye.text, True))
 
     def _do_say_bye(self, bye: object, now: int) -> None:
         if not isinstance(bye, Bye):  # pragma: no cover
             raise LocalProtocolError("say_bye without a Bye")
         self._queue_message(bye, now)
-        self.close_reason = bye.reason
         self._events.append(SessionClosed(bye.reason, bye.text, False))
 
     def _do_timeout(self, payload: object, now: int) -> None:
         text = "no hello in time" if self.state == S.AWAIT_HELLO else "peer silent too long"
         self._queue_message(Bye(REASON_TIMEOUT, text), now)
-        self.close_reason = REASON_TIMEOUT
         self._events.append(SessionClosed(REASON_TIMEOUT, text, False))
 
     def _do_abort(self, payload: object, now: int) -> None:
         reason = payload.reason if isinstance(payload, Bye) else REASON_TIMEOUT
-        self.close_reason = reason
         self._events.append(SessionClosed(reason, "closed before the handshake completed", False))
 
     def _do_lost(self, payload: object, now: int) -> None:
-        self.close_reason = ENDING_LOST
         self._events.append(SessionClosed(ENDING_LOST, "the link dropped", True))
 
     def _do_finish(self, payload: object, now: int) -> None:
@@ -538,13 +531,11 @@ class Session:
         self._queue_message(Ack(0, 0, 0), now)
 
     def _do_fail(self, exc: object, now: int) -> None:
-        if not isinstance(exc, ProtocolError):  # pragma: no cover
-            raise LocalProtocolError("fail action without an error")
-        reason = exc.reason if isinstance(exc, RemoteProtocolError) else "internal"
+        if not isinstance(exc, RemoteProtocolError):  # pragma: no cover
+            raise LocalProtocolError("fail action without a RemoteProtocolError")
         if self._transport is not None:
-            self._queue_message(Bye(reason, exc.message[:200]), now)
-        self.close_reason = reason
-        self._events.append(SessionClosed(reason, exc.message, False))
+            self._queue_message(Bye(exc.reason, exc.message[:200]), now)
+        self._events.append(SessionClosed(exc.reason, exc.message, False))
 
 
 # The actions named in _states.TRANSITIONS, by name: a plain table a type checker follows (every

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from node.errors import NodeError, StoreError
 from node.store.cidindex import CidIndex, digest_prefix
@@ -15,14 +16,15 @@ from node.sync.cid import CID
 from node.sync.keyset import KeySet
 from node.sync.storetypes import LogRecord
 
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
+
 APPLICATION_ID = 0x57535431  # "WST1"
 DAMAGED = (
     ": the file is damaged; stop the daemon, move the file aside and start again with an empty"
     " store (peers send their entries again), or restore a backup"
 )
 MAX_INT64 = (1 << 63) - 1
-
-Key = tuple[int, bytes]
 
 
 def _create_v1(conn: sqlite3.Connection) -> None:

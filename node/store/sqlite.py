@@ -42,10 +42,9 @@ Durability and acknowledgement (group commit). The connection runs in WAL mode w
 commits it, and with FULL the commit returns only after the WAL is fsynced, so the CIDs commit()
 returns are durable when they are acknowledged. One commit costs one WAL fsync however many
 entries it carries (plus the two fsyncs of an occasional checkpoint), so the daemon commits at a
-cadence (≤ 1 s, or every N entries) rather than per entry. `synchronous=NORMAL` would skip that
-fsync and could lose acknowledged entries on a power cut (NORMAL syncs the WAL only at checkpoints);
-it buys nothing here because group commit already amortises the fsync. A power cut therefore loses
-exactly the uncommitted transaction: work put since the last commit(), which was never acknowledged.
+cadence (≤ 1 s, or every N entries) rather than per entry. `synchronous=NORMAL` (WAL synced only
+at checkpoints) could lose acknowledged entries on a power cut and buys nothing with group
+commit. A power cut loses exactly the uncommitted work, put since the last commit(), never acked.
 
 Caches: per log, the KeySet of (lamport time, digest) (bulk-loaded at open from an ORDER BY scan)
 and entry/byte counts; the counters; the CidIndex. They change with every write and are reloaded
@@ -62,7 +61,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,9 +98,9 @@ _BLOCK_BY_ROW = "SELECT e.cid, b.data FROM entries e JOIN blocks b ON b.id = e.i
 _LOG_BY_ROW = "SELECT cid, id, log FROM entries WHERE id = ?"
 _ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entries WHERE id = ?"
 
-Verify = Callable[[bytes, bytes, bytes], bool]
 if TYPE_CHECKING:
     from node.sync.keyset import Key
+    from node.sync.store import Verify
 
 
 class SQLiteStore(Store):

@@ -183,12 +183,10 @@ class Reconciler:
 
     # -- public API -----------------------------------------------------------------------------
 
-    def start(self, now: "int | None" = None) -> "list[bytes]":
+    def start(self) -> "list[bytes]":
         """Initiator: the frames of the first turn (OPEN per log). Empty if there are no logs.
 
-        Args:
-            now: unused and ignored (reconciliation keeps no time; deadlines are the session's).
-                Deprecated: callers should stop passing it; it will be removed once they have.
+        Reconciliation keeps no time: deadlines are the session's.
         """
         if not self.initiator or self.turns or self._started:
             raise LocalProtocolError("reconcile: start() is for a fresh initiator")
@@ -207,12 +205,11 @@ class Reconciler:
             self._next_outstanding.add(index)
         return self._end_turn()
 
-    def receive(self, frame: bytes, now: "int | None" = None) -> "list[bytes]":
+    def receive(self, frame: bytes) -> "list[bytes]":
         """Handle one frame from the peer; returns our reply frames once the peer's turn ended.
 
         Args:
             frame: one reconcile frame.
-            now: unused and ignored, as in start().
 
         Raises:
             RemoteProtocolError: the frame is malformed or unexpected.

@@ -164,10 +164,10 @@ def make_reconcile(fx: Fixtures) -> Target:
         frames = _frames_from(data[1:], 2) if data[:1] == b"\x01" else [data[1:]]
         if data[:1] != b"\x00":
             initiator = Reconciler([KeySet(fx.keys[19:60])], True, max_frame=1024)
-            for frame in initiator.start(0):
-                responder.receive(frame, 0)
-        for now, frame in enumerate(frames, 1):
-            responder.receive(frame, now)
+            for frame in initiator.start():
+                responder.receive(frame)
+        for frame in frames:
+            responder.receive(frame)
 
     return Target(
         "reconcile",

@@ -41,7 +41,7 @@ def pair(a_log0, b_log0):
 def deliver(receiver, frames):
     out = []
     for frame in frames:
-        out.extend(receiver.receive(frame, 0))
+        out.extend(receiver.receive(frame))
     return out
 
 
@@ -51,23 +51,23 @@ def in_state(state):
         return pair(BASE, BASE[:100])[1]
     if state == S.AWAIT_REPLY:
         a, _b = pair(BASE[:100], BASE[:150])
-        a.start(0)
+        a.start()
         return a
     if state == S.AWAIT_TAIL:
         a, b = pair(BASE[:100], BASE[:90] + BASE[95:110])
-        deliver(b, a.start(0))
+        deliver(b, a.start())
         return b
     if state == S.AWAIT_RANGES:
         a, b = pair(BASE[:100], BASE[:90] + BASE[95:110])
-        deliver(a, deliver(b, a.start(0)))
+        deliver(a, deliver(b, a.start()))
         return a
     if state == S.AWAIT_DIFF:
         a, b = pair(SCATTERED_A, SCATTERED_B)
-        deliver(a, deliver(b, a.start(0)))
+        deliver(a, deliver(b, a.start()))
         return a
     if state == S.DONE:
         a, b = pair(BASE[:100], BASE[:100])
-        deliver(b, a.start(0))
+        deliver(b, a.start())
         return b
     raise AssertionError(state)
 
@@ -110,12 +110,12 @@ class ReconcileStateTableTests(TestCase):
         frame = b"\x57\x00" + section(event)
         if step is None:
             with self.assertRaises(RemoteProtocolError) as caught:
-                rec.receive(frame, 0)
+                rec.receive(frame)
             self.assertEqual(caught.exception.reason, "unexpected")
             self.assertIn(event, caught.exception.message)
             return
         action, allowed = step
-        self.assertEqual(rec.receive(frame, 0), [])  # not FINAL: no reply yet
+        self.assertEqual(rec.receive(frame), [])  # not FINAL: no reply yet
         after = rec._state[0]
         self.assertIn(after, allowed)
         written = bytes(rec._writer.current[2:])
