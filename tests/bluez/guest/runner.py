@@ -1,0 +1,199 @@
+"""The guest side of the real-BlueZ harness: bring up the stack, run the cases, report, return.
+
+Runs inside the x86-64 guest (tests/bluez/guest/build.py) as root, started by
+/usr/local/sbin/waystation-guest-init with the venv's Python; the guest powers off when it
+returns. Steps, each under a deadline:
+
+1. open the results port (virtio-serial ``waystation.results``); every report is one JSON line;
+2. ``modprobe hci_vhci``, start ``btvirt -L -l2`` (two virtual LE controllers, kept running as
+   our child), start bluetoothd through systemd with ``--experimental`` (the advertising
+   properties we use are experimental in 5.66) and wait until hci0 and hci1 are on the bus;
+3. report ``ready`` and run the cases (cases_*.py beside this file) under pytest, reporting each
+   test as it ends, with its ``record_property`` values;
+4. report ``done`` with pytest's exit status.
+
+The project under test is at /mnt/src (read-only) and comes first on sys.path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PORT = "/dev/virtio-ports/waystation.results"
+HARNESS = Path(__file__).resolve().parent
+PROJECT = Path("/mnt/src")
+STEP_DEADLINE_S = 60.0
+ATTEMPTS = 3
+BLUETOOTHD_DROPIN = """[Service]
+ExecStart=
+ExecStart=/usr/libexec/bluetooth/bluetoothd --experimental
+"""
+
+
+def uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+class Reporter:
+    """Writes JSON lines to the results port; also the pytest plugin that reports each test."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = (
+            json.dumps({"event": event, "uptime_s": round(uptime(), 2), **fields}, default=str)
+            + "\n"
+        )
+        data = line.encode()
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+    # -- pytest plugin hooks ---------------------------------------------------------------
+
+    def pytest_collectreport(self, report: Any) -> None:
+        """A module that cannot even be imported is an error the host must see by name."""
+        if report.outcome == "failed":
+            self.emit(
+                "test",
+                name=report.nodeid,
+                when="collect",
+                outcome="failed",
+                duration_s=0.0,
+                message=str(report.longrepr)[-6000:],
+                properties={},
+            )
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        """One ``test`` line per test: its call phase, or a setup/teardown that did not pass."""
+        if report.when != "call" and report.outcome == "passed":
+            return
+        self.emit(
+            "test",
+            name=report.nodeid,
+            when=report.when,
+            outcome=report.outcome,
+            duration_s=round(report.duration, 3),
+            message=str(report.longrepr)[-8000:] if report.outcome == "failed" else "",
+            journal=journal_tail(40) if report.outcome == "failed" else "",
+            log=str(getattr(report, "caplog", ""))[-8000:] if report.outcome == "failed" else "",
+            properties={str(k): v for k, v in report.user_properties},
+        )
+
+
+def run(argv: list[str], deadline: float = STEP_DEADLINE_S) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=deadline, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(argv), proc.returncode, proc.stderr))
+    return proc.stdout
+
+
+def start_controllers() -> subprocess.Popen[bytes]:
+    """btvirt with two LE controllers; returns once udev has both (or raises)."""
+    btvirt = subprocess.Popen(
+        ["btvirt", "-L", "-l2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    # udev tells us when the controllers exist; a deadline, no fixed wait.
+    run(["udevadm", "wait", "--timeout=%d" % STEP_DEADLINE_S,
+         "/sys/class/bluetooth/hci0", "/sys/class/bluetooth/hci1"])  # fmt: skip
+    return btvirt
+
+
+def stop_controllers(btvirt: subprocess.Popen[bytes]) -> None:
+    btvirt.terminate()
+    btvirt.wait(timeout=STEP_DEADLINE_S)
+    run(["udevadm", "wait", "--removed", "--timeout=%d" % STEP_DEADLINE_S,
+         "/sys/class/bluetooth/hci0", "/sys/class/bluetooth/hci1"])  # fmt: skip
+
+
+def bring_up(reporter: Reporter) -> subprocess.Popen[bytes]:
+    """Controllers and bluetoothd up; returns btvirt (our child, to stop at the end).
+
+    On a loaded host the guest's vCPUs can stall for seconds, and the kernel gives up on a
+    controller whose HCI Reset is not answered within 2 s ("hci0: Opcode 0x0c03 failed: -110");
+    bluetoothd then never sees it. So the controllers get up to ATTEMPTS fresh starts, each
+    reported to the host as a ``retry`` event.
+    """
+    # The drop-in comes first: udev starts bluetooth.service as soon as a controller appears.
+    dropin = Path("/run/systemd/system/bluetooth.service.d")
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "experimental.conf").write_text(BLUETOOTHD_DROPIN)
+    run(["systemctl", "daemon-reload"])
+    run(["modprobe", "hci_vhci"])
+    sys.path.insert(0, str(HARNESS))
+    from bluez_guest import bluez_version, wait_adapters
+
+    for attempt in range(1, ATTEMPTS + 1):
+        btvirt = start_controllers()
+        run(["systemctl", "start", "bluetooth.service"])
+        try:
+            adapters = asyncio.run(wait_adapters(("hci0", "hci1"), STEP_DEADLINE_S))
+            break
+        except TimeoutError as exc:
+            if attempt == ATTEMPTS:
+                raise
+            reporter.emit("retry", step="controllers", attempt=attempt, message=str(exc))
+            stop_controllers(btvirt)
+    pid = run(["systemctl", "show", "-P", "MainPID", "bluetooth.service"]).strip()
+    cmdline = Path("/proc/%s/cmdline" % pid).read_bytes().replace(b"\0", b" ")
+    reporter.emit(
+        "ready", adapters=adapters, bluez=bluez_version(), bluetoothd=cmdline.decode().strip(),
+        attempts=attempt,
+    )  # fmt: skip
+    return btvirt
+
+
+def journal_tail(lines: int = 60) -> str:
+    with contextlib.suppress(Exception):
+        return run(["journalctl", "-b", "--no-pager", "-n", str(lines), "-o", "short-monotonic"])
+    return "(no journal)"
+
+
+def main() -> int:
+    # The port appears when udev has loaded virtio_console; wait for it, with a deadline.
+    run(["udevadm", "wait", "--timeout=%d" % STEP_DEADLINE_S, PORT])
+    reporter = Reporter(PORT)
+    reporter.emit("boot", kernel=os.uname().release)
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, str(PROJECT))
+    try:
+        btvirt = bring_up(reporter)
+    except Exception as exc:  # everything goes to the host, which fails the run with it
+        reporter.emit(
+            "error",
+            step="bring-up",
+            message="%s: %s" % (type(exc).__name__, exc),
+            journal=journal_tail(),
+        )
+        return 1
+    import pytest
+
+    started = time.monotonic()
+    status = pytest.main(
+        [
+            "-c",
+            str(HARNESS / "guest-pytest.ini"),
+            "--rootdir",
+            str(HARNESS),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            str(HARNESS),
+        ],
+        plugins=[reporter],
+    )
+    reporter.emit("done", exitstatus=int(status), tests_s=round(time.monotonic() - started, 1))
+    btvirt.terminate()
+    return int(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
