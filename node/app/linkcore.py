@@ -329,7 +329,7 @@ class LinkCore:
     def _store_failed(self, text: str, now: int) -> None:
         """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
         self.ctx.count("store.refused_links")
-        self.outcome.reason = self.outcome.reason or "store-error"
+        self.outcome.reason = self.outcome.reason or REASON_STORE_ERROR
         self.outcome.text = self.outcome.text or text
         if not self.session.is_finished:
             self.session.close(REASON_STORE_ERROR, text[:200], now)

@@ -27,11 +27,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from node.errors import LinkError, NodeError, RemoteProtocolError
+from node.errors import REASON_FLOW, LinkError, NodeError, RemoteProtocolError
 from node.proto.fragment import Fragmenter, Reassembler
 from node.radio.profile import TAG_SIZE, fragment_room, frame_hint
 
-REASON_FLOW = "flow"
 CLOSE_TIMEOUT_S = 2.0
 
 
