@@ -47,6 +47,7 @@ REASON_VERSION = "version"
 REASON_UNSETTLED = "unsettled"
 REASON_QUOTA = "quota"
 REASON_STORE_ERROR = "store-error"
+REASON_REVOKED = "revoked"
 
 BYE_REASONS = (
     REASON_OK,
@@ -61,6 +62,7 @@ BYE_REASONS = (
     REASON_UNSETTLED,
     REASON_QUOTA,
     REASON_STORE_ERROR,
+    REASON_REVOKED,
 )
 
 # How a link can end without a Bye from either side (never sent on the wire).
