@@ -56,7 +56,12 @@
 # Malformed input of any kind raises RemoteProtocolError; nothing else escapes `receive`.
 
 from node._compat import TYPE_CHECKING, bit_length
-from node.errors import REASON_UNEXPECTED, LocalProtocolError, RemoteProtocolError
+from node.errors import (
+    REASON_TOO_LARGE,
+    REASON_UNEXPECTED,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from node.sync import _reconcile_states as S  # noqa: N812 - the table reads best short
 from node.sync import reconcile_sketch, sketch
 from node.sync.keyset import FINGERPRINT_BYTES, KeySet
@@ -275,7 +280,7 @@ class Reconciler:
         if len(frame) < 2:
             raise _bad("frame shorter than its 2-byte header")
         if len(frame) > self.max_receive_frame:
-            raise RemoteProtocolError("reconcile: frame larger than max_frame", "too-large")
+            raise RemoteProtocolError("reconcile: frame larger than max_frame", REASON_TOO_LARGE)
         if frame[0] != VERSION:
             raise _bad("unknown version 0x%02x at offset 0" % frame[0])
         flags = frame[1]
