@@ -48,6 +48,8 @@ REASON_UNSETTLED = "unsettled"
 REASON_QUOTA = "quota"
 REASON_STORE_ERROR = "store-error"
 REASON_REVOKED = "revoked"
+REASON_IDLE = "idle"
+REASON_BUSY = "busy"
 
 BYE_REASONS = (
     REASON_OK,
@@ -63,6 +65,8 @@ BYE_REASONS = (
     REASON_QUOTA,
     REASON_STORE_ERROR,
     REASON_REVOKED,
+    REASON_IDLE,
+    REASON_BUSY,
 )
 
 # How a link can end without a Bye from either side (never sent on the wire).

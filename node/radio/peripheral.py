@@ -17,8 +17,10 @@ time it raises LinkError (no bluetoothd, no adapter). After that it never gives 
 
 Links. A central becomes a link when it reads the INFO characteristic: the relay gives its device
 a link id (1..255) and hands a BleLink to the daemon's LinkQueue, or answers link id 0 when
-`max_links` links are open (one link per device: a second read returns the same id). Packets
-carry that id (node.radio.profile explains why BlueZ 5.66 makes it necessary).
+`max_links` links are open (one link per device: a second read returns the same id), or when
+the daemon's admission refuses the central (its source is its Bluetooth address: each central
+has its own per-source limits, central_source). Packets carry that id (node.radio.profile
+explains why BlueZ 5.66 makes it necessary).
 
 Data path. Inbound packets arrive as WriteValue calls (the `device` option names the central) or,
 once bluetoothd has called AcquireWrite, on a SOCK_SEQPACKET socket of ours, one packet per
@@ -82,6 +84,14 @@ def _already_there_is_fine() -> Iterator[None]:
     except LinkError as exc:
         if exc.cause != "org.bluez.Error.AlreadyExists":
             raise
+
+
+def central_source(device: str) -> str:
+    """The admission source of a central: its Bluetooth address, from BlueZ's device path
+    (/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF -> ble:AA:BB:CC:DD:EE:FF). Each central is its own
+    source for the per-source limits; a phone that changes its random address is a new one."""
+    name = device.rsplit("/", 1)[-1]
+    return "ble:" + (name[4:].replace("_", ":") if name.startswith("dev_") else name)
 
 
 class BlePeripheral:
@@ -416,8 +426,8 @@ class BlePeripheral:
             await self._link_closed(link_id, link)
 
         link = BleLink(label, link_id, mtu, self.max_frame, send, closed)
-        if not self._accepted.offer(link):
-            self.count("ble.refused.queue_full")
+        if not self._accepted.offer(link, central_source(device)):
+            self.count("ble.refused.admission")  # the daemon counts why (links.rejected.*)
             return None
         self._links_by_id[link_id] = link
         self._links_by_device[device] = link
