@@ -139,6 +139,11 @@ class LinkDriver:
             self.core.release()
             await self.link.close()
         self.ctx.count("links.closed." + counter_reason(self.outcome.reason))
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Cancelled from outside (Ctrl-C, shutdown) while a reader's LinkError won the task
+            # group's exit: the cancellation must still reach our caller, not a "lost" outcome.
+            raise asyncio.CancelledError
         return self.outcome
 
     async def _read_frames(self) -> None:
