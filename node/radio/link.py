@@ -27,11 +27,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from node.errors import LinkError, NodeError, RemoteProtocolError
+from node.errors import REASON_FLOW, LinkError, NodeError, RemoteProtocolError
 from node.proto.fragment import Fragmenter, Reassembler
 from node.radio.profile import TAG_SIZE, fragment_room, frame_hint
 
-REASON_FLOW = "flow"
 CLOSE_TIMEOUT_S = 2.0
 
 
@@ -166,9 +165,7 @@ class BleLink:
         """
         async with self._send_lock:
             for frame in frames:
-                packets = [
-                    self._tag + f for f in self._fragmenter.fragment(frame, self._room)
-                ]
+                packets = [self._tag + f for f in self._fragmenter.fragment(frame, self._room)]
                 await self._send_packets(packets)
                 self.packets_out += len(packets)
                 self.largest_out = max(self.largest_out, max(len(p) for p in packets))

@@ -62,11 +62,12 @@ from node.sync.sketch import (
     est_fingerprint,
     est_slot,
 )
-from node.sync.varint import encode_uvarint
+from node.varint import encode_uvarint
 
 if TYPE_CHECKING:
     from typing import Iterable, Iterator
 
+    # (lamport time, 32-byte digest): the one declaration of the key every layer uses
     Key = tuple[int, bytes]
 
 CHUNK = 128  # records per chunk after a bulk load; a chunk splits at 2 * CHUNK (<= 255 kept)
