@@ -68,10 +68,11 @@ log = logging.getLogger("waystation.ble")
 
 BLUEZ = "org.bluez"
 RETRY_S = 1.0  # while DOWN after a failed registration
+SUBSCRIBE_WAIT_S = 5.0  # a link's first notification waits this long for the subscription
 PROPERTIES_FLUSH = 16  # PropertiesChanged notifications between two bus round trips
 LEGACY_ADV_BYTES = 31
 ADV_BYTES_BOTH = 3 + 18 + 26  # flags + 128-bit UUID list + service data (UUID + 8-byte token)
-MAX_PACKET = 1024  # larger than any ATT payload (514)
+RECV_BYTES = 1024  # larger than any packet (profile.MAX_PACKET)
 
 
 @contextlib.contextmanager
@@ -147,6 +148,7 @@ class BlePeripheral:
         self._device_of: dict[int, str] = {}
         self._next_id = 1
         self._notifying = False
+        self._subscribed = asyncio.Event()  # set on each AcquireNotify or StartNotify
         self._write_socks: list[socket.socket] = []
         self._notify_socks: dict[str, socket.socket] = {}
         self._remote_ends: list[socket.socket] = []
@@ -450,12 +452,14 @@ class BlePeripheral:
         if old is not None:
             old.close()
         self._notify_socks[device] = local
+        self._subscribed.set()
         self.count("ble.acquired.notify")
         return remote.fileno(), self._mtu(options)
 
     def notifying(self, on: bool) -> None:
         """StartNotify / StopNotify (the PropertiesChanged path)."""
         self._notifying = on
+        self._subscribed.set()
 
     def _socketpair(self) -> tuple[socket.socket, socket.socket]:
         if not self._up:
@@ -484,7 +488,7 @@ class BlePeripheral:
         """The write socket is readable: take every packet waiting, one per datagram."""
         while True:
             try:
-                packet = sock.recv(MAX_PACKET)
+                packet = sock.recv(RECV_BYTES)
             except BlockingIOError:
                 return
             except OSError:
@@ -503,10 +507,23 @@ class BlePeripheral:
                 continue
             link.feed(packet)
 
-    async def _send(self, device: str, packets: list[bytes]) -> None:
+    def _notify_sock(self, device: str) -> socket.socket | None:
         sock = self._notify_socks.get(device)
         if sock is None and len(self._notify_socks) == 1:
             sock = next(iter(self._notify_socks.values()))  # BlueZ 5.66: one socket for all
+        return sock
+
+    async def _send(self, device: str, packets: list[bytes]) -> None:
+        sock = self._notify_sock(device)
+        if sock is None and not self._notifying:
+            # bluetoothd calls AcquireNotify/StartNotify after it has acknowledged the central's
+            # subscription, so our first answer can be ready before it: wait, with a bound.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                    while sock is None and not self._notifying:
+                        self._subscribed.clear()
+                        await self._subscribed.wait()
+                        sock = self._notify_sock(device)
         if sock is not None:
             loop = asyncio.get_running_loop()
             with translated("notify " + device):

@@ -18,6 +18,7 @@ from node.radio.link import BleLink
 from node.radio.profile import (
     INFO_SIZE,
     MAX_MTU,
+    MAX_PACKET,
     MIN_MTU,
     PROTOCOL_VERSION,
     Info,
@@ -160,9 +161,10 @@ def test_bad_info_values(value: bytes, reason: str) -> None:
 
 
 def test_fragment_room_and_frame_hint() -> None:
-    assert fragment_room(23) == 19 and fragment_room(517) == 513
-    assert fragment_room(10) == 19 and fragment_room(9999) == 513  # clamped to 23..517
-    assert frame_hint(23, 1 << 18) == 1024 and frame_hint(517, 1 << 18) == 8 * 512
+    assert fragment_room(23) == 19 and fragment_room(517) == MAX_PACKET - 1 == 509
+    assert fragment_room(10) == 19 and fragment_room(9999) == 509  # clamped to 23..517
+    assert fragment_room(514) == 509 and fragment_room(513) == 509 and fragment_room(512) == 508
+    assert frame_hint(23, 1 << 18) == 1024 and frame_hint(517, 1 << 18) == 8 * 508
     assert frame_hint(517, 2000) == 2000
 
 
