@@ -25,6 +25,7 @@ Every bleak/D-Bus error leaves as LinkError through node.radio.errors.translated
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -49,6 +50,8 @@ from node.radio.profile import (
     SERVICE_UUID,
     Info,
 )
+
+log = logging.getLogger("waystation.ble")
 
 ANY = "any"
 SCAN_WINDOW_S = 20.0  # one discovery; the next window starts a fresh one
@@ -143,6 +146,7 @@ class BleCentral:
             except LinkError as exc:
                 if attempt == CONNECT_ATTEMPTS or exc.cause in FINAL_CAUSES:
                     raise
+                log.info("BLE %s: attempt %d failed: %s (trying again)", self.adapter, attempt, exc)
                 self.retries += 1
                 await asyncio.sleep(self.connect_interval_s)  # the rate limit, between attempts
         raise AssertionError("unreachable")
@@ -163,6 +167,7 @@ class BleCentral:
                     bluez=scanner_args,
                 )
             if device is not None:
+                log.debug("BLE %s: found relay %s", self.adapter, device.address)
                 return device
 
     async def _connect(self, device: BLEDevice) -> BleLink:
@@ -256,5 +261,6 @@ class BleCentral:
         # then is the link handed out, so nothing is written before we are subscribed.
         with translated("subscribe to notifications"):
             await client.start_notify(data_out, on_notify, bluez={"use_start_notify": True})
+        log.debug("BLE %s: link %s open at MTU %d", self.adapter, label, mtu)
         self._links.add(link)
         return link

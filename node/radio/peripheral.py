@@ -321,6 +321,7 @@ class BlePeripheral:
             if sock is not None:
                 sock.close()
         if link is not None:
+            log.debug("BLE %s: link %s ended: %s", self.adapter, link.label, why)
             link.feed_end(why)
         if not self._links_by_id:
             self._close_sockets()
@@ -425,6 +426,7 @@ class BlePeripheral:
         self._links_by_device[device] = link
         self._device_of[link_id] = device
         self.count("ble.links.opened")
+        log.debug("BLE %s: link %s opened at MTU %d", self.adapter, label, mtu)
         return link
 
     def write(self, value: bytes, options: Options) -> None:
@@ -442,6 +444,7 @@ class BlePeripheral:
         self._write_socks.append(local)
         asyncio.get_running_loop().add_reader(local.fileno(), self._read_packets, local)
         self.count("ble.acquired.write")
+        log.debug("BLE %s: AcquireWrite %s", self.adapter, dict(options))
         return remote.fileno(), self._mtu(options)
 
     def acquire_notify(self, options: Options) -> tuple[int, int]:
@@ -454,12 +457,14 @@ class BlePeripheral:
         self._notify_socks[device] = local
         self._subscribed.set()
         self.count("ble.acquired.notify")
+        log.debug("BLE %s: AcquireNotify %s", self.adapter, dict(options))
         return remote.fileno(), self._mtu(options)
 
     def notifying(self, on: bool) -> None:
         """StartNotify / StopNotify (the PropertiesChanged path)."""
         self._notifying = on
         self._subscribed.set()
+        log.debug("BLE %s: notifying %s", self.adapter, on)
 
     def _socketpair(self) -> tuple[socket.socket, socket.socket]:
         if not self._up:
@@ -494,6 +499,7 @@ class BlePeripheral:
             except OSError:
                 packet = b""
             if not packet:  # bluetoothd closed its end
+                log.debug("BLE %s: bluetoothd closed a write socket", self.adapter)
                 asyncio.get_running_loop().remove_reader(sock.fileno())
                 self._write_socks.remove(sock)
                 sock.close()

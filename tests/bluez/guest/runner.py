@@ -88,6 +88,11 @@ class Reporter:
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         """One ``test`` line per test: its call phase, or a setup/teardown that did not pass."""
+        if report.when == "teardown" and report.outcome == "passed":
+            teardown = {str(k): v for k, v in report.user_properties if k == "connections_left_up"}
+            if teardown:  # what a fixture found after the case: a note, not a test result
+                self.emit("note", name=report.nodeid, **teardown)
+            return
         if report.when != "call" and report.outcome == "passed":
             return
         self.emit(
@@ -98,7 +103,7 @@ class Reporter:
             duration_s=round(report.duration, 3),
             message=str(report.longrepr)[-8000:] if report.outcome == "failed" else "",
             journal=journal_tail(40) if report.outcome == "failed" else "",
-            log=str(getattr(report, "caplog", ""))[-8000:] if report.outcome == "failed" else "",
+            log=str(getattr(report, "caplog", ""))[-30000:] if report.outcome == "failed" else "",
             properties={str(k): v for k, v in report.user_properties},
         )
 
