@@ -536,7 +536,9 @@ class BlePeripheral:
                 for packet in packets:
                     await loop.sock_sendall(sock, packet)
             self.count("ble.fd.out", len(packets))
+            log.debug("BLE %s: %d packets into the notify socket", self.adapter, len(packets))
             return
+        log.debug("BLE %s: %d packets as notifications", self.adapter, len(packets))
         if not self._notifying:
             raise LinkError("%s did not subscribe to notifications" % device, "NotSubscribed")
         for packet in packets:

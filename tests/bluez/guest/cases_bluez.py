@@ -188,7 +188,9 @@ def test_smallest_and_largest_mtu(tmp_path: Path, max_mtu: int, record_property:
                 async with asyncio.TaskGroup() as tg:
                     relay_side = tg.create_task(run_driver(relay, relay_link, initiator=False))
                     outcome = await run_driver(member, link, initiator=True)
-                assert outcome.in_sync and relay_side.result().reason == "ok", outcome
+                assert outcome.in_sync and relay_side.result().reason == "ok", (
+                    outcome, relay_side.result(), radio.peripheral.stats
+                )  # fmt: skip
                 assert link.mtu <= max_mtu and relay_link.mtu <= max_mtu
                 record_property("largest_in", relay_link.largest_in)
                 assert relay_link.largest_in <= relay_link.mtu - 3
