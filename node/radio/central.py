@@ -10,14 +10,19 @@ Theory of operation
 2. Scan on the configured adapter for the service UUID, in the advertised UUIDs or in the service
    data (legacy advertisements carry the UUID only there, node.radio.objects.Advertisement),
    ignoring devices weaker than `min_rssi` and, when `want_token` is given, relays whose token
-   it rejects (a paired phone looks for its own relay).
-3. Connect, read INFO (version, our link id, the relay's maximum frame, its token); link id 0
-   means the relay is full: disconnect and fail.
-4. Subscribe to DATA_OUT, preferring AcquireNotify (no D-Bus message per notification on our
-   side) and falling back to StartNotify; the ATT payload comes from bleak's
+   it rejects (a paired phone looks for its own relay). Scans run in SCAN_WINDOW_S windows with
+   BlueZ's DuplicateData filter on, so a changed advertisement is reported again.
+3. Connect, read INFO (version, our link id, the relay's maximum frame, its token) and take the
+   data characteristics from the service of the INFO characteristic that answered; link id 0
+   means the relay is full: disconnect and fail. A failed scan-connect-subscribe is tried again,
+   CONNECT_ATTEMPTS times per dial.
+4. Subscribe to DATA_OUT with StartNotify, whose reply waits for the subscription (bluetoothd
+   answers AcquireNotify before it); the ATT payload comes from bleak's
    `max_write_without_response_size` (BlueZ's negotiated MTU - 3).
 5. The link sends with write-without-response, one packet per write, awaiting each (bleak's
-   D-Bus call return is the backpressure). A disconnect ends the link (BleLink.feed_end).
+   D-Bus call return is the backpressure); only its very first packet is a write request, so
+   that bluetoothd has acquired the relay's write socket before any write command follows
+   (see `_open`). A disconnect ends the link (BleLink.feed_end).
 
 Every bleak/D-Bus error leaves as LinkError through node.radio.errors.translated.
 """
@@ -232,11 +237,19 @@ class BleCentral:
             raise LinkError("relay %s has no room for another link" % device.address, "Busy")
         mtu = min(self.max_mtu, data_in.max_write_without_response_size + ATT_HEADER)
         link: BleLink | None = None
+        acknowledged = False  # the first packet goes as a write request (see below)
 
         async def send(packets: list[bytes]) -> None:
+            # bluetoothd (5.66 and later) acquires the relay's write socket on the first write
+            # and keeps only a pointer to that write's value until AcquireWrite returns: a write
+            # command that arrives meanwhile overwrites it, so the relay gets the second packet
+            # twice and never the first. A write request is answered only once the socket is
+            # acquired and the value sent into it, and we wait for that answer.
+            nonlocal acknowledged
             with translated("write to " + device.address):
                 for packet in packets:
-                    await client.write_gatt_char(data_in, packet, response=False)
+                    await client.write_gatt_char(data_in, packet, response=not acknowledged)
+                    acknowledged = True
 
         async def close() -> None:
             self._links.discard(link)
