@@ -12,8 +12,9 @@ RUN_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 1
 DIST ?= dist
+WEB_STAMP := web/node_modules/.installed
 
-.PHONY: run test test-bluez lint typecheck portable unit fuzz fuzz-smoke bench dist clean image image-test
+.PHONY: run test test-bluez lint typecheck portable unit fuzz fuzz-smoke bench dist clean image image-test web
 
 $(RUNTIME): pyproject.toml tools/bootstrap.sh tools/debian-packages-run.txt
 	sh tools/bootstrap.sh tools/debian-packages-run.txt
@@ -42,7 +43,7 @@ typecheck: $(STAMP)
 portable: $(STAMP)
 	$(BIN)/micropython -X heapsize=64M tests/portable/run.py
 
-unit: $(STAMP)
+unit: $(STAMP) $(WEB_STAMP)
 	$(BIN)/pytest
 
 # Level 2 BLE tests: a real bluetoothd in an x86-64 Debian guest under qemu TCG (tests/bluez/).
@@ -50,6 +51,16 @@ unit: $(STAMP)
 # WAYSTATION_BLUEZ_PROJECT=/other/tree runs the guest cases against another tree's node/.
 test-bluez: $(STAMP)
 	WAYSTATION_BLUEZ=1 $(BIN)/pytest -p no:randomly -s tests/bluez
+
+# The phone web app (web/, docs/web.md): npm packages exactly as web/package-lock.json says, and
+# `make web` builds the static folder build/web (serve it over HTTPS or from localhost).
+$(WEB_STAMP): web/package-lock.json | $(STAMP)
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
+
+web: $(STAMP) $(WEB_STAMP)
+	cd web && node build.mjs ../build/web
+
 # Coverage-guided fuzzing (atheris), every target FUZZ_SECONDS each, FUZZ_JOBS at a time; the
 # working corpus and any crash are kept in .fuzz/ (docs/security.md, "Fuzzing").
 fuzz: $(STAMP)
@@ -70,7 +81,7 @@ dist: $(RUNTIME)
 	cp config/waystation.service config/waystation.toml $(DIST)/
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build web/node_modules
 
 # The Raspberry Pi image (needs root, binfmt_misc and Debian's archive; ~15 min the first time,
 # then the base is cached in build/cache) and its boot test under qemu-system-aarch64.

@@ -67,7 +67,7 @@ def test_example_file_documents_every_key() -> None:
     for index, line in enumerate(lines):
         if "=" in line and not line.startswith("#"):
             assert lines[index - 1].startswith("#"), "undocumented key line %r" % line
-    assert len(schema_keys()) == 30
+    assert len(schema_keys()) == 33
 
 
 def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
@@ -135,6 +135,8 @@ BAD = [
     ("[session]\ncredit_bytes = 512\n", "session.credit_bytes", "65536.."),
     ("[lan]\nsync_interval_s = 0.5\n", "lan.sync_interval_s", "1..86400"),
     ("[console]\nbaud = 12345\n", "console.baud", "one of"),
+    ('[relay]\ntrusted = ["abcd"]\n', "relay.trusted[0]", "8 groups of 4 hex"),
+    ("[relay]\npairing_window_s = 5\n", "relay.pairing_window_s", ""),
     ('[console]\ndevices = ["ttyS0"]\n', "console.devices[0]", "absolute path"),
     ('[console]\ndevices = ["/dev/a", "/dev/a"]\n', "console.devices", "twice"),
     ('[log]\nlevel = "verbose"\n', "log.level", "one of"),

@@ -54,7 +54,7 @@ def flatten(messages: list[list[LogDeclaration]]) -> list[LogDeclaration]:
 def test_declare_then_echo_agrees_on_every_log() -> None:
     ours = LogTable(member(*GROUPS), initiator=True)
     theirs = LogTable(relay(), initiator=False)
-    first = ours.declare(ours.initial_addresses(), end=True)
+    first = ours.declare(ours.initial_addresses(peer_is_relay=True), end=True)
     assert first[-1] == []  # the empty Interest ends the initial declarations
     assert sorted(d.ref for d in flatten(first)) == [0, 2, 4]  # the initiator's refs are even
     answers = [theirs.receive(message, peer_is_relay=False) for message in first]
@@ -73,7 +73,7 @@ def test_declare_then_echo_agrees_on_every_log() -> None:
 def test_the_responder_always_answers_and_the_first_answer_asks_for_a_pass() -> None:
     ours = LogTable(member(), initiator=True)
     theirs = LogTable(relay(), initiator=False)
-    first = ours.declare(ours.initial_addresses(), end=True)
+    first = ours.declare(ours.initial_addresses(peer_is_relay=True), end=True)
     assert first == [[]]
     answer = theirs.receive([], peer_is_relay=False)
     assert answer.messages == [[]]  # an empty Interest: "heard you"

@@ -38,6 +38,15 @@ def test_identity_never_creates_a_key_unless_asked(tmp_path: Path) -> None:
     again = run("identity", "--data", str(data))
     assert again.returncode == 0 and again.stdout.splitlines()[0] == fingerprint
 
+    # The one fingerprint is of the link key, the Noise static key peers see in the handshake.
+    from node.crypto._nacl import NaclSuite
+    from node.proto.pairing import key_fingerprint
+
+    suite = NaclSuite()
+    _, secret = suite.ed25519_keypair(key.read_bytes())
+    link_key = suite.x25519_public(suite.ed25519_sk_to_x25519(secret))
+    assert fingerprint == "node " + key_fingerprint(suite, link_key)
+
 
 def test_identity_names_a_damaged_key(tmp_path: Path) -> None:
     (tmp_path / "node.key").write_bytes(b"short")

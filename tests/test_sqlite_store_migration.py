@@ -1,10 +1,11 @@
-"""Schema migration v1 -> v2 of the SQLite store, on a database filled by the v1 code path.
+"""Schema migrations of the SQLite store (v1 -> v2 -> v3), on databases the old code filled.
 
 The v1 database is created by the v1 DDL (`MIGRATIONS[0]`, kept in the list) and filled with the
 v1 store's SQL (`_v1_insert` below is SQLiteStore._insert as it was in schema 1). After opening
 it with the current code, every log, entry, block, head, count, key and counter must equal a
 MemoryStore fed the same entries, and the migrated store must keep deciding like the model
-(parents arriving late, evictions surfacing heads again).
+(parents arriving late, evictions surfacing heads again). A database left at v2 gains the v3
+devices tables (node/store/devices.py) and nothing else changes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from node.store import sqlite as sqlite_store
+from node.store.devices import Device, DeviceBook
 from node.store.sqlite import APPLICATION_ID, FILENAME, SQLiteStore
 from node.sync.entry import Entry
 from node.sync.store import Limits, MemoryStore, Store
@@ -123,7 +125,7 @@ def test_v1_database_is_migrated_in_place(tmp_path: Path) -> None:
     _assert_same(real, model, everything)
 
     raw = real._db()
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 2
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS) == 3
     tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
     assert "heads" not in tables and "unresolved" in tables and "entries_heads" in tables
     assert [r[1] for r in raw.execute("PRAGMA table_info(links)")] == ["child", "parent"]
@@ -162,4 +164,53 @@ def test_empty_v1_database_is_migrated(tmp_path: Path) -> None:
     entry = A.entry(1)
     assert store.put_entries([entry], 1) == model.put_entries([entry], 1)
     assert store.commit() == [entry.cid]
+    store.close()
+
+
+def test_v1_to_v2_to_v3_adds_the_devices_tables_and_keeps_everything(tmp_path: Path) -> None:
+    """A store a v2 relay left (v1, then v1 -> v2, closed), opened by this code: v2 -> v3 adds
+    the devices tables and touches nothing else; a device paired after it survives a reopen."""
+    order, named = _entries()
+    model = MemoryStore(SUITE.ed25519_verify, LIMITS)
+    _v1_database(tmp_path / FILENAME, model, order)
+    conn = sqlite3.connect(tmp_path / FILENAME, isolation_level=None)
+    conn.execute("BEGIN")
+    sqlite_store.MIGRATIONS[1](conn)  # what the v2 code did on its first start
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("COMMIT")
+    v2_tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "devices" not in v2_tables and "unresolved" in v2_tables
+    conn.close()
+
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, LIMITS)
+    raw = store._db()
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
+    assert tables == v2_tables | {"devices", "device_logs"}
+    everything = list(named.values())
+    _assert_same(store, model, everything)
+    book = DeviceBook(store)
+    assert book.all() == []
+    phone = Device(bytes(range(32)), "phone", "device", 1 << 20, 1_700_000_000)
+    book.add(phone)
+    book.register_log(phone.static_key, A.log_id)
+    store.commit()
+    store.close()
+
+    again = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, LIMITS)
+    book = DeviceBook(again)
+    assert book.all() == [phone] and book.logs_of(phone.static_key) == [A.log_id]
+    _assert_same(again, model, everything)
+    again.close()
+
+
+def test_v1_database_reaches_v3_with_usable_devices_tables(tmp_path: Path) -> None:
+    model = MemoryStore(SUITE.ed25519_verify, LIMITS)
+    _v1_database(tmp_path / FILENAME, model, [])
+    store = SQLiteStore.open_in(tmp_path, SUITE.ed25519_verify, LIMITS)
+    book = DeviceBook(store)
+    relay = Device(bytes(32), "relay-1", "relay", 1 << 20, 1)
+    book.add(relay)
+    assert book.get(relay.static_key) == relay and book.remove(relay.static_key) == []
+    assert book.all() == []
     store.close()

@@ -10,8 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from node import __version__
+from node.app.admin_cli import (
+    EXIT_NO_ANSWER,
+    EXIT_NOT_RUNNING,
+    add_admin_commands,
+    ask,
+    positive_seconds,
+    run_admin_command,
+)
 from node.app.config import apply_overrides, load_config
-from node.app.control import CommandError, ControlUnavailableError, request, socket_path
+from node.app.control import socket_path
 from node.app.daemon import Daemon
 from node.app.identity import load_identity, load_or_create_identity
 from node.app.logs import setup_logging
@@ -20,6 +28,10 @@ from node.app.peer_session import member_dir_marker
 from node.app.status import render_text
 from node.crypto._nacl import NaclSuite
 from node.errors import NodeError
+
+# Exit status of `waystation status`, `identity`, `pair` and `devices` (LSB init-script convention
+# for "status": 3 = not running), from node.app.admin_cli; docs/operations.md lists them.
+__all__ = ["EXIT_NOT_RUNNING", "EXIT_NO_ANSWER", "build_parser", "main"]
 
 
 def default_data_dir() -> Path:
@@ -76,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print the daemon's JSON report")
     status.add_argument(
-        "--timeout", type=_positive_seconds, default=5.0, metavar="S", help="deadline (default 5)"
+        "--timeout", type=positive_seconds, default=5.0, metavar="S", help="deadline (default 5)"
     )
     identity = commands.add_parser(
         "identity",
@@ -88,23 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, help="data directory (default: %s)" % default_data_dir()
     )
     identity.add_argument("--create", action="store_true", help="create the key if there is none")
+    add_admin_commands(
+        commands,
+        "data directory of the running relay (default: as for status)",
+    )
     return parser
 
-
-# Exit status of `waystation status` and `waystation identity` (LSB init-script convention for
-# "status": 3 = not running); docs/operations.md lists them.
-EXIT_NOT_RUNNING = 3
-EXIT_NO_ANSWER = 4
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text) from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError("must be in (0, 3600] seconds, got %s" % text)
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(args, suite)
         if args.command == "peer":
             return run_peer_command(args)
+        if args.command in ("pair", "devices"):
+            return run_admin_command(args, args.data or status_data_dir())
     except NodeError as exc:
         print("waystation: %s" % exc, file=sys.stderr)
         return 2
@@ -162,14 +165,9 @@ def status_data_dir() -> Path:
 
 def show_status(data_dir: Path, as_json: bool, timeout: float) -> int:
     """`waystation status`: ask the daemon over its control socket and print the answer."""
-    try:
-        report = request(data_dir, "status", timeout=timeout)
-    except ControlUnavailableError as exc:
-        print("waystation: %s" % exc, file=sys.stderr)
-        return EXIT_NO_ANSWER if exc.running else EXIT_NOT_RUNNING
-    except CommandError as exc:
-        print("waystation: the daemon refused: %s (%s)" % (exc.message, exc.code), file=sys.stderr)
-        return EXIT_NO_ANSWER
+    report = ask(data_dir, "status", {}, timeout, refused=EXIT_NO_ANSWER)
+    if isinstance(report, int):
+        return report
     if as_json:
         print(json.dumps(report, indent=1, sort_keys=True))
     else:

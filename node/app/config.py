@@ -179,6 +179,19 @@ class _Array(_Rule):
         return items
 
 
+class _Fingerprint(_Rule):
+    """A key fingerprint as `waystation pair` shows it: 8 groups of 4 hex digits."""
+
+    def convert(self, value: object, key: str) -> str:
+        text = _Text(39).convert(value, key).lower()
+        groups = text.split("-")
+        if len(groups) != 8 or any(
+            len(g) != 4 or g.strip("0123456789abcdef") for g in groups
+        ):
+            raise ConfigError(key, "must be a fingerprint like 1a2b-3c4d-... (8 groups of 4 hex)")
+        return text
+
+
 class _DevicePath(_Rule):
     def convert(self, value: object, key: str) -> str:
         text = _Text(4096).convert(value, key)
@@ -235,6 +248,9 @@ class RelayConfig:
     community_mode: bool = field(metadata=_rule(_Bool()))
     community_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
     max_sessions: int = field(metadata=_rule(_Int(1, 4096)))
+    trusted: tuple[str, ...] = field(metadata=_rule(_Array(_Fingerprint(), MAX_PEERS)))
+    pairing_window_s: float = field(metadata=_rule(_Seconds(10, 3600)))
+    device_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
 
 
 @dataclass(frozen=True, slots=True)

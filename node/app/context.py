@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from node.app.forward import FORWARD_CACHE_BYTES, FRESH_OVERHEAD, ForwardCache, Fresh, Hub, Key
 from node.crypto.address import verify_address
@@ -20,6 +21,9 @@ from node.errors import IntegrityError, StoreError
 from node.proto.session import SessionLimits
 from node.sync.store import Store
 from node.sync.wire import log_header
+
+if TYPE_CHECKING:
+    from node.app.pairing import RelayPairing
 
 __all__ = [
     "FORWARD_CACHE_BYTES",
@@ -166,6 +170,10 @@ class NodeContext:
         self.wall_clock = wall_clock or time.time
         self.identity_signatures: dict[str, bytes] = {}
         self.stats: dict[str, int] = {}
+        # Relays: pairing, paired devices, relay trust (node/app/pairing.py); None on members.
+        self.pairing: RelayPairing | None = None
+        # Members: the fingerprint of the relay's pinned link key; any other key is refused.
+        self.pinned_fingerprint: str | None = None
 
     def count(self, name: str, delta: int = 1) -> None:
         """Bump a counter in `stats` (links opened, byes by reason, refusals...)."""
@@ -189,12 +197,25 @@ class NodeContext:
         id_sig = id_sig or self.identity_signatures.get(address, b"") or bytes(64)
         return log_header(sign_pub, id_sig)
 
-    def accept_log(self, address: str, sign_pub: bytes) -> str | None:
+    def accept_log(
+        self, address: str, sign_pub: bytes, pin_quota: int | None = None
+    ) -> str | None:
         """Carry a log a peer offered? None if yes (registered now), else the reason why not.
+
+        `pin_quota` is given for a log a paired device registers: it is carried pinned, with
+        that quota (DESIGN.md §4), whatever the community policy.
 
         Raises:
             RemoteProtocolError: the address does not commit to `sign_pub` (a forged offer).
         """
+        if pin_quota is not None and address not in self.policy.own:
+            known = self.store.sign_pub_of(address)
+            if known is None:
+                verify_address(self.suite, address, sign_pub)  # raises for a forgery
+            elif known != sign_pub:
+                raise IntegrityError("log %s offered with another signing key" % address[:80])
+            self.store.add_log(address, sign_pub, pinned=True, quota=pin_quota)
+            return None
         if address in self.policy.own:
             if self.policy.own[address][0] != sign_pub:
                 raise IntegrityError("log %s offered with another signing key" % address[:80])

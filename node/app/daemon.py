@@ -38,6 +38,7 @@ from node.app.context import Committer, Hub, LogPolicy, NodeContext
 from node.app.control import ControlServer
 from node.app.datadir import claim_data_dir
 from node.app.identity import NodeIdentity, load_or_create_identity
+from node.app.pairing import RelayPairing
 from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
 from node.app.status import SyncBook, status_report
@@ -47,6 +48,7 @@ from node.errors import ConfigError, LinkError, NodeError, StoreError
 from node.lan.tcp import TcpDialer, TcpListener, tcp_address
 from node.link import Dialer, Dialers, Link, LinkQueue, Listener, PeerAddress
 from node.proto.messages import ROLE_RELAY
+from node.store.devices import DeviceBook
 from node.store.sqlite import SQLiteStore
 
 log = logging.getLogger("waystation.daemon")
@@ -96,6 +98,7 @@ class Daemon:
         self._notifier = Notifier.from_environ()
         self.started_at = time.time()
         self.syncs = SyncBook()  # last sync with each relay peer, for `waystation status`
+        self.pairing: RelayPairing | None = None
 
     @property
     def links(self) -> list[LinkDriver]:
@@ -207,7 +210,19 @@ class Daemon:
             log.warning("console.devices: the serial console is not built in this version; ignored")
         for skipped in self.listener.skipped:
             log.warning("lan.listen: %s skipped: this host lacks that address family", skipped)
-        handlers = {"status": lambda _: status_report(self)}
+        self.pairing = RelayPairing(
+            self.suite,
+            DeviceBook(store),
+            committer.commit_now,
+            self.identity.link_public(self.suite),
+            config.relay.pairing_window_s,
+            config.relay.device_log_bytes,
+            config.relay.trusted,
+            self.close_links_of,
+            community_quota=config.relay.community_log_bytes,
+        )
+        self.ctx.pairing = self.pairing
+        handlers = {"status": lambda _: status_report(self), **self.pairing.handlers()}
         control = ControlServer(self.data_dir, handlers, self.ctx.count)
         await control.open()  # before "listening" and READY=1: `waystation status` works then
         log.info(
@@ -230,6 +245,9 @@ class Daemon:
                 if config.lan.zeroconf:
                     background.append(tasks.create_task(self._discovery()))
                 background.extend(tasks.create_task(self._serve_radio(r)) for r in self.radios)
+                self.pairing.join = lambda relay, code, expect: self._track(
+                    tasks.create_task(self._join_relay(relay, code, expect))
+                )
                 self._notifier.ready("relaying on port %d" % self.port)
                 self.started.set()
                 await self._stop.wait()
@@ -266,6 +284,13 @@ class Daemon:
             self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
             self._links_done.clear()
             self._track(tasks.create_task(self._drive(driver)))
+
+    def close_links_of(self, static_key: bytes) -> int:
+        """Close every open link whose peer has this Noise static key (a revoked device)."""
+        closing = [d for d in self._drivers if d.outcome.remote_static == static_key]
+        for driver in closing:
+            driver.request_close("revoked", "this device's pairing was revoked")
+        return len(closing)
 
     def _track(self, task: asyncio.Task[object]) -> None:
         """Remember a link task (it belongs to the TaskGroup) so shutdown can cut it."""
@@ -341,6 +366,25 @@ class Daemon:
             self.syncs.finished(str(key), await self._drive(driver))
         finally:
             self._syncing.discard(key)
+
+    async def _join_relay(self, relay: str, code: bytes, expect: str | None) -> None:
+        """`pair.join`: pair with another relay's window, as the initiator, with our node key."""
+        from node.app.config import parse_peer
+        from node.app.pair_client import PairingError, pair_with
+
+        assert self.ctx is not None and self.pairing is not None
+        try:
+            address = parse_peer(relay, "relay")
+            remote = await pair_with(
+                self.suite, self.dialers, address, code, self.config.node.name,
+                self.ctx.session_static(), ROLE_RELAY, CONNECT_TIMEOUT_S * 6, expect,
+            )  # fmt: skip
+        except (PairingError, LinkError, ConfigError) as exc:
+            self.pairing.joined(relay, None, str(exc))
+        except TimeoutError:
+            self.pairing.joined(relay, None, "no answer in time")
+        else:
+            self.pairing.joined(relay, remote, "")
 
     # -- discovery ----------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from node.crypto.api import SHA256, Suite
+from node.crypto.api import Suite
 from node.errors import ConfigError, StoreError
 from node.member.store_files import write_private_file
+from node.proto.pairing import key_fingerprint
 
 NODE_KEY_FILE = "node.key"
 
@@ -21,10 +22,15 @@ class NodeIdentity:
         self.public_key = public_key
         self.secret_key = secret_key
 
+    def link_public(self, suite: Suite) -> bytes:
+        """The Noise static (X25519) public key of the node's links, derived from this key."""
+        return suite.x25519_public(suite.ed25519_sk_to_x25519(self.secret_key))
+
     def fingerprint(self, suite: Suite) -> str:
-        """A short, human-comparable fingerprint: 8 groups of 4 hex digits of SHA-256(pk)."""
-        digest = suite.digest(SHA256, self.public_key).hex()[:32]
-        return "-".join(digest[i : i + 4] for i in range(0, 32, 4))
+        """The node's one fingerprint, of its link key (`link_public`): what a peer sees in the
+        handshake, a member pins, `relay.trusted` lists and the pairing QR code carries; 8 groups
+        of 4 hex digits of its SHA-256 (node.proto.pairing.key_fingerprint)."""
+        return key_fingerprint(suite, self.link_public(suite))
 
 
 def load_identity(data_dir: Path, suite: Suite) -> NodeIdentity | None:

@@ -36,6 +36,7 @@ from node.varint import encode_uvarint
 if TYPE_CHECKING:
     from node.app.context import NodeContext
     from node.app.forward import Key
+    from node.store.devices import Device
 
 
 @dataclass
@@ -137,16 +138,18 @@ class LogTable:
         self._heard_end = False  # responder: the initiator's empty Interest arrived
         self._next_ref = 0 if initiator else 1
         self._peer_declarations = 0
+        self.device: Device | None = None  # a paired device: its logs are pinned for it
 
     def agreed(self) -> list[SessionLog]:
         """The agreed logs, ordered by address (the order a pass names them in)."""
         return sorted((s for s in self.by_ref.values() if s.agreed), key=lambda s: s.address)
 
-    def initial_addresses(self) -> list[str]:
-        """The logs this node declares first: its own, and every stored one if it declares all."""
+    def initial_addresses(self, peer_is_relay: bool) -> list[str]:
+        """The logs this node declares first: its own, and every stored one if it declares all
+        and the peer is a relay it trusts (`peer_is_relay`)."""
         policy = self.ctx.policy
         addresses = list(policy.own)
-        if policy.declare_all:
+        if policy.declare_all and peer_is_relay:
             addresses.extend(a for a in self.ctx.store.logs() if a not in policy.own)
         return sorted(set(addresses))
 
@@ -189,8 +192,9 @@ class LogTable:
 
         Args:
             declarations: what it declared or echoed.
-            peer_is_relay: the peer's Hello said it is a relay (a responding relay then declares
-                its own logs once the initiator's initial declarations ended).
+            peer_is_relay: the peer's Hello said it is a relay and we trust it as one (a
+                responding relay then declares its own logs once the initiator's initial
+                declarations ended).
 
         Raises:
             RemoteProtocolError: a ref reused for another log, our ref parity, a log under two
@@ -229,7 +233,12 @@ class LogTable:
                 raise RemoteProtocolError(
                     "more than %d logs declared in one session" % limit, "too-large"
                 )
-            refusal = self.ctx.accept_log(decl.address, sign_pub)
+            device = self.device
+            refusal = self.ctx.accept_log(
+                decl.address, sign_pub, None if device is None else device.quota
+            )
+            if device is not None and refusal is None and self.ctx.pairing is not None:
+                self.ctx.pairing.register_log(device, decl.address)
             if refusal is not None:  # not kept: entries for it will be refused as undeclared
                 self.ctx.count("logs.refused." + refusal)
                 continue
@@ -240,7 +249,7 @@ class LogTable:
             agreed_now += 1
         extras: list[str] = []
         if end_of_initial and self.ctx.policy.declare_all and peer_is_relay:
-            extras = self.initial_addresses()
+            extras = self.initial_addresses(True)
         messages: list[list[LogDeclaration]] = []
         if not self.initiator or echoes or extras:
             messages = self.declare(extras, echoes)

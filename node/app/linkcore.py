@@ -48,6 +48,7 @@ from node.app.interest import LogTable
 from node.app.outbound import Outbound
 from node.app.passes import IN_SYNC, MAX_PASSES, PASS_SENT, START, UNSETTLED, Passes
 from node.errors import (
+    REASON_INTEGRITY,
     REASON_QUOTA,
     REASON_UNEXPECTED,
     IntegrityError,
@@ -55,6 +56,7 @@ from node.errors import (
     StoreError,
 )
 from node.proto.messages import ROLE_RELAY
+from node.proto.pairing import key_fingerprint
 from node.proto.session import (
     AckReceived,
     EntriesReceived,
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from node.app.forward import Key
     from node.app.interest import SessionLog
     from node.proto.messages import LogDeclaration
+    from node.store.devices import Device
     from node.sync.keyset import KeySet
 
 log = logging.getLogger("waystation.link")
@@ -231,6 +234,7 @@ class LinkCore:
         self._commits: list[CommitRequest] = []
         self._pending_commits = 0
         self._entries_stored = 0
+        self.device: Device | None = None  # the paired device or relay at the other end
 
     @property
     def finished(self) -> bool:
@@ -311,7 +315,10 @@ class LinkCore:
         return True
 
     def release(self) -> None:
-        """Give back the ForwardCache holds this link still has (call once it ended)."""
+        """Give back the ForwardCache holds this link still has, end a pairing exchange it left
+        unfinished (call once it ended)."""
+        if self.ctx.pairing is not None:
+            self.ctx.pairing.link_ended(self)
         self.outbound.release(self.logs.by_ref.values())
 
     def _committed(self, event: Committed, now: int) -> None:
@@ -366,16 +373,14 @@ class LinkCore:
         session = self.session
         while (event := session.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                self.outcome.remote_static = event.remote_static
+                self._on_handshake(event.remote_static)
             elif isinstance(event, SessionOpened):
                 self.ctx.count("links.opened")
                 if self.initiator:
-                    self._send_interest(
-                        self.logs.declare(self.logs.initial_addresses(), end=True), now
-                    )
+                    initial = self.logs.initial_addresses(self._peer_is_relay())
+                    self._send_interest(self.logs.declare(initial, end=True), now)
             elif isinstance(event, InterestReceived):
-                peer = session.peer_hello
-                answer = self.logs.receive(event.logs, peer is not None and peer.role == ROLE_RELAY)
+                answer = self.logs.receive(event.logs, self._peer_is_relay())
                 self._send_interest(answer.messages, now)
                 if answer.reconcile:
                     self.passes.need_pass = True  # new agreed logs (or the first answer)
@@ -389,11 +394,38 @@ class LinkCore:
             elif isinstance(event, AckReceived):
                 self.outbound.acked(self.logs.by_ref.get(event.ref), event.stored)
             elif isinstance(event, PairingReceived):
-                raise RemoteProtocolError("pairing is not offered on this link", REASON_UNEXPECTED)
+                if self.ctx.pairing is None:
+                    raise RemoteProtocolError("pairing is not offered here", REASON_UNEXPECTED)
+                self.ctx.pairing.on_pairing(self, event.step, event.data, now)
             elif isinstance(event, SessionClosed) and (not self.outcome.reason or event.by_peer):
                 self.outcome.reason = event.reason
                 self.outcome.text = event.text
                 self.outcome.by_peer = event.by_peer
+
+    def _on_handshake(self, remote_static: bytes) -> None:
+        """Noise is up: check a member's relay pin; recognise a paired device (relays)."""
+        self.outcome.remote_static = remote_static
+        pin = self.ctx.pinned_fingerprint
+        if pin is not None:
+            seen = key_fingerprint(self.ctx.suite, remote_static)
+            if seen != pin:
+                raise RemoteProtocolError(
+                    "the relay's key %s is not the pinned %s: refused (another relay at this"
+                    " address, or someone in the middle)" % (seen, pin),
+                    REASON_INTEGRITY,
+                )
+        if self.ctx.pairing is not None:
+            self.device = self.ctx.pairing.device_of(remote_static)
+            if self.device is not None and self.device.kind == "device":
+                self.logs.device = self.device
+
+    def _peer_is_relay(self) -> bool:
+        """Does the peer get a relay's treatment (our list of logs)? Only a trusted relay."""
+        peer = self.session.peer_hello
+        if peer is None or peer.role != ROLE_RELAY:
+            return False
+        pairing = self.ctx.pairing
+        return pairing is None or pairing.trusted_relay(self.outcome.remote_static)
 
     def _send_interest(self, messages: list[list[LogDeclaration]], now: int) -> None:
         for declarations in messages:

@@ -59,7 +59,7 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 KNOWN_REASONS = frozenset(
     {
         "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
-        "version", "unsettled", "quota", "lost", "store-error", "internal-error",
+        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "revoked",
     }
 )  # fmt: skip
 

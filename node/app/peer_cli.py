@@ -6,7 +6,9 @@
     waystation peer invite       --data DIR GROUP         prints the invitation (carries the secret)
     waystation peer join         --data DIR INVITATION    prints the group id
     waystation peer send         --data DIR GROUP TEXT    prints the entry CID
-    waystation peer sync         --data DIR (--relay HOST:PORT | --discover) [--timeout S]
+    waystation peer sync         --data DIR (--relay HOST:PORT | --discover | --ble) [--timeout S]
+                                 [--pin FINGERPRINT]
+    waystation peer pair         --data DIR --code CODE (--relay HOST:PORT | --ble)
     waystation peer read         --data DIR GROUP [--last N]
 
 Every command takes --json (one JSON object per line on stdout). Data goes to stdout,
@@ -28,11 +30,12 @@ Hook for `peer sync` (added by the link driver's author): open_member(DIR) gives
 them (address -> (sign_pub, identity signature)); after_sync(client) processes what arrived.
 """
 
+from __future__ import annotations
+
 import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -40,10 +43,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from node.app.peer_relay import EXIT_SYNC_FAILED, pair_command, relay_pin, relay_target
 from node.app.peer_session import PeerSession
 from node.errors import LinkError, NodeError
 from node.member.client import MemberClient, Message, ProcessReport, SyncLog
-from node.member.errors import MemberError
 from node.sync.entry import decode_entry
 
 if TYPE_CHECKING:
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
-COMMANDS = ("init", "group create", "groups", "invite", "join", "send", "sync", "read")
+COMMANDS = ("init", "group create", "groups", "invite", "join", "send", "sync", "pair", "read")
 
 
 def default_member_dir() -> Path:
@@ -175,11 +178,27 @@ def add_peer_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
         "--timeout", type=_seconds, default=60.0, metavar="S", help="give up after S seconds"
     )
     sync.add_argument(
+        "--pin",
+        metavar="FINGERPRINT",
+        help="the relay's key fingerprint: remember it and refuse any other key at this address",
+    )
+    sync.add_argument(
         "--interface", action="append", default=None, help="zeroconf interface (with --discover)"
     )
     # progress thresholds (PROGRESS_MIN_ENTRIES, PROGRESS_INTERVAL_S), for tests: not in --help
     sync.add_argument("--progress-entries", type=int, default=None, help=argparse.SUPPRESS)
     sync.add_argument("--progress-interval", type=float, default=None, help=argparse.SUPPRESS)
+
+    pair = commands.add_parser("pair", help="pair with a relay by the code its console shows")
+    _data_arg(pair)
+    pair.add_argument("--code", required=True, help="the code the relay shows, like 1234-5678")
+    pair_where = pair.add_mutually_exclusive_group(required=True)
+    pair_where.add_argument("--relay", metavar="HOST:PORT", help="the relay")
+    pair_where.add_argument("--ble", action="store_true", help="the first relay in BLE range")
+    pair.add_argument("--adapter", default="hci0", help="BlueZ adapter (with --ble)")
+    pair.add_argument("--fingerprint", help="the relay's key fingerprint (from its QR code)")
+    pair.add_argument("--name", default="member", help="our name in the relay's device list")
+    pair.add_argument("--timeout", type=float, default=30.0, help="give up after S seconds")
 
     read = commands.add_parser("read", help="print a group's messages in order")
     _data_arg(read)
@@ -291,6 +310,8 @@ def _run(args: argparse.Namespace) -> int:
             _send(client, args, now)
         elif command == "sync":
             return _sync(session, args)
+        elif command == "pair":
+            return pair_command(session, args)
         elif command == "read":
             _read(session, args, now)
     return 0
@@ -347,7 +368,6 @@ def _read(session: PeerSession, args: argparse.Namespace, now: float) -> None:
             _err("%s: %s" % (state.name, notice))
 
 
-EXIT_SYNC_FAILED = 3
 MAX_SYNC_ROUNDS = 3
 # `peer sync` prints "... sent S, received R entries" once this many entries moved, then at most
 # once per interval. Read at call time; tests pass smaller values (hidden --progress-* options).
@@ -389,70 +409,16 @@ def progress_reporter(
     return progress
 
 
-def _relay_address(text: str) -> tuple[str, int]:
-    """--relay HOST:PORT, checked and resolved, with errors in the user's words.
-
-    Raises:
-        NodeError: a URL, a malformed HOST:PORT, a port out of range, or a host that does not
-            resolve (each message names --relay).
-    """
-    from node.app.config import parse_host_port
-
-    if "://" in text or text.startswith("//"):
-        raise MemberError("--relay takes HOST:PORT (e.g. 192.0.2.7:4740), not a URL: %r" % text)
-    address = parse_host_port(text, "--relay")
-    try:
-        socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise MemberError(
-            "--relay: cannot find host %r (check the name, or give its IP address)" % address.host
-        ) from None
-    return address.host, address.port
-
-
-def _discover(args: argparse.Namespace) -> tuple[str, int] | None:
-    """--discover: a relay on the LAN, or None after the deadline (said on stderr)."""
-    from node.app.sync_client import discover_relay
-
-    _err("looking for a relay on the LAN (zeroconf) for up to %.0f s ..." % args.timeout)
-    try:
-        host, port = asyncio.run(discover_relay(args.timeout, args.interface))
-    except LinkError:
-        _err(
-            "waystation peer: no relay answered on the LAN within %.0f s: check that a relay runs"
-            " on this network (`waystation run`) and that this machine allows multicast DNS, or"
-            " name one with --relay HOST:PORT" % args.timeout
-        )
-        return None
-    _err("found a relay at %s:%d" % (host, port))
-    return host, port
-
-
 def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     """`peer sync`: sync, process what arrived, and sync again if processing wrote entries."""
-    from node.app.sync_client import ble_dialers, member_context, sync_with
-    from node.lan.tcp import tcp_address
-    from node.link import Dialers, PeerAddress
+    from node.app.sync_client import member_context, sync_with
 
     client = session.client
     deadline = time.monotonic() + args.timeout
-    dialers: Dialers | None = None
-    if args.ble:
-        address, where = PeerAddress("ble", "any"), "a relay over BLE"
-        try:
-            dialers = ble_dialers(args.adapter)
-        except LinkError as exc:
-            _err("waystation peer: cannot sync: %s" % exc)
-            return EXIT_SYNC_FAILED
-    else:
-        if args.discover:
-            found = _discover(args)
-            if found is None:
-                return EXIT_SYNC_FAILED
-            host, port = found
-        else:
-            host, port = _relay_address(args.relay)
-        address, where = tcp_address(host, port), "%s:%d" % (host, port)
+    target = relay_target(args)
+    if target is None:
+        return EXIT_SYNC_FAILED
+    address, where, dialers = target
     progress = progress_reporter(
         PROGRESS_MIN_ENTRIES if args.progress_entries is None else args.progress_entries,
         PROGRESS_INTERVAL_S if args.progress_interval is None else args.progress_interval,
@@ -460,9 +426,8 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
     )
     lost = client.store_lost
     if lost:
-        _err(
-            "recovering this device's log from %s (the local store lost entries)" % where
-        )
+        _err("recovering this device's log from %s (the local store lost entries)" % where)
+    pinned, device_key = relay_pin(session, address, args.pin)
     client.process(time.time())
     sent = received = opened = 0
     # The event loop exists (and so does asyncio's Ctrl-C handling) before we say we sync: a
@@ -472,6 +437,8 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
         _err("syncing with %s ..." % where)
         for _ in range(MAX_SYNC_ROUNDS):
             ctx = member_context(session.store, session.suite, sync_policy_logs(client))
+            ctx.pinned_fingerprint = pinned
+            ctx.static_private = device_key  # a paired device proves it with its key; else fresh
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _err("waystation peer: sync with %s timed out" % where)

@@ -104,9 +104,25 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    """Version 3: paired devices and relays (node/store/devices.py) and the logs they registered."""
+    for statement in (
+        """CREATE TABLE devices (
+            static_key BLOB NOT NULL PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            quota INTEGER NOT NULL,
+            created INTEGER NOT NULL) WITHOUT ROWID""",
+        """CREATE TABLE device_logs (
+            static_key BLOB NOT NULL, log_id TEXT NOT NULL,
+            PRIMARY KEY (static_key, log_id)) WITHOUT ROWID""",
+    ):
+        conn.execute(statement)
+
+
 # Migration i (0-based) takes the schema from version i to version i + 1. A new database runs
 # them all (the v1 tables are empty when v2 converts them).
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v1_to_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _v1_to_v2, _v2_to_v3]
 
 
 def corrupt(what: str) -> StoreError:

@@ -141,6 +141,22 @@ class Relay:
         self.kill()
 
 
+def link_fingerprint(data_dir: Path) -> str:
+    """The link-key fingerprint of the relay that will run on `data_dir` (its key made now)."""
+    from node.app.identity import load_or_create_identity
+    from node.crypto._nacl import NaclSuite
+
+    suite = NaclSuite()
+    return load_or_create_identity(data_dir, suite).fingerprint(suite)
+
+
+def trusting(config: Path, relays: Sequence[Path], text: str = "") -> Path:
+    """Write `config`: `text` plus `[relay] trusted` = the link keys of the relays in `relays`."""
+    trusted = ", ".join('"%s"' % link_fingerprint(d) for d in relays)
+    config.write_text("%s\n[relay]\ntrusted = [%s]\n" % (text, trusted))
+    return config
+
+
 class Member:
     """A desktop member: every call is one `waystation peer` process over `data_dir`."""
 

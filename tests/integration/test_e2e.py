@@ -36,6 +36,7 @@ from tests.integration.procs import (
     child_env,
     find_in_tree,
     text_forms,
+    trusting,
     wait_until,
 )
 
@@ -242,11 +243,13 @@ def test_offline_delivery_reply_and_late_joiner_through_one_relay(tmp_path: Path
 
 def test_delivery_through_two_relays(tmp_path: Path) -> None:
     tag = secrets.token_hex(4)
-    config = tmp_path / "fast-sync.toml"
-    config.write_text("[lan]\nsync_interval_s = 1\n")
+    fast = "[lan]\nsync_interval_s = 1\n"
+    # Each relay treats the other as a relay only because its link key is listed (relay.trusted).
+    config1 = trusting(tmp_path / "relay1.toml", [tmp_path / "relay2"], fast)
+    config2 = trusting(tmp_path / "relay2.toml", [tmp_path / "relay1"])
     with (
-        Relay(tmp_path / "relay2") as r2,
-        Relay(tmp_path / "relay1", peers=[r2.address], config=config) as r1,
+        Relay(tmp_path / "relay2", config=config2) as r2,
+        Relay(tmp_path / "relay1", peers=[r2.address], config=config1) as r1,
     ):
         alice, bob = make_members(tmp_path, tag, "alice", "bob")
         group_name = "two hops %s" % tag

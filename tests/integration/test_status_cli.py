@@ -25,7 +25,7 @@ from node.app.control import MAX_REQUEST_BYTES, SOCKET_NAME
 from node.proto.framing import encode_frame
 from node.proto.messages import ROLE_MEMBER
 from node.proto.session import Session
-from tests.integration.procs import WAYSTATION, Member, Relay, child_env
+from tests.integration.procs import WAYSTATION, Member, Relay, child_env, trusting
 from tests.sync_helpers import SUITE
 
 DEADLINE_S = 20.0
@@ -64,9 +64,9 @@ def ask(path: Path, data: bytes, half_close: bool = True) -> list[dict[str, Any]
 
 
 def test_status_of_a_running_relay_shows_identity_links_store_and_peers(tmp_path: Path) -> None:
-    config = tmp_path / "r2.toml"
-    config.write_text("[lan]\nsync_interval_s = 1\n")
-    with Relay(tmp_path / "r1") as r1:
+    # Each relay lists the other's link key (relay.trusted), so they treat each other as relays.
+    config = trusting(tmp_path / "r2.toml", [tmp_path / "r1"], "[lan]\nsync_interval_s = 1\n")
+    with Relay(tmp_path / "r1", config=trusting(tmp_path / "r1.toml", [tmp_path / "r2"])) as r1:
         member = Member(tmp_path / "alice", "Alice")
         member.init()
         group = member.create_group("friends")
@@ -211,7 +211,10 @@ def test_garbage_on_the_control_socket_gets_one_error_line_each(tmp_path: Path) 
         assert messages[3] == 'request needs "cmd": a command name string'
         assert messages[5] == '"args" must be a JSON object, got an array'
         assert messages[6] == "unknown request field 'extra' (fields: cmd, args, id)"
-        assert messages[8] == "unknown command 'reboot' (commands: status)"
+        assert messages[8] == "unknown command 'reboot' (commands: %s)" % ", ".join(
+            sorted(["status", "pair.open", "pair.join", "pair.status", "devices.list",
+                    "devices.rename", "devices.set_quota", "devices.revoke"])
+        )  # fmt: skip
         assert messages[10] == "request ends without a newline"
         # Too long: one error line, then the connection is closed (the line boundary is lost).
         huge = ask(path, b"x" * (MAX_REQUEST_BYTES + 10), half_close=False)
