@@ -20,18 +20,16 @@ a link id (1..255) and hands a BleLink to the daemon's LinkQueue, or answers lin
 `max_links` links are open (one link per device: a second read returns the same id). Packets
 carry that id (node.radio.profile explains why BlueZ 5.66 makes it necessary).
 
-Data path. Inbound packets arrive as WriteValue calls (the `device` option names the central) or,
-once bluetoothd has called AcquireWrite, on a SOCK_SEQPACKET socket of ours, one packet per
-datagram, demultiplexed by the tag. Outbound packets go into the AcquireNotify socket of the
-central's device (BlueZ >= 5.69) or the one shared socket (5.66), else as PropertiesChanged
-signals; then every PROPERTIES_FLUSH signals we make a round trip to the bus so the D-Bus send
-queue stays bounded. With both sockets acquired the steady state costs no D-Bus message per
-packet (bench/ble.py counts them).
+Data path. Packets arrive as WriteValue calls (the `device` option names the central) or, once
+bluetoothd has called AcquireWrite, on a SOCK_SEQPACKET socket of ours, one per datagram, routed
+by the tag. Outbound packets go into the AcquireNotify socket of the central's device (5.69) or
+the one shared socket (5.66), else as PropertiesChanged signals with a bus round trip every
+PROPERTIES_FLUSH. With both sockets the steady state costs no D-Bus message per packet.
 
 Endings. A central's Device1.Connected turning false (or its object vanishing) ends its link:
 cleanly between frames, LinkError mid-frame. A link the daemon closes after a protocol error
-also disconnects its central. Sockets are closed when no link uses them any more, and the
-*Acquired property goes back to false so the next central makes bluetoothd acquire again.
+also disconnects its central, and so does a central connected `idle_central_s` without a link.
+Sockets are closed when no link uses them any more (*Acquired back to false).
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -69,6 +68,7 @@ log = logging.getLogger("waystation.ble")
 BLUEZ = "org.bluez"
 RETRY_S = 1.0  # while DOWN after a failed registration
 SUBSCRIBE_WAIT_S = 5.0  # a link's first notification waits this long for the subscription
+IDLE_CENTRAL_S = 20.0  # a central connected this long without reading INFO is disconnected
 PROPERTIES_FLUSH = 16  # PropertiesChanged notifications between two bus round trips
 LEGACY_ADV_BYTES = 31
 ADV_BYTES_BOTH = 3 + 18 + 26  # flags + 128-bit UUID list + service data (UUID + 8-byte token)
@@ -97,6 +97,8 @@ class BlePeripheral:
         acquire: offer AcquireWrite/AcquireNotify (sockets) instead of one D-Bus message per packet.
         advertising_interval_ms: advertising interval.
         token_check_s: how often the token is checked for a new period.
+        idle_central_s: a central connected this long without a link (no INFO read) is
+            disconnected: while connected it can keep the adapter from advertising.
         root: the D-Bus path under which our objects live (one per process and adapter).
     """
 
@@ -112,6 +114,7 @@ class BlePeripheral:
         acquire: bool = True,
         advertising_interval_ms: int = 200,
         token_check_s: float = 60.0,
+        idle_central_s: float = IDLE_CENTRAL_S,
         root: str = "/org/waystation/ble",
     ) -> None:
         self.adapter = adapter
@@ -122,6 +125,8 @@ class BlePeripheral:
         self.max_mtu = max(MIN_MTU, min(MAX_MTU, max_mtu))
         self.acquire = acquire
         self._token_check_s = token_check_s
+        self._idle_central_s = idle_central_s
+        self._idle: dict[str, float] = {}  # connected device -> when, until it reads INFO
         app = "%s/%s/app" % (root, adapter)
         self.app_path = app
         self.adv_path = "%s/%s/adv" % (root, adapter)
@@ -215,6 +220,9 @@ class BlePeripheral:
     async def _watch(self) -> None:
         while True:
             wait = self._token_check_s if self._up else RETRY_S
+            if self._idle and self._up:
+                due = min(self._idle.values()) + self._idle_central_s - time.monotonic()
+                wait = max(0.0, min(wait, due))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._changed.wait()
@@ -222,12 +230,23 @@ class BlePeripheral:
             try:
                 if not self._up:
                     await self._register()
-                elif self._token() != self.advertisement.token:
+                    continue
+                await self._disconnect_idle()
+                if self._token() != self.advertisement.token:
                     await self._advertise(again=True)
             except LinkError as exc:
                 self.count("ble.register_failed")
                 log.warning("BLE on %s: %s (retrying)", self.adapter, exc)
                 self._down("registration failed")
+
+    async def _disconnect_idle(self) -> None:
+        """Disconnect centrals without a link after idle_central_s: they stop advertising."""
+        due = time.monotonic() - self._idle_central_s
+        for device in [d for d, since in self._idle.items() if since <= due]:
+            del self._idle[device]
+            self.count("ble.centrals.idle")
+            log.info("BLE %s: disconnecting %s: no link", self.adapter, device)
+            await self._disconnect(device)
 
     async def _register(self) -> None:
         adapter = self.adapter
@@ -292,6 +311,7 @@ class BlePeripheral:
         """Everything bluetoothd held for us is gone: end every link, close every socket."""
         self._up = False
         self._notifying = False
+        self._idle.clear()
         for link_id in list(self._links_by_id):
             self._end_link(link_id, why)
         self._close_sockets()
@@ -379,10 +399,22 @@ class BlePeripheral:
         elif member == "InterfacesAdded" and body[0] == self.adapter_path:
             if "org.bluez.Adapter1" in body[1]:
                 self._changed.set()
+        elif member == "InterfacesAdded" and "org.bluez.Device1" in body[1]:
+            self._device_connected(body[0], body[1]["org.bluez.Device1"].get("Connected"))
         elif member == "PropertiesChanged" and body[0] == "org.bluez.Device1":
             connected = body[1].get("Connected")
+            self._device_connected(path, connected)
             if connected is not None and not connected.value:
                 self._device_gone(path, "central disconnected")
+
+    def _device_connected(self, device: str, connected: Variant | None) -> None:
+        """Track centrals of our adapter that are connected and have no link yet."""
+        if connected is None or not device.startswith(self.adapter_path + "/"):
+            return
+        self._idle.pop(device, None)
+        if connected.value and device not in self._links_by_device:
+            self._idle[device] = time.monotonic()
+            self._changed.set()  # the watcher's wait now ends at this central's deadline
 
     def _device_gone(self, device: str, why: str) -> None:
         link = self._links_by_device.get(device)
@@ -424,6 +456,7 @@ class BlePeripheral:
             return None
         self._links_by_id[link_id] = link
         self._links_by_device[device] = link
+        self._idle.pop(device, None)
         self._device_of[link_id] = device
         self.count("ble.links.opened")
         log.debug("BLE %s: link %s opened at MTU %d", self.adapter, label, mtu)
@@ -464,7 +497,6 @@ class BlePeripheral:
         """StartNotify / StopNotify (the PropertiesChanged path)."""
         self._notifying = on
         self._subscribed.set()
-        log.debug("BLE %s: notifying %s", self.adapter, on)
 
     def _socketpair(self) -> tuple[socket.socket, socket.socket]:
         if not self._up:
@@ -499,7 +531,6 @@ class BlePeripheral:
             except OSError:
                 packet = b""
             if not packet:  # bluetoothd closed its end
-                log.debug("BLE %s: bluetoothd closed a write socket", self.adapter)
                 asyncio.get_running_loop().remove_reader(sock.fileno())
                 self._write_socks.remove(sock)
                 sock.close()
@@ -536,9 +567,7 @@ class BlePeripheral:
                 for packet in packets:
                     await loop.sock_sendall(sock, packet)
             self.count("ble.fd.out", len(packets))
-            log.debug("BLE %s: %d packets into the notify socket", self.adapter, len(packets))
             return
-        log.debug("BLE %s: %d packets as notifications", self.adapter, len(packets))
         if not self._notifying:
             raise LinkError("%s did not subscribe to notifications" % device, "NotSubscribed")
         for packet in packets:
@@ -561,7 +590,10 @@ class BlePeripheral:
         self._end_link(link_id, "closed")
         if link is not None and link.failed and device is not None:
             self.count("ble.centrals.disconnected")
-            with contextlib.suppress(LinkError):
-                await self._call(
-                    BLUEZ, device, "org.bluez.Device1", "Disconnect", "", [], "disconnect " + device
-                )
+            await self._disconnect(device)
+
+    async def _disconnect(self, device: str) -> None:
+        with contextlib.suppress(LinkError):
+            await self._call(
+                BLUEZ, device, "org.bluez.Device1", "Disconnect", "", [], "disconnect " + device
+            )

@@ -242,3 +242,29 @@ def test_bluez_566_shared_sockets_are_demultiplexed_by_the_tag() -> None:
         bluetoothd_notify.close()
 
     asyncio.run(main())
+
+
+def test_a_central_connected_without_a_link_is_disconnected_after_idle_central_s() -> None:
+    """bluetoothd 5.66 can leave the relay connected to a central that gave up (level 2): the
+    adapter then stops advertising, so a connection without an INFO read ends after a while."""
+    from dbus_fast import Variant
+
+    from node.radio.peripheral import BlePeripheral
+
+    async def main() -> None:
+        relay = BlePeripheral("hci0", lambda: bytes(8), 4096, idle_central_s=0.0)
+        relay._bluez_owner = ":1.5"
+        central, other = "/org/bluez/hci0/dev_00_11_22_33_44_55", "/org/bluez/hci1/dev_01"
+        changed = ["org.bluez.Device1", {"Connected": Variant("b", True)}, []]
+        relay._on_signal(":1.5", "PropertiesChanged", central, changed)
+        relay._on_signal(":1.5", "PropertiesChanged", other, changed)  # not our adapter
+        relay._on_signal(":1.6", "PropertiesChanged", central + "x", changed)  # not bluetoothd
+        assert list(relay._idle) == [central]
+        await relay._disconnect_idle()  # no bus here: the Disconnect call fails quietly
+        assert relay.stats.get("ble.centrals.idle") == 1 and not relay._idle
+        relay._on_signal(":1.5", "PropertiesChanged", central, changed)
+        gone = ["org.bluez.Device1", {"Connected": Variant("b", False)}, []]
+        relay._on_signal(":1.5", "PropertiesChanged", central, gone)
+        assert not relay._idle  # it left by itself
+
+    asyncio.run(main())
