@@ -167,12 +167,18 @@ def strace_fsyncs(case: str, count: int, workdir: Path) -> int | None:
          __file__, "--child", case, "--entries", str(count), "--dir", str(directory)],
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    calls = fsync_calls(out)
+    shutil.rmtree(directory, ignore_errors=True)
+    return calls
+
+
+def fsync_calls(strace_summary: Path) -> int:
+    """fsync + fdatasync calls in an `strace -c` summary file."""
     calls = 0
-    for line in out.read_text().splitlines():
+    for line in strace_summary.read_text().splitlines():
         match = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)$", line)
         if match:
             calls += int(match.group(1))
-    shutil.rmtree(directory, ignore_errors=True)
     return calls
 
 

@@ -8,8 +8,9 @@ session frames in, whole session frames out. The daemon and the per-link driver 
 never sockets or D-Bus objects (DESIGN.md §3, §5).
 
 - A `Listener` accepts links from peers and hands each finished `Link` to the daemon through one
-  bounded `LinkQueue` (a full queue closes the newcomer and counts it; it never blocks the
-  transport).
+  bounded `LinkQueue`, with the link's *source* (the peer's IP on TCP, the central's address on
+  BLE): the daemon's admission gate may refuse it by source, and a full queue refuses it too;
+  the listener then closes the newcomer at once (it never blocks the transport).
 - A `Dialer` turns a transport-neutral `PeerAddress` (``tcp:HOST:PORT``, later ``ble:…``) into a
   `Link`.
 - `Dialers` looks a dialer up by the address's kind, so the daemon dials any relay the same way.
@@ -26,7 +27,7 @@ nothing from either (tests/test_layers.py). It is not portable code: links are a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -126,23 +127,33 @@ class LinkQueue:
 
     Args:
         maxsize: links waiting at most; a listener's `offer` beyond that is refused.
-
+        gate: asked about every link offered while there is room, with the link's source; False
+            refuses it (the daemon's admission policy: per-source limits). None admits all.
 
     Attributes:
         refused: links offered while the queue was full (the daemon reports them).
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, gate: Callable[[Link, str], bool] | None = None) -> None:
         self._queue: asyncio.Queue[Link] = asyncio.Queue(maxsize=maxsize)
+        self._gate = gate
         self.refused = 0
 
-    def offer(self, link: Link) -> bool:
-        """Hand over `link` without waiting; False (the caller closes it) when the queue is full."""
-        try:
-            self._queue.put_nowait(link)
-        except asyncio.QueueFull:
+    def offer(self, link: Link, source: str = "") -> bool:
+        """Hand over `link` without waiting; False (the caller closes it) when the queue is full
+        or the gate refuses it.
+
+        Args:
+            link: the accepted link.
+            source: who it comes from, as the transport knows it: the peer's IP address on TCP,
+                the central's address on BLE. Per-source limits count links by this key.
+        """
+        if self._queue.full():
             self.refused += 1
             return False
+        if self._gate is not None and not self._gate(link, source):
+            return False
+        self._queue.put_nowait(link)
         return True
 
     async def get(self) -> Link:
@@ -156,7 +167,7 @@ class Listener(Protocol):
     kind: str
 
     async def serve(self, accepted: LinkQueue) -> None:
-        """Accept links and `offer` each to `accepted` until cancelled.
+        """Accept links and `offer` each to `accepted`, with its source, until cancelled.
 
         Raises:
             LinkError: the transport could not start (port taken, adapter missing).

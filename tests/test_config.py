@@ -67,7 +67,7 @@ def test_example_file_documents_every_key() -> None:
     for index, line in enumerate(lines):
         if "=" in line and not line.startswith("#"):
             assert lines[index - 1].startswith("#"), "undocumented key line %r" % line
-    assert len(schema_keys()) == 33
+    assert len(schema_keys()) == 37
 
 
 def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
@@ -127,6 +127,10 @@ BAD = [
     ("[store]\nexpiry_days = 0\n", "store.expiry_days", "got 0"),
     ("[store]\ncommit_interval_ms = -1\n", "store.commit_interval_ms", "0..1000"),
     ("[relay]\nmax_sessions = 0\n", "relay.max_sessions", "1..4096"),
+    ("[relay]\nmax_pending = 0\n", "relay.max_pending", "1..4096"),
+    ("[relay]\nmax_links_per_source = 0\n", "relay.max_links_per_source", "1..8192"),
+    ("[relay]\nmax_handshakes_per_source = 0\n", "relay.max_handshakes_per_source", "1..4096"),
+    ("[relay]\nidle_session_s = 0.5\n", "relay.idle_session_s", "1..86400"),
     ("[session]\nhandshake_timeout_s = 0\n", "session.handshake_timeout_s", "0.1..300"),
     ("[session]\nidle_timeout_s = nan\n", "session.idle_timeout_s", "seconds"),
     ("[session]\nidle_timeout_s = inf\n", "session.idle_timeout_s", "seconds"),
@@ -169,6 +173,11 @@ BAD = [
         "[relay]\ncommunity_log_bytes = 134217728\n",
         "relay.community_log_bytes",
         "at most store.max_log_bytes",
+    ),
+    (
+        "[relay]\nmax_links_per_source = 4\nmax_handshakes_per_source = 5\n",
+        "relay.max_handshakes_per_source",
+        "at most relay.max_links_per_source",
     ),
     (
         "[session]\nmax_frame_bytes = 131072\ncredit_bytes = 65536\n",

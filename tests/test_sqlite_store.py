@@ -88,9 +88,12 @@ def test_uncommitted_work_is_lost_on_close_and_never_acknowledged(tmp_path: Path
     again.close()
 
 
-def test_killed_process_keeps_exactly_the_committed_entries(tmp_path: Path) -> None:
-    # A child process commits e1, puts e2 without committing and dies by SIGKILL-equivalent
-    # os._exit in the middle of the open transaction.
+@pytest.mark.parametrize("spill", [False, True], ids=["in-cache", "spilled"])
+def test_killed_process_keeps_exactly_the_committed_entries(tmp_path: Path, spill: bool) -> None:
+    # A child process commits e1, puts more without committing and dies by SIGKILL-equivalent
+    # os._exit in the middle of the open transaction. "spilled": a 2-page cache makes SQLite
+    # write the open transaction's pages out (to the WAL, uncommitted) before the death, so
+    # reopening must leave them out.
     script = textwrap.dedent(
         f"""
         import os, sys
@@ -99,10 +102,12 @@ def test_killed_process_keeps_exactly_the_committed_entries(tmp_path: Path) -> N
         from tests.test_sqlite_store import A, open_store
         store = open_store(Path({str(tmp_path)!r}))
         e1 = A.entry(1)
-        e2 = A.entry(2, [e1])
         store.put_entries([e1], 10)
         assert store.commit() == [e1.cid]
-        store.put_entries([e2], 11)
+        if {spill!r}:
+            store._db().execute("PRAGMA cache_size = 2")
+        more = [A.entry(2 + i, [e1], payload="p%d " % i + "x" * 1500) for i in range(40)]
+        store.put_entries(more, 11)
         os._exit(0)
         """
     )
@@ -110,8 +115,9 @@ def test_killed_process_keeps_exactly_the_committed_entries(tmp_path: Path) -> N
     store = open_store(tmp_path)
     e1 = A.entry(1)
     assert store.has(e1.cid)
-    assert not store.has(A.entry(2, [e1]).cid)
+    assert not store.has(A.entry(2, [e1], payload="p0 " + "x" * 1500).cid)
     assert store.log_info(A.log_id).entry_count == 1
+    store.quick_check()
     store.close()
 
 

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from node.app.admission import AdmissionLimits
 from node.errors import ConfigError, LocalProtocolError
 from node.lan.address import HostPort as HostPort
 from node.lan.address import parse_host_port as parse_host_port
@@ -243,11 +244,15 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
-    """[relay]: which logs the relay carries and how many links it serves."""
+    """[relay]: which logs the relay carries, how many links it serves, and admission limits."""
 
     community_mode: bool = field(metadata=_rule(_Bool()))
     community_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
     max_sessions: int = field(metadata=_rule(_Int(1, 4096)))
+    max_pending: int = field(metadata=_rule(_Int(1, 4096)))
+    max_links_per_source: int = field(metadata=_rule(_Int(1, 8192)))
+    max_handshakes_per_source: int = field(metadata=_rule(_Int(1, 4096)))
+    idle_session_s: float = field(metadata=_rule(_Seconds(1, 86400)))
     trusted: tuple[str, ...] = field(metadata=_rule(_Array(_Fingerprint(), MAX_PEERS)))
     pairing_window_s: float = field(metadata=_rule(_Seconds(10, 3600)))
     device_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
@@ -366,6 +371,13 @@ def _check_relations(config: Config) -> None:
             "must be at most store.max_log_bytes (%d), got %d"
             % (store.max_log_bytes, config.relay.community_log_bytes),
         )
+    relay = config.relay
+    if relay.max_handshakes_per_source > relay.max_links_per_source:
+        raise ConfigError(
+            "relay.max_handshakes_per_source",
+            "must be at most relay.max_links_per_source (%d), got %d"
+            % (relay.max_links_per_source, relay.max_handshakes_per_source),
+        )
     if session.credit_bytes < session.max_frame_bytes:
         raise ConfigError(
             "session.credit_bytes",
@@ -435,6 +447,19 @@ def session_limits(config: Config) -> SessionLimits:
         keepalive_interval=max(1000, int(s.idle_timeout_s * 1000 / 3)),
         window=s.credit_bytes,
         max_item=config.store.max_entry_bytes + 4096,
+    )
+
+
+def admission_limits(config: Config) -> AdmissionLimits:
+    """Admission limits from the [relay] section and the handshake deadline of [session]."""
+    r = config.relay
+    return AdmissionLimits(
+        max_sessions=r.max_sessions,
+        max_pending=r.max_pending,
+        max_links_per_source=r.max_links_per_source,
+        max_handshakes_per_source=r.max_handshakes_per_source,
+        handshake_s=config.session.handshake_timeout_s,
+        idle_session_s=r.idle_session_s,
     )
 
 

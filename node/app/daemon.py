@@ -3,9 +3,16 @@
 Tasks, all children of one asyncio.TaskGroup (nothing is fire-and-forget):
   committer     group commit of the store (acks are sent only after it)
   listeners     one per transport (TCP today, built from lan.listen): each hands finished Links
-                to one bounded LinkQueue (node/link.py); a full queue closes the newcomer
-  acceptor      takes links from that queue and starts one LinkDriver each (a link beyond
-                relay.max_sessions is closed at once and counted)
+                with their source (the peer's IP, a BLE central's address) to one bounded
+                LinkQueue (node/link.py), whose gate is the admission shell (node/app/gatekeeper.py
+                over the policy in node/app/admission.py): a source over its limits is refused
+                there, and the listener closes the newcomer at once
+  acceptor      takes links from that queue; the gate starts one LinkDriver each as soon as the
+                policy gives its source a handshake slot (until then the link waits unread)
+  admission     (Gatekeeper.run) closes links at their deadlines: unauthenticated ones at the
+                handshake deadline whatever trickles in, sessions that declared and moved nothing
+                after relay.idle_session_s; the longest-idle session makes room at
+                relay.max_sessions
   drivers       one per link, member or relay
   peer syncs    every lan.sync_interval_s, and soon after new entries arrive, a short sync session
                 with each relay in lan.peers or found by zeroconf (one at a time per relay); relays
@@ -31,12 +38,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from node.app.config import Config, session_limits, store_limits
+from node.app.config import Config, admission_limits, session_limits, store_limits
 from node.app.context import Committer, Hub, LogPolicy, NodeContext
 from node.app.control import ControlServer
 from node.app.datadir import claim_data_dir
+from node.app.gatekeeper import Gatekeeper
 from node.app.identity import NodeIdentity, load_or_create_identity
 from node.app.pairing import RelayPairing
 from node.app.peer import LinkDriver, SyncOutcome
@@ -72,9 +81,16 @@ class Daemon:
         config: the validated configuration.
         suite: the crypto suite.
         data_dir: where the node key, store and status live.
+        clock: monotonic seconds for admission deadlines and its summary lines (tests drive it).
     """
 
-    def __init__(self, config: Config, suite: Suite, data_dir: Path) -> None:
+    def __init__(
+        self,
+        config: Config,
+        suite: Suite,
+        data_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.suite = suite
         self.data_dir = data_dir
@@ -89,9 +105,12 @@ class Daemon:
         self._link_tasks: set[asyncio.Task[object]] = set()
         self._links_done = asyncio.Event()
         self._links_done.set()
-        # Room for a whole burst of max_sessions links: they are all accepted before the
-        # acceptor task runs once.
-        self._accepted = LinkQueue(config.relay.max_sessions)
+        self._tasks: asyncio.TaskGroup | None = None
+        self.gate = Gatekeeper(
+            admission_limits(config), self._count, self._launch, self._close_later, clock
+        )
+        # Room for every admitted pending link (a burst is accepted before the acceptor runs).
+        self._accepted = LinkQueue(config.relay.max_pending + 1, self.gate.admit)
         self._sync_wanted = asyncio.Event()
         self._discovered: dict[PeerAddress, float] = {}
         self._syncing: set[PeerAddress] = set()
@@ -233,12 +252,14 @@ class Daemon:
         )
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 listening = tasks.create_task(self.listener.serve(self._accepted))
                 background = [
                     listening,
                     tasks.create_task(control.serve()),
                     tasks.create_task(committer.run()),
-                    tasks.create_task(self._acceptor(tasks)),
+                    tasks.create_task(self._acceptor()),
+                    tasks.create_task(self.gate.run()),
                     tasks.create_task(self._peer_sync_loop(tasks)),
                     tasks.create_task(self._housekeeping()),
                 ]
@@ -256,6 +277,7 @@ class Daemon:
                 listening.cancel()
                 for driver in list(self._drivers):
                     driver.request_close("shutdown", "relay is shutting down")
+                self.gate.shutdown()  # links waiting unread are closed: no Bye to say
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_GRACE_S):
                         await self._links_done.wait()
@@ -272,18 +294,35 @@ class Daemon:
 
     # -- links --------------------------------------------------------------------------------
 
-    async def _acceptor(self, tasks: asyncio.TaskGroup) -> None:
-        assert self.ctx is not None
+    async def _acceptor(self) -> None:
         while True:
-            link: Link = await self._accepted.get()
-            if self._stop.is_set() or len(self._drivers) >= self.config.relay.max_sessions:
-                self.ctx.count("links.rejected.busy")
-                await link.close()
-                continue
-            driver = LinkDriver(self.ctx, link, initiator=False)
-            self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
-            self._links_done.clear()
-            self._track(tasks.create_task(self._drive(driver)))
+            self.gate.taken(await self._accepted.get())
+
+    def _launch(
+        self, link: Link, progress: Callable[[SyncOutcome], None], ended: Callable[[], None]
+    ) -> LinkDriver:
+        """Start the driver of an inbound link the gate let in (Gatekeeper's `launch`)."""
+        assert self.ctx is not None and self._tasks is not None
+        driver = LinkDriver(self.ctx, link, initiator=False, progress=progress)
+        self._drivers.add(driver)  # now, not when its task starts: a burst cannot overshoot
+        self._links_done.clear()
+
+        async def drive() -> None:
+            try:
+                await self._drive(driver)
+            finally:
+                ended()
+
+        self._track(self._tasks.create_task(drive()))
+        return driver
+
+    def _close_later(self, link: Link) -> None:
+        assert self._tasks is not None
+        self._track(self._tasks.create_task(link.close()))
+
+    def _count(self, name: str) -> None:
+        if self.ctx is not None:
+            self.ctx.count(name)
 
     def close_links_of(self, static_key: bytes) -> int:
         """Close every open link whose peer has this Noise static key (a revoked device)."""
@@ -458,6 +497,7 @@ class Daemon:
                     log.info("expired %d entries", removed)
                 next_expiry = now + EXPIRY_INTERVAL_S
             self._write_status()
+            self.gate.flush()
             if watchdog:
                 self._notifier.watchdog()
             await asyncio.sleep(min(STATUS_INTERVAL_S, watchdog or STATUS_INTERVAL_S))
@@ -472,6 +512,7 @@ class Daemon:
             counters["links.rejected.backlog"] = self._accepted.refused
         return {
             "links_open": len(self._drivers),
+            "admission": self.gate.status(),
             "listening": [str(b) for b in self.listener.bound],
             "logs": ctx.store.log_count(),
             "store": ctx.store.stats(),

@@ -137,7 +137,7 @@ class LogTable:
         self.heard_interest = False  # any Interest arrived
         self._heard_end = False  # responder: the initiator's empty Interest arrived
         self._next_ref = 0 if initiator else 1
-        self._peer_declarations = 0
+        self.peer_declarations = 0  # logs the peer declared (its activity, for admission)
         self.device: Device | None = None  # a paired device: its logs are pinned for it
 
     def agreed(self) -> list[SessionLog]:
@@ -227,9 +227,9 @@ class LogTable:
                 raise RemoteProtocolError(
                     "log %s declared under two refs" % decl.address[:80], REASON_UNEXPECTED
                 )
-            self._peer_declarations += 1
+            self.peer_declarations += 1
             limit = self.ctx.policy.max_session_logs
-            if self._peer_declarations > limit:
+            if self.peer_declarations > limit:
                 raise RemoteProtocolError(
                     "more than %d logs declared in one session" % limit, "too-large"
                 )

@@ -183,6 +183,7 @@ class SyncOutcome:
     entries_sent: int = 0
     entries_received: int = 0
     entries_refused: int = 0
+    logs_declared: int = 0  # logs the peer declared (its activity, beside entries moved)
     remote_static: bytes = b""
 
 
@@ -381,6 +382,7 @@ class LinkCore:
                     self._send_interest(self.logs.declare(initial, end=True), now)
             elif isinstance(event, InterestReceived):
                 answer = self.logs.receive(event.logs, self._peer_is_relay())
+                self.outcome.logs_declared = self.logs.peer_declarations
                 self._send_interest(answer.messages, now)
                 if answer.reconcile:
                     self.passes.need_pass = True  # new agreed logs (or the first answer)

@@ -60,6 +60,7 @@ KNOWN_REASONS = frozenset(
     {
         "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
         "version", "unsettled", "quota", "lost", "store-error", "internal-error", "revoked",
+        "idle", "busy",
     }
 )  # fmt: skip
 

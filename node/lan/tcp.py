@@ -10,7 +10,8 @@ This module is the whole TCP transport; nothing TCP-specific lives outside node/
   65,535 unless told otherwise: TCP carries large frames well.
 - `TcpListener` binds every listening address first (`open()`: a port that is taken fails before
   the daemon creates anything), then `serve()` hands each accepted connection, as a finished
-  TcpLink, to the daemon's one bounded LinkQueue; a full queue closes the newcomer at once. An
+  TcpLink, to the daemon's one bounded LinkQueue with its source (the peer's IP address); a
+  full queue, or the daemon's admission gate refusing that source, closes the newcomer at once. An
   address's host may be an IP literal, a DNS name, a wildcard (``0.0.0.0``, ``::``) or the name
   of a network interface (``eth0``: every address it has). IPv6 sockets are IPv6-only, so
   ``::`` and ``0.0.0.0`` on one port are two sockets that do not collide. Port 0 lets the kernel
@@ -78,6 +79,9 @@ class TcpLink:
         self.frame_hint = check_frame_hint(frame_hint)
         peer = writer.get_extra_info("peername")
         self.label = "tcp:" + _format(peer[0], peer[1]) if peer else "tcp:?"
+        # Per-source admission limits count links by the peer's IP address (a whole address,
+        # also for IPv6: on a LAN every member shares one /64).
+        self.source: str = peer[0] if peer else "?"
         sock = writer.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -344,8 +348,8 @@ class TcpListener:
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # Runs in asyncio's server task: hand the link over (bounded) and return at once.
             link = TcpLink(reader, writer, self.max_frame, self.frame_hint)
-            if not accepted.offer(link):
-                writer.close()
+            if not accepted.offer(link, link.source):
+                writer.transport.abort()  # refused: no lingering close for a flood to pile up
 
         servers: list[asyncio.Server] = []
         try:

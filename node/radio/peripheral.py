@@ -17,8 +17,10 @@ time it raises LinkError (no bluetoothd, no adapter). After that it never gives 
 
 Links. A central becomes a link when it reads the INFO characteristic: the relay gives its device
 a link id (1..255) and hands a BleLink to the daemon's LinkQueue, or answers link id 0 when
-`max_links` links are open (one link per device: a second read returns the same id). Packets
-carry that id (node.radio.profile explains why BlueZ 5.66 makes it necessary).
+`max_links` links are open (one link per device: a second read returns the same id), or when
+the daemon's admission refuses the central (its source is its Bluetooth address: each central
+has its own per-source limits, central_source). Packets carry that id (node.radio.profile
+explains why BlueZ 5.66 makes it necessary).
 
 Data path. Packets arrive as WriteValue calls (the `device` option names the central) or, once
 bluetoothd has called AcquireWrite, on a SOCK_SEQPACKET socket of ours, one per datagram, routed
@@ -39,7 +41,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType, Variant
@@ -48,7 +50,7 @@ from dbus_fast.errors import DBusError
 
 from node.errors import LinkError
 from node.link import LinkQueue
-from node.radio.errors import NOT_PERMITTED, BluezError, translated
+from node.radio.errors import NOT_PERMITTED, BluezError, already_there_is_fine, translated
 from node.radio.link import BleLink
 from node.radio.objects import (
     Advertisement,
@@ -75,14 +77,12 @@ ADV_BYTES_BOTH = 3 + 18 + 26  # flags + 128-bit UUID list + service data (UUID +
 RECV_BYTES = 1024  # larger than any packet (profile.MAX_PACKET)
 
 
-@contextlib.contextmanager
-def _already_there_is_fine() -> Iterator[None]:
-    """BlueZ's AlreadyExists for something we register means it is registered: go on."""
-    try:
-        yield
-    except LinkError as exc:
-        if exc.cause != "org.bluez.Error.AlreadyExists":
-            raise
+def central_source(device: str) -> str:
+    """The admission source of a central: its Bluetooth address, from BlueZ's device path
+    (/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF -> ble:AA:BB:CC:DD:EE:FF). Each central is its own
+    source for the per-source limits; a phone that changes its random address is a new one."""
+    name = device.rsplit("/", 1)[-1]
+    return "ble:" + (name[4:].replace("_", ":") if name.startswith("dev_") else name)
 
 
 class BlePeripheral:
@@ -260,14 +260,14 @@ class BlePeripheral:
             ["org.bluez.Adapter1", "Powered", Variant("b", True)], "power on " + adapter,
         )  # fmt: skip
         # A retry after a partial registration finds some of ours still there: that is fine.
-        with _already_there_is_fine():
+        with already_there_is_fine():
             await self._call(
                 BLUEZ, self.adapter_path, "org.bluez.GattManager1", "RegisterApplication",
                 "oa{sv}", [self.app_path, {}], "register the GATT application on " + adapter,
             )  # fmt: skip
-        with _already_there_is_fine():
+        with already_there_is_fine():
             await self._advertise(again=False)
-        with _already_there_is_fine():
+        with already_there_is_fine():
             await self._call(
                 BLUEZ, "/org/bluez", "org.bluez.AgentManager1", "RegisterAgent", "os",
                 [self.agent_path, "NoInputNoOutput"], "register the pairing agent",
@@ -451,8 +451,8 @@ class BlePeripheral:
             await self._link_closed(link_id, link)
 
         link = BleLink(label, link_id, mtu, self.max_frame, send, closed)
-        if not self._accepted.offer(link):
-            self.count("ble.refused.queue_full")
+        if not self._accepted.offer(link, central_source(device)):
+            self.count("ble.refused.admission")  # the daemon counts why (links.rejected.*)
             return None
         self._links_by_id[link_id] = link
         self._links_by_device[device] = link

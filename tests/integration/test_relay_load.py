@@ -7,8 +7,13 @@ once; afterwards every member holds every entry of its group. The relay's final 
 (written at exit, after SIGTERM) must agree: 200 links closed "ok", nothing else, every entry
 stored exactly once, no peer errors.
 
-A second test opens a burst of connections beyond relay.max_sessions: exactly max_sessions of
-them get a session, the rest are closed at once and counted.
+All 100 members run on this one host, so they come from one address: the relay is told to let
+one source hold that many links (relay.max_links_per_source, relay.max_pending; the defaults
+keep one address to half of max_sessions).
+
+A second test opens a burst of sessions beyond relay.max_sessions: every one is admitted (the
+newcomer is never the one refused); each time one opens at the limit the longest-idle session is
+told Bye "idle" and closed, so exactly max_sessions remain, and the rest are counted.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ ENTRIES_EACH = 4
 DEADLINE_S = 50.0
 
 CLOSED_LOST = re.compile(r'logger=waystation\.daemon msg="tcp:\S+ closed: lost')
+CLOSED_IDLE = re.compile(r'logger=waystation\.daemon msg="tcp:\S+ closed: idle')
 RELAY_CONFIG = """
 [relay]
 max_sessions = 128
+max_pending = 128
+max_links_per_source = 128
 """
 
 
@@ -79,7 +87,7 @@ def test_hundred_members_sync_concurrently(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_burst_beyond_max_sessions_is_refused(tmp_path: Path) -> None:
+def test_burst_beyond_max_sessions_makes_room(tmp_path: Path) -> None:
     limit, burst = 4, 12
 
     async def main() -> None:
@@ -90,9 +98,22 @@ def test_burst_beyond_max_sessions_is_refused(tmp_path: Path) -> None:
                     *(RawClient.connect(relay.port) for _ in range(burst))
                 )
                 answered = await asyncio.gather(*(c.handshake() for c in clients))
-                assert sorted(answered) == [False] * (burst - limit) + [True] * limit
-                for client in clients:  # drop them all; the relay sees the links lost
+                assert answered == [True] * burst  # nobody refused
+                await asyncio.gather(*(c.wait_open() for c in clients))
+                # Every session beyond the limit made the longest-idle one yield.
+                await relay.wait_for_lines(CLOSED_IDLE, burst - limit, DEADLINE_S)
+                endings = [asyncio.create_task(c.until_closed()) for c in clients]
+                done, still_open = await asyncio.wait(endings, timeout=0)
+                while len(done) < burst - limit:  # the Byes already sent reach the clients
+                    more, still_open = await asyncio.wait(
+                        still_open, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    done |= more
+                byes = sorted(str(t.result()) for t in done)
+                assert byes == ["idle"] * (burst - limit)
+                for client in clients:  # drop the rest; the relay sees the links lost
                     client.writer.close()
+                await asyncio.gather(*still_open)
                 await relay.wait_for_lines(CLOSED_LOST, limit, DEADLINE_S)
                 assert relay.alive
                 # The relay still serves once the burst is gone.
@@ -102,9 +123,9 @@ def test_burst_beyond_max_sessions_is_refused(tmp_path: Path) -> None:
         finally:
             await relay.kill()
         stats = counters(status)
-        rejected = sum(v for k, v in stats.items() if k.startswith("links.rejected."))
-        assert rejected == burst - limit
-        assert stats["links.opened"] == limit + 1
+        assert not [k for k in stats if k.startswith("links.rejected.")]
+        assert stats["links.closed.idle"] == burst - limit
+        assert stats["links.opened"] == burst + 1
         assert stats["links.closed.ok"] == 1
         assert stats["entries.stored"] == 2
 

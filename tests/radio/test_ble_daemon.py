@@ -12,7 +12,7 @@ from node.app.daemon import Daemon
 from node.app.sync_client import member_context, sync_with
 from node.crypto._nacl import NaclSuite
 from node.link import Dialers, PeerAddress
-from node.radio.peripheral import BlePeripheral
+from node.radio.peripheral import BlePeripheral, central_source
 from tests.radio.bus import PrivateBluez
 from tests.radio.helpers import DEADLINE_S, phone
 from tests.sync_helpers import GroupLog, member_store
@@ -78,3 +78,49 @@ def test_daemon_without_bluetoothd_keeps_relaying(
         return port or 0
 
     assert asyncio.run(scenario()) > 0
+
+
+def test_each_central_is_its_own_admission_source(bluez: PrivateBluez, tmp_path: Path) -> None:
+    """With one link per source, two phones still sync at once: each central is a source of its
+    own (its Bluetooth address), not one "BLE" source all phones share."""
+    suite = NaclSuite()
+    config = CONFIG + "[relay]\nmax_links_per_source = 1\nmax_handshakes_per_source = 1\n"
+    daemon = Daemon(parse_config(config), suite, tmp_path / "relay")
+    groups = [GroupLog.make(91), GroupLog.make(92)]
+    for group in groups:
+        group.append("from one phone of two")
+
+    async def one_phone(group: GroupLog, adapter: str) -> str:
+        logs = {group.address: (group.sign_pub, group.identity_signature)}
+        outcome = await sync_with(
+            member_context(member_store(group), suite, logs),
+            PeerAddress("ble", "any"),
+            DEADLINE_S,
+            dialers=Dialers([phone(adapter)]),
+        )
+        return outcome.reason
+
+    async def scenario() -> tuple[list[str], dict[str, int]]:
+        running = asyncio.create_task(daemon.run())
+        try:
+            async with asyncio.timeout(2 * DEADLINE_S):
+                await daemon.started.wait()
+                [radio] = daemon.radios
+                assert isinstance(radio, BlePeripheral)
+                await radio.wait_registered()
+                reasons = list(
+                    await asyncio.gather(one_phone(groups[0], "hci1"), one_phone(groups[1], "hci2"))
+                )
+        finally:
+            daemon.stop()
+            await running
+        assert daemon.ctx is not None
+        return reasons, dict(daemon.ctx.stats)
+
+    reasons, stats = asyncio.run(scenario())
+    assert reasons == ["ok", "ok"]
+    assert not any(name.startswith("links.rejected.") for name in stats), stats
+
+
+def test_central_source_is_the_bluetooth_address() -> None:
+    assert central_source("/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF") == "ble:AA:BB:CC:DD:EE:FF"
