@@ -47,7 +47,7 @@ unit: $(STAMP) $(WEB_STAMP)
 	$(BIN)/pytest
 
 # Level 2 BLE tests: a real bluetoothd in an x86-64 Debian guest under qemu TCG (tests/bluez/).
-# Builds the guest on first use (cached in build/bluez-guest/ by a hash of its inputs).
+# Builds the guest on first use (cached in .cache/bluez-guest/ by a hash of its inputs).
 # WAYSTATION_BLUEZ_PROJECT=/other/tree runs the guest cases against another tree's node/.
 test-bluez: $(STAMP)
 	WAYSTATION_BLUEZ=1 $(BIN)/pytest -p no:randomly -s tests/bluez

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,8 @@ from collections.abc import Awaitable, Callable
 from node.errors import REASON_FLOW, LinkError, NodeError, RemoteProtocolError
 from node.proto.fragment import Fragmenter, Reassembler
 from node.radio.profile import TAG_SIZE, fragment_room, frame_hint
+
+log = logging.getLogger("waystation.ble")
 
 CLOSE_TIMEOUT_S = 2.0
 
@@ -101,8 +104,13 @@ class BleLink:
         try:
             frame = self._reassembler.receive_fragment(packet[TAG_SIZE:], time.monotonic())
         except RemoteProtocolError as exc:
+            log.debug("%s: packet %d (%s) broke the link: %s", self.label, self.packets_in,
+                      packet[:8].hex(), exc)  # fmt: skip
             self._fail(exc)
             return
+        log.debug("%s: packet %d: %s, frame %s (last drop: %s)", self.label, self.packets_in,
+                  packet[:4].hex(), "done" if frame is not None else "open",
+                  self._reassembler.last_drop)  # fmt: skip
         if frame is None:
             return
         self._buffered += len(frame)
@@ -165,7 +173,11 @@ class BleLink:
         """
         async with self._send_lock:
             for frame in frames:
-                packets = [self._tag + f for f in self._fragmenter.fragment(frame, self._room)]
+                packets = [
+                    self._tag + f for f in self._fragmenter.fragment(frame, self._room)
+                ]
+                log.debug("%s: sending a %d-byte frame in %d packets", self.label, len(frame),
+                          len(packets))  # fmt: skip
                 await self._send_packets(packets)
                 self.packets_out += len(packets)
                 self.largest_out = max(self.largest_out, max(len(p) for p in packets))
