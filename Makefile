@@ -77,7 +77,7 @@ bench: $(STAMP)
 # $(DIST) (dist/): the wheel, the systemd unit and the example configuration
 # (docs/operations.md, "Install as a service").
 dist: $(RUNTIME)
-	rm -rf $(DIST) build
+	rm -rf $(DIST) build/lib build/bdist.*  # not build/cache: the image base (make image)
 	$(BIN)/pip wheel -q --no-deps -w $(DIST) .
 	cp config/waystation.service config/waystation.toml $(DIST)/
 
@@ -89,5 +89,6 @@ clean:
 image: $(STAMP)
 	bash images/raspberrypi/build.sh build/image
 
+# The static checks first (seconds, no boot), then the boot test (minutes under emulation).
 image-test: image
-	$(BIN)/pytest -p no:cacheprovider tests/image
+	$(BIN)/pytest -p no:cacheprovider tests/image/test_static.py tests/image/test_boot.py

@@ -149,6 +149,8 @@ grep -q 'root=LABEL=WS_ROOT' "$root/boot/firmware/cmdline.txt" \
     || die "cmdline.txt does not name the root by label: $(cat "$root/boot/firmware/cmdline.txt")"
 echo uninitialized > "$root/etc/machine-id"
 rm -f "$root"/etc/ssh/ssh_host_* "$root"/var/lib/waystation/* 2>/dev/null || true
+# The data partition's mount point, empty: the node key is made on the device (first start).
+install -d -m 0755 "$root/var/lib/waystation"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/tmp/*
 
 # -- 3. partitions ------------------------------------------------------------------------------
