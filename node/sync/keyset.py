@@ -188,19 +188,10 @@ class KeySet:
     Indexes are ranks: key_at(0) is the oldest key. Ranges are half-open index ranges [lo, hi).
     """
 
+    # "__weakref__": a store's cache may drop a set that a link still holds (CPython).
     __slots__ = (
-        "__weakref__",  # a store's cache may drop a set that a link still holds (CPython)
-        "_chunks",
-        "_est_count",
-        "_est_xor",
-        "_fcount",
-        "_fsum",
-        "_len",
-        "_maxes",
-        "_pre",
-        "_stale",
-        "_sums",
-        "_table",
+        "__weakref__", "_chunks", "_est_count", "_est_xor", "_fcount", "_fsum", "_len", "_maxes",
+        "_pre", "_stale", "_sums", "_table",
     )
 
     def __init__(self, keys: "Iterable[Key] | None" = None) -> None:

@@ -88,28 +88,11 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "DEFAULT_EXPIRY_SECONDS",
-    "DEFAULT_MAX_ENTRY_BYTES",
-    "DEFAULT_MAX_LOG_BYTES",
-    "DEFAULT_MAX_TOTAL_BYTES",
-    "DUPLICATE",
-    "EVICT_HEADROOM",
-    "REFUSED",
-    "REFUSED_DISK_FULL",
-    "REFUSED_OVER_QUOTA",
-    "REFUSED_QUOTA",
-    "REFUSED_TOO_LARGE",
-    "REFUSED_UNKNOWN_LOG",
-    "STORED",
-    "Candidate",
-    "Limits",
-    "LogInfo",
-    "LogRecord",
-    "MemoryStore",
-    "PutResult",
-    "Store",
-    "eviction_order",
-    "seconds",
+    "DEFAULT_EXPIRY_SECONDS", "DEFAULT_MAX_ENTRY_BYTES", "DEFAULT_MAX_LOG_BYTES",
+    "DEFAULT_MAX_TOTAL_BYTES", "DUPLICATE", "EVICT_HEADROOM", "REFUSED", "REFUSED_DISK_FULL",
+    "REFUSED_OVER_QUOTA", "REFUSED_QUOTA", "REFUSED_TOO_LARGE", "REFUSED_UNKNOWN_LOG", "STORED",
+    "Candidate", "Limits", "LogInfo", "LogRecord", "MemoryStore", "PutResult", "Store",
+    "eviction_order", "seconds",
 ]
 
 
