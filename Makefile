@@ -47,7 +47,7 @@ unit: $(STAMP) $(WEB_STAMP)
 	$(BIN)/pytest
 
 # Level 2 BLE tests: a real bluetoothd in an x86-64 Debian guest under qemu TCG (tests/bluez/).
-# Builds the guest on first use (cached in build/bluez-guest/ by a hash of its inputs).
+# Builds the guest on first use (cached in .cache/bluez-guest/ by a hash of its inputs).
 # WAYSTATION_BLUEZ_PROJECT=/other/tree runs the guest cases against another tree's node/.
 test-bluez: $(STAMP)
 	WAYSTATION_BLUEZ=1 $(BIN)/pytest -p no:randomly -s tests/bluez
@@ -66,7 +66,8 @@ web: $(STAMP) $(WEB_STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --work .fuzz
 
-# The fuzz step of `make test`: every target for 2 s from the committed corpus (about a minute).
+# The fuzz step of `make test`: every target for 2 s from the committed corpus, two at a time
+# (16 targets: 34 s wall on a quiet 2-core machine, 53 to 71 s under load; docs/security.md).
 fuzz-smoke: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run --seconds 2 --jobs 2
 

@@ -47,6 +47,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -55,7 +56,7 @@ if str(ROOT) not in sys.path:
 import nacl.bindings  # noqa: E402
 import psutil  # type: ignore[import-untyped]  # noqa: E402
 
-from node.app.context import Key, NodeContext  # noqa: E402
+from node.app.context import NodeContext  # noqa: E402
 from node.app.peer import LinkDriver, SyncOutcome  # noqa: E402
 from node.app.sync_client import MAX_FRAME, member_context  # noqa: E402
 from node.crypto._nacl import NaclSuite  # noqa: E402
@@ -66,6 +67,9 @@ from node.proto.session import AckReceived  # noqa: E402
 from node.store.sqlite import SQLiteStore  # noqa: E402
 from node.sync.entry import Entry, create_entry, signed_bytes  # noqa: E402
 from node.sync.store import Limits, MemoryStore  # noqa: E402
+
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 SUITE = NaclSuite()
 WAYSTATION = ROOT / ".venv" / "bin" / "waystation"

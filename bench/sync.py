@@ -44,14 +44,14 @@ def run_exchange(a_sets: "list[KeySet]", b_sets: "list[KeySet]") -> "tuple[int, 
     cpu0 = time.process_time()
     initiator = Reconciler(a_sets, True)
     responder = Reconciler(b_sets, False)
-    frames = initiator.start(0)
+    frames = initiator.start()
     half_rounds = 1 if frames else 0
     total = sum(len(f) for f in frames)
     receiver = responder
     while frames:
         out: list[bytes] = []
         for frame in frames:
-            out.extend(receiver.receive(frame, 0))
+            out.extend(receiver.receive(frame))
         frames = out
         if out:
             half_rounds += 1

@@ -18,14 +18,6 @@ TYPE_CHECKING = False
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
-try:  # pragma: no cover - exercised on MicroPython only
-    from micropython import const  # type: ignore[import-not-found]
-except ImportError:
-
-    def const(value: int) -> int:
-        """Identity on CPython; MicroPython folds `const()` at compile time."""
-        return value
-
 
 def bit_length(value: int) -> int:
     """`int.bit_length` for non-negative ints (MicroPython lacks the method)."""

@@ -33,13 +33,46 @@ class LocalProtocolError(ProtocolError):
     """We misused an API: a bug on our side, never the peer's fault."""
 
 
-# Reasons carried to the peer in `bye`. Short ASCII tokens; docs/protocol.md lists them.
+# Reasons carried to the peer in `bye`: the one home of the wire reason codes. Short ASCII tokens;
+# docs/protocol.md ("Bye reasons") lists them.
+REASON_OK = "ok"
+REASON_SHUTDOWN = "shutdown"
 REASON_MALFORMED = "malformed"
 REASON_INTEGRITY = "integrity"
 REASON_TOO_LARGE = "too-large"
 REASON_UNEXPECTED = "unexpected"
 REASON_TIMEOUT = "timeout"
+REASON_FLOW = "flow"
+REASON_VERSION = "version"
+REASON_UNSETTLED = "unsettled"
 REASON_QUOTA = "quota"
+REASON_STORE_ERROR = "store-error"
+REASON_REVOKED = "revoked"
+REASON_IDLE = "idle"
+REASON_BUSY = "busy"
+
+BYE_REASONS = (
+    REASON_OK,
+    REASON_SHUTDOWN,
+    REASON_MALFORMED,
+    REASON_INTEGRITY,
+    REASON_TOO_LARGE,
+    REASON_UNEXPECTED,
+    REASON_TIMEOUT,
+    REASON_FLOW,
+    REASON_VERSION,
+    REASON_UNSETTLED,
+    REASON_QUOTA,
+    REASON_STORE_ERROR,
+    REASON_REVOKED,
+    REASON_IDLE,
+    REASON_BUSY,
+)
+
+# How a link can end without a Bye from either side (never sent on the wire).
+ENDING_LOST = "lost"  # the transport dropped
+ENDING_INTERNAL_ERROR = "internal-error"  # a bug in our own code for that link
+LOCAL_ENDINGS = (ENDING_LOST, ENDING_INTERNAL_ERROR)
 
 
 class RemoteProtocolError(ProtocolError):

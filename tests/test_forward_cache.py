@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pytest
 
 import node.app.outbound as outbound
-from node.app.context import FRESH_OVERHEAD, ForwardCache, Fresh, Key
+from node.app.context import FRESH_OVERHEAD, ForwardCache, Fresh
 from node.sync.entry import Entry
 from node.sync.store import MemoryStore
 from node.sync.wire import COMPACT_ADD, FULL, decode_item, encode_item, forward_item
@@ -29,6 +30,9 @@ from tests.test_link_long_lived import (
     push,
     wait_first_pass,
 )
+
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 
 def key_of(entry: Entry) -> Key:

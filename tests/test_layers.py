@@ -195,3 +195,37 @@ def test_portable_module_pulls_in_nothing_forbidden(name: str) -> None:
         m for m in pulled if m.split(".")[0] in L0_FORBIDDEN_RUNTIME or m.startswith("node.app")
     )
     assert not bad, "%s pulled in %s" % (name, bad)
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_600_lines() -> None:
+    """The style rule (issue 8 §2): no module in node/ is over 600 lines."""
+    lines = {name: len(path.read_text().splitlines()) for name, path in all_modules()}
+    over = {name: n for name, n in lines.items() if n > MAX_MODULE_LINES}
+    assert not over, "split these modules: %s" % over
+
+
+def test_layout_md_lists_every_l0_module() -> None:
+    """docs/layout.md's table of L0 modules names each L0 module with code, and nothing else."""
+    text = (ROOT / "docs" / "layout.md").read_text()
+    begin, end = "<!-- l0-modules -->\n", "<!-- /l0-modules -->\n"
+    assert text.count(begin) == 1 and text.count(end) == 1, "markers missing in docs/layout.md"
+    listed: set[str] = set()
+    for row in text[text.index(begin) + len(begin) : text.index(end)].splitlines()[2:]:
+        first = row.split("|")[1].strip()
+        folder = ""
+        for item in first.split(", "):
+            path = item if "/" in item else folder + item
+            folder = path.rpartition("/")[0] + "/"
+            listed.add(path)
+    wanted = {
+        str(path.relative_to(ROOT))
+        for name, path in all_modules()
+        if layer_of(name) == "L0" and path.name != "__init__.py"
+    }
+    assert listed == wanted, "missing: %s; not L0 modules: %s" % (
+        sorted(wanted - listed),
+        sorted(listed - wanted),
+    )

@@ -10,10 +10,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import pytest
 
-from node.app.context import Key, NodeContext
+from node.app.context import NodeContext
 from node.app.linkcore import (
     CloseRequest,
     Committed,
@@ -28,6 +29,9 @@ from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.sync.entry import Entry, create_entry
 from node.sync.store import REFUSED, MemoryStore, PutResult
 from tests.sync_helpers import SUITE, GroupLog, make_context, member_store
+
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 SANS_IO = ["node.app.linkcore", "node.app.interest", "node.app.passes", "node.app.outbound"]
 

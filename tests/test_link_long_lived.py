@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from node.app.context import Key, NodeContext
+from node.app.context import NodeContext
 from node.app.peer import MAX_PASSES, LinkDriver, SyncOutcome
 from node.errors import LinkError
 from node.lan.tcp import TcpLink, connect
@@ -21,6 +22,9 @@ from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.sync.entry import Entry
 from node.sync.store import MemoryStore, Store
 from tests.sync_helpers import SUITE, GroupLog, make_context
+
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 OFFERS = 3 * MAX_PASSES
 

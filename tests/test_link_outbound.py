@@ -7,8 +7,9 @@ receiving session's events show exactly which entries arrived.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from node.app.forward import ForwardCache, Fresh, Key
+from node.app.forward import ForwardCache, Fresh
 from node.app.interest import SessionLog
 from node.app.outbound import Outbound
 from node.proto.session import EntriesReceived, SessionLimits
@@ -17,6 +18,9 @@ from node.sync.store import MemoryStore
 from node.sync.wire import decode_item, encode_item
 from tests.session_helpers import SessionPair
 from tests.sync_helpers import SUITE, GroupLog
+
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 
 class CountingStore(MemoryStore):

@@ -8,10 +8,10 @@ out-of-order Reconcile message are covered.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import pytest
 
-from node.app.forward import Key
 from node.app.interest import SessionLog
 from node.app.passes import (
     IN_SYNC,
@@ -26,6 +26,9 @@ from node.app.passes import (
 from node.errors import RemoteProtocolError
 from node.sync.keyset import KeySet
 from node.varint import encode_uvarint
+
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 FRAME = 4096
 
@@ -49,7 +52,7 @@ class Side:
         return self.keysets[address]
 
     def receive(self, number: int, payload: bytes) -> list[bytes]:
-        return self.passes.receive(number, payload, self.logs, self.keyset_of, 0)
+        return self.passes.receive(number, payload, self.logs, self.keyset_of)
 
     def found(self) -> dict[str, list[Key]]:
         return {slog.address: keys for slog, keys in self.passes.results()}
@@ -58,7 +61,7 @@ class Side:
 def run_pass(a: Side, b: Side, progress: tuple[int, int] = (0, 0)) -> list[bytes]:
     """One whole pass from `a` (initiator) to `b`; returns the first message (PASS_START)."""
     payloads = a.passes.start(
-        sorted(a.logs.values(), key=lambda s: s.address), a.keyset_of, progress, 0
+        sorted(a.logs.values(), key=lambda s: s.address), a.keyset_of, progress
     )
     first = payloads[0]
     sender, receiver = a, b
@@ -189,7 +192,7 @@ def start_message(*refs: int) -> bytes:
 def test_bad_reconcile_messages(side: str, number: int, payload: bytes, reason: str) -> None:
     a, b = Side(True, {"log": [1], "log2": [2]}), Side(False, {"log": [1], "log2": [2]})
     if side == "initiator":
-        a.passes.start(list(a.logs.values()), a.keyset_of, (0, 0), 0)
+        a.passes.start(list(a.logs.values()), a.keyset_of, (0, 0))
     target = a if side == "initiator" else b
     with pytest.raises(RemoteProtocolError) as info:
         target.receive(number, payload)
@@ -198,7 +201,7 @@ def test_bad_reconcile_messages(side: str, number: int, payload: bytes, reason: 
 
 def test_a_new_pass_before_the_last_ended_is_refused() -> None:
     a, b = Side(True, {"log": list(range(50))}), Side(False, {"log": list(range(10, 60))})
-    payloads = a.passes.start(list(a.logs.values()), a.keyset_of, (0, 0), 0)
+    payloads = a.passes.start(list(a.logs.values()), a.keyset_of, (0, 0))
     b.receive(1, payloads[0])  # the pass opens; its frames never arrive
     with pytest.raises(RemoteProtocolError, match="before the last ended"):
         b.receive(2, start_message(0))

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from node.app.forward import FORWARD_CACHE_BYTES, FRESH_OVERHEAD, ForwardCache, Fresh, Hub, Key
+from node.app.forward import FORWARD_CACHE_BYTES, FRESH_OVERHEAD, ForwardCache, Fresh, Hub
 from node.crypto.address import verify_address
 from node.crypto.api import Suite
 from node.errors import IntegrityError, StoreError
@@ -34,7 +34,6 @@ __all__ = [
     "ForwardCache",
     "Fresh",
     "Hub",
-    "Key",
     "LogPolicy",
     "NodeContext",
 ]

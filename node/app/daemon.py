@@ -63,8 +63,16 @@ from node.app.peer import LinkDriver, SyncOutcome
 from node.app.sdnotify import Notifier
 from node.app.status import RecentLinks, SyncBook, status_report
 from node.crypto.api import Suite
-from node.crypto.rendezvous import discovery_key, relay_token, round_period
-from node.errors import ConfigError, LinkError, NodeError, StoreError
+from node.crypto.rendezvous import TOKEN_INTERVAL, discovery_key, relay_token, round_period
+from node.errors import (
+    ENDING_INTERNAL_ERROR,
+    REASON_REVOKED,
+    REASON_SHUTDOWN,
+    ConfigError,
+    LinkError,
+    NodeError,
+    StoreError,
+)
 from node.lan.tcp import TcpDialer, TcpListener, tcp_address
 from node.link import Dialer, Dialers, Link, LinkQueue, Listener, PeerAddress
 from node.proto.messages import ROLE_RELAY
@@ -73,7 +81,6 @@ from node.store.sqlite import SQLiteStore
 
 log = logging.getLogger("waystation.daemon")
 
-TOKEN_INTERVAL_S = 900
 SHUTDOWN_GRACE_S = 3.0
 STATUS_INTERVAL_S = 10.0
 EXPIRY_INTERVAL_S = 3600.0
@@ -324,7 +331,7 @@ class Daemon:
                 log.info("shutting down")
                 listening.cancel()
                 for driver in list(self._drivers):
-                    driver.request_close("shutdown", "relay is shutting down")
+                    driver.request_close(REASON_SHUTDOWN, "relay is shutting down")
                 self.gate.shutdown()  # links waiting unread are closed: no Bye to say
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_GRACE_S):
@@ -377,7 +384,7 @@ class Daemon:
         """Close every open link whose peer has this Noise static key (a revoked device)."""
         closing = [d for d in self._drivers if d.outcome.remote_static == static_key]
         for driver in closing:
-            driver.request_close("revoked", "this device's pairing was revoked")
+            driver.request_close(REASON_REVOKED, "this device's pairing was revoked")
         return len(closing)
 
     def _track(self, task: asyncio.Task[object]) -> None:
@@ -399,7 +406,7 @@ class Daemon:
             log.exception("%s: internal error, link dropped", driver.link.label)
             with contextlib.suppress(Exception):
                 await driver.link.close()
-            return SyncOutcome(reason="internal-error")
+            return SyncOutcome(reason=ENDING_INTERNAL_ERROR)
         finally:
             self._drivers.discard(driver)
             if self.ctx is not None:
@@ -484,7 +491,7 @@ class Daemon:
     def _token(self) -> bytes:
         assert self.identity is not None
         key = discovery_key(self.identity.secret_key[:32])
-        return relay_token(key, round_period(int(time.time()), TOKEN_INTERVAL_S))
+        return relay_token(key, round_period(int(time.time()), TOKEN_INTERVAL))
 
     async def _discovery(self) -> None:
         """Advertise and browse; zeroconf trouble is logged, counted and retried, never fatal."""
@@ -510,7 +517,7 @@ class Daemon:
         try:
             await advertiser.start()
             await browser.start()
-            refresh_every = TOKEN_INTERVAL_S / 3
+            refresh_every = TOKEN_INTERVAL / 3
             next_refresh = time.monotonic() + refresh_every
             while True:
                 timeout = max(0.0, next_refresh - time.monotonic())

@@ -7,10 +7,12 @@ joins) use it, and tests drive it without an event loop. node.app.context re-exp
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from node.sync.entry import Entry
 
-Key = tuple[int, bytes]
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 # Node-wide bound on the entries kept for forwarding (ForwardCache), in accounted bytes.
 FORWARD_CACHE_BYTES = 4 * 1024 * 1024

@@ -30,12 +30,13 @@ from node.app.admission import (
     Ticket,
 )
 from node.app.peer import LinkDriver, SyncOutcome
+from node.errors import REASON_BUSY, REASON_IDLE
 from node.link import Link
 
 log = logging.getLogger("waystation.admission")
 
 # Bye reasons for the policy's closing reasons (docs/protocol.md, "Bye reasons").
-BYE_FOR = {CLOSE_IDLE: "idle", CLOSE_PENDING: "busy"}
+BYE_FOR = {CLOSE_IDLE: REASON_IDLE, CLOSE_PENDING: REASON_BUSY}
 CLOSE_TEXT = {
     "timeout": "handshake not finished in time",
     CLOSE_IDLE: "nothing declared or moved",
@@ -175,7 +176,7 @@ class Gatekeeper:
         if ticket.state == HANDSHAKE and driver.session.is_open:
             room, startable = self.policy.opened(ticket, now)
             for victim in room:
-                self._close_ticket(victim, "idle", ROOM_TEXT)
+                self._close_ticket(victim, REASON_IDLE, ROOM_TEXT)
                 self._summarise("closed idle", victim.source, now)
             self._start_all(startable)
             self._changed.set()

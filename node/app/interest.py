@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from node.errors import REASON_UNEXPECTED, RemoteProtocolError
+from node.errors import REASON_TOO_LARGE, REASON_UNEXPECTED, RemoteProtocolError
 from node.proto.messages import INTEREST, MAX_INTEREST_LOGS, MAX_SIZE, LogDeclaration
 from node.sync.keyset import id_int
 from node.sync.wire import parse_log_header
@@ -35,8 +35,8 @@ from node.varint import encode_uvarint
 
 if TYPE_CHECKING:
     from node.app.context import NodeContext
-    from node.app.forward import Key
     from node.store.devices import Device
+    from node.sync.keyset import Key
 
 
 @dataclass
@@ -231,7 +231,7 @@ class LogTable:
             limit = self.ctx.policy.max_session_logs
             if self.peer_declarations > limit:
                 raise RemoteProtocolError(
-                    "more than %d logs declared in one session" % limit, "too-large"
+                    "more than %d logs declared in one session" % limit, REASON_TOO_LARGE
                 )
             device = self.device
             refusal = self.ctx.accept_log(

@@ -48,9 +48,13 @@ from node.app.interest import LogTable
 from node.app.outbound import Outbound
 from node.app.passes import IN_SYNC, MAX_PASSES, PASS_SENT, START, UNSETTLED, Passes
 from node.errors import (
+    ENDING_LOST,
     REASON_INTEGRITY,
+    REASON_OK,
     REASON_QUOTA,
+    REASON_STORE_ERROR,
     REASON_UNEXPECTED,
+    REASON_UNSETTLED,
     IntegrityError,
     RemoteProtocolError,
     StoreError,
@@ -73,11 +77,10 @@ from node.sync.wire import decode_item
 
 if TYPE_CHECKING:
     from node.app.context import NodeContext
-    from node.app.forward import Key
     from node.app.interest import SessionLog
     from node.proto.messages import LogDeclaration
     from node.store.devices import Device
-    from node.sync.keyset import KeySet
+    from node.sync.keyset import Key, KeySet
 
 log = logging.getLogger("waystation.link")
 
@@ -299,7 +302,7 @@ class LinkCore:
         if not self.session.is_finished:
             self.session.connection_lost(now)
         if not self.outcome.reason:
-            self.outcome.reason = "lost"
+            self.outcome.reason = ENDING_LOST
             self.outcome.text = text
 
     def offer(self, address: str, keys: list[Key]) -> bool:
@@ -334,10 +337,10 @@ class LinkCore:
     def _store_failed(self, text: str, now: int) -> None:
         """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
         self.ctx.count("store.refused_links")
-        self.outcome.reason = self.outcome.reason or "store-error"
+        self.outcome.reason = self.outcome.reason or REASON_STORE_ERROR
         self.outcome.text = self.outcome.text or text
         if not self.session.is_finished:
-            self.session.close("store-error", text[:200], now)
+            self.session.close(REASON_STORE_ERROR, text[:200], now)
 
     def _over_quota(self, slog: SessionLog, now: int) -> None:
         """This log is over our quota: tell the peer once, with the numbers, by Bye "quota".
@@ -387,9 +390,7 @@ class LinkCore:
                 if answer.reconcile:
                     self.passes.need_pass = True  # new agreed logs (or the first answer)
             elif isinstance(event, ReconcileReceived):
-                replies = self.passes.receive(
-                    event.ref, event.data, self.logs.by_ref, self._keyset, now
-                )
+                replies = self.passes.receive(event.ref, event.data, self.logs.by_ref, self._keyset)
                 self._send_reconcile(replies, now)
             elif isinstance(event, EntriesReceived):
                 self._on_entries(event.ref, event.items, event.size, now)
@@ -461,12 +462,12 @@ class LinkCore:
         if decision == IN_SYNC:
             self.outcome.in_sync = True
             if self.until_synced:
-                self.session.close("ok", "in sync", now)
+                self.session.close(REASON_OK, "in sync", now)
         elif decision == UNSETTLED:
-            self.session.close("unsettled", "no agreement after %d passes" % MAX_PASSES, now)
+            self.session.close(REASON_UNSETTLED, "no agreement after %d passes" % MAX_PASSES, now)
         elif decision == START:
             logs = self.logs.agreed()
-            payloads = self.passes.start(logs, self._keyset, self._progress(), now)
+            payloads = self.passes.start(logs, self._keyset, self._progress())
             self.outcome.passes = self.passes.number
             self._send_reconcile(payloads, now)
             if not logs:  # a pass over no logs is settled at once; no reply will come to wake us

@@ -28,9 +28,10 @@ from node.sync.wire import encode_item, forward_item
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from node.app.forward import ForwardCache, Key
+    from node.app.forward import ForwardCache
     from node.app.interest import SessionLog
     from node.proto.session import Session
+    from node.sync.keyset import Key
     from node.sync.store import Store
 
 SEND_BATCH = 64  # entries fetched from the store at a time for one log (at the largest hint)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from node.app.pake import Spake2Side
 from node.crypto.api import Suite
-from node.errors import LinkError, NodeError, RemoteProtocolError
+from node.errors import REASON_INTEGRITY, REASON_OK, LinkError, NodeError, RemoteProtocolError
 from node.link import Dialers, Link, PeerAddress
 from node.proto import pairing as pp
 from node.proto.session import (
@@ -159,7 +159,7 @@ async def _run(
                 seen = pp.key_fingerprint(suite, event.remote_static)
                 if expect is not None and seen != expect:
                     failure = "the relay's key is %s, not %s from the QR code" % (seen, expect)
-                    session.close("integrity", "not the key I was given", clock())
+                    session.close(REASON_INTEGRITY, "not the key I was given", clock())
                 else:
                     exchange = pp.PairingExchange(
                         suite, Spake2Side, True, code, event.handshake_hash
@@ -176,7 +176,7 @@ async def _run(
                 if exchange.finished:
                     if exchange.state != pp.PAIRED:
                         failure = failure or pp.STATUS_TEXT.get(exchange.status, "failed")
-                    session.close("ok", "paired" if not failure else "pairing failed", clock())
+                    session.close(REASON_OK, "paired" if not failure else "pairing failed", clock())
             elif (
                 isinstance(event, SessionClosed)
                 and not failure

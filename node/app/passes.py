@@ -38,9 +38,8 @@ from node.varint import decode_uvarint, encode_uvarint
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from node.app.forward import Key
     from node.app.interest import SessionLog
-    from node.sync.keyset import KeySet
+    from node.sync.keyset import Key, KeySet
 
     KeySetOf = Callable[[str], KeySet]
 
@@ -82,7 +81,7 @@ class Passes:
     # -- initiator --------------------------------------------------------------------------
 
     def start(
-        self, logs: list[SessionLog], keyset_of: KeySetOf, progress: tuple[int, int], now: int
+        self, logs: list[SessionLog], keyset_of: KeySetOf, progress: tuple[int, int]
     ) -> list[bytes]:
         """Start the next pass over `logs`; the Reconcile payloads to send (ref = `number`).
 
@@ -90,7 +89,6 @@ class Passes:
             logs: the agreed logs, in the order both sides use.
             keyset_of: a log's KeySet by address.
             progress: (entries sent, entries stored) so far on this link.
-            now: the clock (ms).
         """
         self.need_pass = False
         self.number += 1
@@ -103,7 +101,7 @@ class Passes:
             slog.handed.clear()
         self._begin(logs, keyset_of)
         assert self.reconciler is not None
-        frames = self.reconciler.start(now)
+        frames = self.reconciler.start()
         # The log list travels alone (LogPolicy.max_session_logs refs of <= 3 bytes fit one
         # Reconcile message), then the reconciler's frames, each in its own message.
         header = bytes((PASS_START,)) + encode_uvarint(len(logs))
@@ -178,7 +176,6 @@ class Passes:
         data: bytes,
         logs: Mapping[int, SessionLog],
         keyset_of: KeySetOf,
-        now: int,
     ) -> list[bytes]:
         """Take a Reconcile message of pass `number`; the Reconcile payloads to answer with.
 
@@ -187,7 +184,6 @@ class Passes:
             data: its data (flags byte, then a log list or a reconciler frame).
             logs: the session's logs by ref.
             keyset_of: a log's KeySet by address.
-            now: the clock (ms).
 
         Raises:
             RemoteProtocolError: anything out of order or malformed.
@@ -209,7 +205,7 @@ class Passes:
             return []
         if number != self.number or self.reconciler is None:
             raise RemoteProtocolError("reconcile: message for pass %d" % number, REASON_UNEXPECTED)
-        return [b"\x00" + frame for frame in self.reconciler.receive(data[1:], now)]
+        return [b"\x00" + frame for frame in self.reconciler.receive(data[1:])]
 
     def _open(
         self, number: int, data: bytes, logs: Mapping[int, SessionLog], keyset_of: KeySetOf

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from node.app.context import Key, NodeContext
+from node.app.context import NodeContext
 from node.app.linkcore import (
     CloseRequest,
     CommitRequest,
@@ -36,9 +37,12 @@ from node.app.linkcore import (
     Wake,
 )
 from node.app.passes import MAX_PASSES
-from node.errors import REASON_TIMEOUT, LinkError, RemoteProtocolError
+from node.errors import BYE_REASONS, LOCAL_ENDINGS, REASON_TIMEOUT, LinkError, RemoteProtocolError
 from node.link import Link
 from node.proto.session import Session
+
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 __all__ = [
     "FRAME_SLOTS",
@@ -56,13 +60,7 @@ FRAME_SLOTS = 8  # frames read ahead of the driver
 
 # Bye reasons (docs/protocol.md) and local endings; anything else a peer writes in its Bye is
 # counted as "other", so a peer cannot create counter names in the operator's status file.
-KNOWN_REASONS = frozenset(
-    {
-        "ok", "shutdown", "malformed", "integrity", "too-large", "unexpected", "timeout", "flow",
-        "version", "unsettled", "quota", "lost", "store-error", "internal-error", "revoked",
-        "idle", "busy",
-    }
-)  # fmt: skip
+KNOWN_REASONS = frozenset(BYE_REASONS + LOCAL_ENDINGS)
 
 
 def counter_reason(reason: str) -> str:
@@ -141,6 +139,11 @@ class LinkDriver:
             self.core.release()
             await self.link.close()
         self.ctx.count("links.closed." + counter_reason(self.outcome.reason))
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Cancelled from outside (Ctrl-C, shutdown) while a reader's LinkError won the task
+            # group's exit: the cancellation must still reach our caller, not a "lost" outcome.
+            raise asyncio.CancelledError
         return self.outcome
 
     async def _read_frames(self) -> None:

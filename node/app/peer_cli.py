@@ -507,7 +507,10 @@ def run_peer_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         _err("waystation peer: %s" % exc)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Nothing but Ctrl-C cancels a command's main task. asyncio.Runner (CPython 3.11) installs
+        # its SIGINT handler before it zeroes its interrupt count, so a SIGINT in between cancels
+        # the task and surfaces as CancelledError instead of KeyboardInterrupt.
         _err("waystation peer: interrupted")
         return EXIT_INTERRUPTED
 

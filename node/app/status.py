@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from node import __version__
-from node.errors import StoreError
+from node.errors import REASON_OK, StoreError
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class SyncBook:
         """A sync with `peer` ended with `outcome`."""
         record = SyncRecord(
             self._time(),
-            outcome.reason or "ok",
+            outcome.reason or REASON_OK,
             outcome.text,
             outcome.entries_sent,
             outcome.entries_received,

@@ -178,13 +178,6 @@ class SymmetricState:
         """h = HASH(h || data)."""
         self.h = self._suite.digest(BLAKE2B, self.h + data)
 
-    def mix_key_and_hash(self, input_key_material: bytes) -> None:
-        """ck, temp_h, temp_k = HKDF(ck, ikm, 3) (for PSK modes; unused by plain XX)."""
-        out = self._hkdf(input_key_material, 3)
-        self.ck = out[:HASHLEN]
-        self.mix_hash(out[HASHLEN : 2 * HASHLEN])
-        self.cipher.initialize_key(out[2 * HASHLEN : 2 * HASHLEN + 32])
-
     def encrypt_and_hash(self, plaintext: bytes) -> bytes:
         """Encrypt with h as associated data, then mix the ciphertext into h."""
         ciphertext = self.cipher.encrypt_with_ad(self.h, plaintext)

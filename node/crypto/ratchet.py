@@ -263,11 +263,6 @@ class RatchetState:
             self._derive_one(device)
         return self._drain(device_pk, device)
 
-    def has_chain_key(self, device_pk: bytes) -> bool:
-        """True once a chain key for `device_pk` has been registered."""
-        device = self.devices.get(device_pk)
-        return device is not None and device.chain_key is not None
-
     def _derive_one(self, device: _Device) -> None:
         assert device.chain_key is not None
         next_chain, message_key = derive_next_keys(self.suite, device.chain_key, self.group_pk)

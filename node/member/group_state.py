@@ -70,10 +70,6 @@ class MessageRecord:
         self.sent_date = sent_date
         self.body = body
 
-    def order_key(self) -> tuple[int, str]:
-        """Position in the log (the clock id is shared by all entries, so it is left out)."""
-        return (self.clock_time, self.cid)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "cid": self.cid,

@@ -15,13 +15,16 @@
 #
 # Inputs are what happened: a message of some type arrived (RECV_*), the link dropped
 # (CONNECTION_LOST), a deadline passed (DEADLINE_PASSED), the handshake completed
-# (HANDSHAKE_COMPLETED, state-triggered), or our caller asked to send something (SEND_*).
+# (HANDSHAKE_COMPLETED, state-triggered), or our caller asked to send something (SEND_*). Two
+# inputs come from the session itself: we owe the peer a sign of life (KEEPALIVE_DUE, a timer in
+# OPEN) and a protocol rule was broken while handling another input (PROTOCOL_FAILED), so that
+# every change of state, timers and failures included, is a row of this table.
 #
 # TRANSITIONS maps (state, input) to (action, next state). Anything not in the table is an error:
 # a peer's input raises RemoteProtocolError (reason "unexpected") and the session goes to ERROR; a
-# caller's input raises LocalProtocolError and changes nothing. In CLOSED and ERROR every input
-# not in the table is the caller's mistake (it fed a finished session). docs/protocol.md draws this
-# table (tools/draw_states.py regenerates the drawing).
+# caller's or the session's own input raises LocalProtocolError and changes nothing. In CLOSED
+# and ERROR every input not in the table is the caller's mistake (it fed a finished session).
+# docs/protocol.md draws this table (tools/draw_states.py regenerates the drawing).
 #
 # Actions (implemented by node.proto.session.Session):
 #   handshake   process a Noise handshake message, maybe answer it
@@ -31,6 +34,8 @@
 #   answer_bye  the peer said Bye: answer with Bye   say_bye   we say Bye (caller's reason)
 #   timeout     a deadline passed: say Bye "timeout" lost      the link dropped
 #   finish      the close completed                  abort     closing before keys exist
+#   keepalive   send an empty Ack (no event)         fail      say Bye with the error's reason
+#                                                              when keys exist; report the end
 
 AWAIT_HANDSHAKE = "AWAIT_HANDSHAKE"
 AWAIT_HELLO = "AWAIT_HELLO"
@@ -77,7 +82,13 @@ REMOTE_INPUTS = (
     HANDSHAKE_COMPLETED,
 )
 LOCAL_INPUTS = (SEND_INTEREST, SEND_RECONCILE, SEND_ENTRIES, SEND_ACK, SEND_PAIRING, SEND_BYE)
-INPUTS = REMOTE_INPUTS + LOCAL_INPUTS
+
+# Inputs from the session itself.
+KEEPALIVE_DUE = "KEEPALIVE_DUE"
+PROTOCOL_FAILED = "PROTOCOL_FAILED"
+INTERNAL_INPUTS = (KEEPALIVE_DUE, PROTOCOL_FAILED)
+
+INPUTS = REMOTE_INPUTS + LOCAL_INPUTS + INTERNAL_INPUTS
 
 _OPEN_RECV = (RECV_INTEREST, RECV_RECONCILE, RECV_ENTRIES, RECV_ACK, RECV_PAIRING)
 _OPEN_SEND = (SEND_INTEREST, SEND_RECONCILE, SEND_ENTRIES, SEND_ACK, SEND_PAIRING)
@@ -108,7 +119,12 @@ TRANSITIONS = {
     (ERROR, CONNECTION_LOST): ("ignore", ERROR),
     (ERROR, DEADLINE_PASSED): ("ignore", ERROR),
     (ERROR, SEND_BYE): ("ignore", ERROR),
+    (OPEN, KEEPALIVE_DUE): ("keepalive", OPEN),
+    (CLOSED, PROTOCOL_FAILED): ("ignore", CLOSED),
+    (ERROR, PROTOCOL_FAILED): ("ignore", ERROR),
 }
+for _state in (AWAIT_HANDSHAKE, AWAIT_HELLO, OPEN, CLOSING):
+    TRANSITIONS[(_state, PROTOCOL_FAILED)] = ("fail", ERROR)
 for _input in _OPEN_RECV:
     TRANSITIONS[(OPEN, _input)] = ("deliver", OPEN)
     TRANSITIONS[(CLOSING, _input)] = ("ignore", CLOSING)

@@ -27,7 +27,7 @@
 #   Pairing    one SPAKE2 pairing step (opaque)
 #   Bye        the reason the sender ends the session (a short ASCII code) and a text
 
-from node.errors import LocalProtocolError, RemoteProtocolError
+from node.errors import REASON_TOO_LARGE, LocalProtocolError, RemoteProtocolError
 from node.varint import decode_uvarint, encode_uvarint
 
 PROTOCOL_VERSION = 1
@@ -419,7 +419,7 @@ def decode_message(data: bytes) -> "Message":
     if len(data) > MAX_SIZE[mtype]:
         raise RemoteProtocolError(
             "%s message of %d bytes exceeds its limit of %d" % (name, len(data), MAX_SIZE[mtype]),
-            "too-large",
+            REASON_TOO_LARGE,
         )
     r = _Reader(data, name)
     message: "Message"

@@ -45,13 +45,30 @@
 from node.crypto.noise import WAYSTATION_PROLOGUE as PROLOGUE
 from node.crypto.noise import NoiseHandshake
 from node.errors import (
+    ENDING_LOST,
+    REASON_FLOW,
+    REASON_OK,
     REASON_TIMEOUT,
     REASON_UNEXPECTED,
+    REASON_VERSION,
     LocalProtocolError,
-    ProtocolError,
     RemoteProtocolError,
 )
 from node.proto import _states as S  # noqa: N812 - the table reads best short
+
+# the events are re-exported: callers read them from node.proto.session
+from node.proto.events import AckReceived as AckReceived
+from node.proto.events import EntriesReceived as EntriesReceived
+from node.proto.events import HandshakeCompleted as HandshakeCompleted
+from node.proto.events import InterestReceived as InterestReceived
+from node.proto.events import PairingReceived as PairingReceived
+from node.proto.events import ReconcileReceived as ReconcileReceived
+from node.proto.events import SessionClosed as SessionClosed
+from node.proto.events import SessionOpened as SessionOpened
+
+# as are the limits
+from node.proto.limits import MIN_WINDOW as MIN_WINDOW
+from node.proto.limits import SessionLimits as SessionLimits
 from node.proto.messages import (
     ENTRIES,
     ENTRIES_CONTINUES,
@@ -74,13 +91,11 @@ from node.varint import encode_uvarint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable
+
     from node.crypto.api import Suite
     from node.crypto.noise import NoiseTransport
     from node.proto.messages import Message
-
-REASON_OK = "ok"
-REASON_FLOW = "flow"
-MIN_WINDOW = 65536
 
 NOISE_TAG = 16  # bytes a Noise transport message adds to the session message it carries
 MAX_FRAME_HINT = MAX_MESSAGE + NOISE_TAG  # 65535: whole Noise messages, no sizing needed
@@ -101,149 +116,6 @@ _RECV_INPUT = {
     Pairing: S.RECV_PAIRING,
     Bye: S.RECV_BYE,
 }
-
-
-class SessionLimits:
-    """Deadlines (milliseconds) and sizes of one session; the daemon fills them from config."""
-
-    __slots__ = (
-        "close_timeout",
-        "handshake_timeout",
-        "idle_timeout",
-        "keepalive_interval",
-        "max_item",
-        "window",
-    )
-
-    def __init__(
-        self,
-        handshake_timeout: int = 10_000,
-        idle_timeout: int = 60_000,
-        keepalive_interval: int = 20_000,
-        close_timeout: int = 2_000,
-        window: int = 1 << 20,
-        max_item: int = 256 * 1024 + 4096,
-    ) -> None:
-        if window < MIN_WINDOW:
-            raise LocalProtocolError("a session window is at least %d bytes" % MIN_WINDOW)
-        self.handshake_timeout = handshake_timeout
-        self.idle_timeout = idle_timeout
-        self.keepalive_interval = keepalive_interval
-        self.close_timeout = close_timeout
-        self.window = window
-        self.max_item = max_item
-
-
-# -- events (past tense) ------------------------------------------------------------------------
-
-
-class HandshakeCompleted:
-    """Noise is up: the peer's static X25519 key and the handshake hash (for channel binding)."""
-
-    __slots__ = ("handshake_hash", "remote_static")
-
-    def __init__(self, remote_static: bytes, handshake_hash: bytes) -> None:
-        self.remote_static = remote_static
-        self.handshake_hash = handshake_hash
-
-    def __repr__(self) -> str:
-        return "HandshakeCompleted(remote_static=%s…)" % self.remote_static[:4].hex()
-
-
-class SessionOpened:
-    """The peer's Hello arrived: the session is OPEN."""
-
-    __slots__ = ("hello",)
-
-    def __init__(self, hello: Hello) -> None:
-        self.hello = hello
-
-    def __repr__(self) -> str:
-        return "SessionOpened(%r)" % (self.hello,)
-
-
-class InterestReceived:
-    """The peer declared logs it wants to sync."""
-
-    __slots__ = ("logs",)
-
-    def __init__(self, logs: "list[LogDeclaration]") -> None:
-        self.logs = logs
-
-    def __repr__(self) -> str:
-        return "InterestReceived(%r)" % (self.logs,)
-
-
-class ReconcileReceived:
-    """A reconciliation message for log `ref`."""
-
-    __slots__ = ("data", "ref")
-
-    def __init__(self, ref: int, data: bytes) -> None:
-        self.ref = ref
-        self.data = data
-
-    def __repr__(self) -> str:
-        return "ReconcileReceived(ref=%d, %d bytes)" % (self.ref, len(self.data))
-
-
-class EntriesReceived:
-    """Complete entry items for log `ref`; `size` is the credit they consumed."""
-
-    __slots__ = ("items", "ref", "size")
-
-    def __init__(self, ref: int, items: "list[bytes]", size: int) -> None:
-        self.ref = ref
-        self.items = items
-        self.size = size
-
-    def __repr__(self) -> str:
-        return "EntriesReceived(ref=%d, %d items, %d bytes)" % (
-            self.ref,
-            len(self.items),
-            self.size,
-        )
-
-
-class AckReceived:
-    """The peer stored `stored` entries of log `ref` and granted `credit` more bytes."""
-
-    __slots__ = ("credit", "ref", "stored")
-
-    def __init__(self, ref: int, stored: int, credit: int) -> None:
-        self.ref = ref
-        self.stored = stored
-        self.credit = credit
-
-    def __repr__(self) -> str:
-        return "AckReceived(ref=%d, stored=%d, credit=%d)" % (self.ref, self.stored, self.credit)
-
-
-class PairingReceived:
-    """One pairing step from the peer."""
-
-    __slots__ = ("data", "step")
-
-    def __init__(self, step: int, data: bytes) -> None:
-        self.step = step
-        self.data = data
-
-    def __repr__(self) -> str:
-        return "PairingReceived(step=%d, %d bytes)" % (self.step, len(self.data))
-
-
-class SessionClosed:
-    """The session ended. `by_peer`: the peer said Bye (or dropped the link) first."""
-
-    __slots__ = ("by_peer", "reason", "text")
-
-    def __init__(self, reason: str, text: str, by_peer: bool) -> None:
-        self.reason = reason
-        self.text = text
-        self.by_peer = by_peer
-
-    def __repr__(self) -> str:
-        return "SessionClosed(%r, %r, by_peer=%r)" % (self.reason, self.text, self.by_peer)
 
 
 # -- the session --------------------------------------------------------------------------------
@@ -287,7 +159,6 @@ class Session:
         self.peer_hello: "Hello | None" = None
         self.remote_static: "bytes | None" = None
         self.handshake_hash: "bytes | None" = None
-        self.close_reason: "str | None" = None
         self._handshake: "NoiseHandshake | None" = NoiseHandshake(
             suite, initiator, static_private, PROLOGUE, ephemeral_private
         )
@@ -379,7 +250,7 @@ class Session:
             if now >= self._last_received + self.limits.idle_timeout:
                 self._apply(S.DEADLINE_PASSED, None, now)
             elif now >= self._last_sent + self.limits.keepalive_interval:
-                self._queue_message(Ack(0, 0, 0), now)
+                self._apply(S.KEEPALIVE_DUE, None, now)
             return
         if self._deadline is not None and now >= self._deadline:
             self._apply(S.DEADLINE_PASSED, None, now)
@@ -498,7 +369,7 @@ class Session:
     def _apply(self, event: str, payload: "object", now: int) -> None:
         step = S.transition(self.state, event)
         if step is None:
-            if event in S.LOCAL_INPUTS or self.is_finished:
+            if event in S.LOCAL_INPUTS or event in S.INTERNAL_INPUTS or self.is_finished:
                 raise LocalProtocolError("%s is not allowed in state %s" % (event, self.state))
             raise RemoteProtocolError(
                 "%s is not allowed in state %s" % (event.replace("RECV_", "").lower(), self.state),
@@ -506,22 +377,15 @@ class Session:
             )
         action, next_state = step
         before = self.state
-        getattr(self, "_do_" + action)(payload, now)
+        _ACTIONS[action](self, payload, now)
         if self.state != before:
             return  # the action itself moved on (a state-triggered transition ran)
         self.state = next_state
         if next_state == S.CLOSING:
             self._deadline = now + self.limits.close_timeout
 
-    def _fail(self, exc: ProtocolError, now: int) -> None:
-        if self.is_finished:
-            return
-        reason = exc.reason if isinstance(exc, RemoteProtocolError) else "internal"
-        if self._transport is not None:
-            self._queue_message(Bye(reason, exc.message[:200]), now)
-        self.close_reason = reason
-        self.state = S.ERROR
-        self._events.append(SessionClosed(reason, exc.message, False))
+    def _fail(self, exc: RemoteProtocolError, now: int) -> None:
+        self._apply(S.PROTOCOL_FAILED, exc, now)
 
     def _queue_frame(self, frame: bytes) -> None:
         self.stats["frames_out"] += 1
@@ -563,7 +427,9 @@ class Session:
         if not isinstance(hello, Hello):  # pragma: no cover
             raise LocalProtocolError("hello action without a Hello")
         if hello.version != PROTOCOL_VERSION:
-            raise RemoteProtocolError("unsupported protocol version %d" % hello.version, "version")
+            raise RemoteProtocolError(
+                "unsupported protocol version %d" % hello.version, REASON_VERSION
+            )
         if hello.window < MIN_WINDOW:
             raise RemoteProtocolError("hello window %d below %d" % (hello.window, MIN_WINDOW))
         if hello.max_message < 1024:
@@ -638,33 +504,58 @@ class Session:
         if not isinstance(bye, Bye):  # pragma: no cover
             raise LocalProtocolError("answer_bye without a Bye")
         self._queue_message(Bye(REASON_OK, ""), now)
-        self.close_reason = bye.reason
         self._events.append(SessionClosed(bye.reason, bye.text, True))
 
     def _do_say_bye(self, bye: object, now: int) -> None:
         if not isinstance(bye, Bye):  # pragma: no cover
             raise LocalProtocolError("say_bye without a Bye")
         self._queue_message(bye, now)
-        self.close_reason = bye.reason
         self._events.append(SessionClosed(bye.reason, bye.text, False))
 
     def _do_timeout(self, payload: object, now: int) -> None:
         text = "no hello in time" if self.state == S.AWAIT_HELLO else "peer silent too long"
         self._queue_message(Bye(REASON_TIMEOUT, text), now)
-        self.close_reason = REASON_TIMEOUT
         self._events.append(SessionClosed(REASON_TIMEOUT, text, False))
 
     def _do_abort(self, payload: object, now: int) -> None:
         reason = payload.reason if isinstance(payload, Bye) else REASON_TIMEOUT
-        self.close_reason = reason
         self._events.append(SessionClosed(reason, "closed before the handshake completed", False))
 
     def _do_lost(self, payload: object, now: int) -> None:
-        self.close_reason = "lost"
-        self._events.append(SessionClosed("lost", "the link dropped", True))
+        self._events.append(SessionClosed(ENDING_LOST, "the link dropped", True))
 
     def _do_finish(self, payload: object, now: int) -> None:
         return
+
+    def _do_keepalive(self, payload: object, now: int) -> None:
+        self._queue_message(Ack(0, 0, 0), now)
+
+    def _do_fail(self, exc: object, now: int) -> None:
+        if not isinstance(exc, RemoteProtocolError):  # pragma: no cover
+            raise LocalProtocolError("fail action without a RemoteProtocolError")
+        if self._transport is not None:
+            self._queue_message(Bye(exc.reason, exc.message[:200]), now)
+        self._events.append(SessionClosed(exc.reason, exc.message, False))
+
+
+# The actions named in _states.TRANSITIONS, by name: a plain table a type checker follows (every
+# action of the table has an entry; tests/property/test_session_states.py checks both ways).
+_ACTIONS: "dict[str, Callable[[Session, object, int], None]]" = {
+    "handshake": Session._do_handshake,
+    "send_hello": Session._do_send_hello,
+    "hello": Session._do_hello,
+    "deliver": Session._do_deliver,
+    "send": Session._do_send,
+    "ignore": Session._do_ignore,
+    "answer_bye": Session._do_answer_bye,
+    "say_bye": Session._do_say_bye,
+    "timeout": Session._do_timeout,
+    "abort": Session._do_abort,
+    "lost": Session._do_lost,
+    "finish": Session._do_finish,
+    "keepalive": Session._do_keepalive,
+    "fail": Session._do_fail,
+}
 
 
 def _message_size(message: Entries) -> int:

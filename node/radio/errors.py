@@ -55,3 +55,13 @@ def translated(what: str) -> Iterator[None]:
         yield
     except (DBusError, BleakError, OSError, EOFError, TimeoutError) as exc:
         raise LinkError("cannot %s: %s" % (what, exc or type(exc).__name__), cause_of(exc)) from exc
+
+
+@contextlib.contextmanager
+def already_there_is_fine() -> Iterator[None]:
+    """BlueZ's AlreadyExists for something we register means it is registered: go on."""
+    try:
+        yield
+    except LinkError as exc:
+        if exc.cause != "org.bluez.Error.AlreadyExists":
+            raise

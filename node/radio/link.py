@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from node.errors import LinkError, NodeError, RemoteProtocolError
+from node.errors import REASON_FLOW, LinkError, NodeError, RemoteProtocolError
 from node.proto.fragment import Fragmenter, Reassembler
 from node.radio.profile import TAG_SIZE, fragment_room, frame_hint
 
-REASON_FLOW = "flow"
+log = logging.getLogger("waystation.ble")
+
 CLOSE_TIMEOUT_S = 2.0
 
 
@@ -102,8 +104,13 @@ class BleLink:
         try:
             frame = self._reassembler.receive_fragment(packet[TAG_SIZE:], time.monotonic())
         except RemoteProtocolError as exc:
+            log.debug("%s: packet %d (%s) broke the link: %s", self.label, self.packets_in,
+                      packet[:8].hex(), exc)  # fmt: skip
             self._fail(exc)
             return
+        log.debug("%s: packet %d: %s, frame %s (last drop: %s)", self.label, self.packets_in,
+                  packet[:4].hex(), "done" if frame is not None else "open",
+                  self._reassembler.last_drop)  # fmt: skip
         if frame is None:
             return
         self._buffered += len(frame)
@@ -169,6 +176,8 @@ class BleLink:
                 packets = [
                     self._tag + f for f in self._fragmenter.fragment(frame, self._room)
                 ]
+                log.debug("%s: sending a %d-byte frame in %d packets", self.label, len(frame),
+                          len(packets))  # fmt: skip
                 await self._send_packets(packets)
                 self.packets_out += len(packets)
                 self.largest_out = max(self.largest_out, max(len(p) for p in packets))

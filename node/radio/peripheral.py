@@ -22,18 +22,16 @@ the daemon's admission refuses the central (its source is its Bluetooth address:
 has its own per-source limits, central_source). Packets carry that id (node.radio.profile
 explains why BlueZ 5.66 makes it necessary).
 
-Data path. Inbound packets arrive as WriteValue calls (the `device` option names the central) or,
-once bluetoothd has called AcquireWrite, on a SOCK_SEQPACKET socket of ours, one packet per
-datagram, demultiplexed by the tag. Outbound packets go into the AcquireNotify socket of the
-central's device (BlueZ >= 5.69) or the one shared socket (5.66), else as PropertiesChanged
-signals; then every PROPERTIES_FLUSH signals we make a round trip to the bus so the D-Bus send
-queue stays bounded. With both sockets acquired the steady state costs no D-Bus message per
-packet (bench/ble.py counts them).
+Data path. Packets arrive as WriteValue calls (the `device` option names the central) or, once
+bluetoothd has called AcquireWrite, on a SOCK_SEQPACKET socket of ours, one per datagram, routed
+by the tag. Outbound packets go into the AcquireNotify socket of the central's device (5.69) or
+the one shared socket (5.66), else as PropertiesChanged signals with a bus round trip every
+PROPERTIES_FLUSH. With both sockets the steady state costs no D-Bus message per packet.
 
 Endings. A central's Device1.Connected turning false (or its object vanishing) ends its link:
 cleanly between frames, LinkError mid-frame. A link the daemon closes after a protocol error
-also disconnects its central. Sockets are closed when no link uses them any more, and the
-*Acquired property goes back to false so the next central makes bluetoothd acquire again.
+also disconnects its central, and so does a central connected `idle_central_s` without a link.
+Sockets are closed when no link uses them any more (*Acquired back to false).
 """
 
 from __future__ import annotations
@@ -42,7 +40,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType, Variant
@@ -51,7 +50,7 @@ from dbus_fast.errors import DBusError
 
 from node.errors import LinkError
 from node.link import LinkQueue
-from node.radio.errors import NOT_PERMITTED, BluezError, translated
+from node.radio.errors import NOT_PERMITTED, BluezError, already_there_is_fine, translated
 from node.radio.link import BleLink
 from node.radio.objects import (
     Advertisement,
@@ -70,20 +69,12 @@ log = logging.getLogger("waystation.ble")
 
 BLUEZ = "org.bluez"
 RETRY_S = 1.0  # while DOWN after a failed registration
+SUBSCRIBE_WAIT_S = 5.0  # a link's first notification waits this long for the subscription
+IDLE_CENTRAL_S = 20.0  # a central connected this long without reading INFO is disconnected
 PROPERTIES_FLUSH = 16  # PropertiesChanged notifications between two bus round trips
 LEGACY_ADV_BYTES = 31
 ADV_BYTES_BOTH = 3 + 18 + 26  # flags + 128-bit UUID list + service data (UUID + 8-byte token)
-MAX_PACKET = 1024  # larger than any ATT payload (514)
-
-
-@contextlib.contextmanager
-def _already_there_is_fine() -> Iterator[None]:
-    """BlueZ's AlreadyExists for something we register means it is registered: go on."""
-    try:
-        yield
-    except LinkError as exc:
-        if exc.cause != "org.bluez.Error.AlreadyExists":
-            raise
+RECV_BYTES = 1024  # larger than any packet (profile.MAX_PACKET)
 
 
 def central_source(device: str) -> str:
@@ -106,6 +97,8 @@ class BlePeripheral:
         acquire: offer AcquireWrite/AcquireNotify (sockets) instead of one D-Bus message per packet.
         advertising_interval_ms: advertising interval.
         token_check_s: how often the token is checked for a new period.
+        idle_central_s: a central connected this long without a link (no INFO read) is
+            disconnected: while connected it can keep the adapter from advertising.
         root: the D-Bus path under which our objects live (one per process and adapter).
     """
 
@@ -121,6 +114,7 @@ class BlePeripheral:
         acquire: bool = True,
         advertising_interval_ms: int = 200,
         token_check_s: float = 60.0,
+        idle_central_s: float = IDLE_CENTRAL_S,
         root: str = "/org/waystation/ble",
     ) -> None:
         self.adapter = adapter
@@ -131,6 +125,8 @@ class BlePeripheral:
         self.max_mtu = max(MIN_MTU, min(MAX_MTU, max_mtu))
         self.acquire = acquire
         self._token_check_s = token_check_s
+        self._idle_central_s = idle_central_s
+        self._idle: dict[str, float] = {}  # connected device -> when, until it reads INFO
         app = "%s/%s/app" % (root, adapter)
         self.app_path = app
         self.adv_path = "%s/%s/adv" % (root, adapter)
@@ -157,6 +153,7 @@ class BlePeripheral:
         self._device_of: dict[int, str] = {}
         self._next_id = 1
         self._notifying = False
+        self._subscribed = asyncio.Event()  # set on each AcquireNotify or StartNotify
         self._write_socks: list[socket.socket] = []
         self._notify_socks: dict[str, socket.socket] = {}
         self._remote_ends: list[socket.socket] = []
@@ -223,6 +220,9 @@ class BlePeripheral:
     async def _watch(self) -> None:
         while True:
             wait = self._token_check_s if self._up else RETRY_S
+            if self._idle and self._up:
+                due = min(self._idle.values()) + self._idle_central_s - time.monotonic()
+                wait = max(0.0, min(wait, due))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._changed.wait()
@@ -230,12 +230,23 @@ class BlePeripheral:
             try:
                 if not self._up:
                     await self._register()
-                elif self._token() != self.advertisement.token:
+                    continue
+                await self._disconnect_idle()
+                if self._token() != self.advertisement.token:
                     await self._advertise(again=True)
             except LinkError as exc:
                 self.count("ble.register_failed")
                 log.warning("BLE on %s: %s (retrying)", self.adapter, exc)
                 self._down("registration failed")
+
+    async def _disconnect_idle(self) -> None:
+        """Disconnect centrals without a link after idle_central_s: they stop advertising."""
+        due = time.monotonic() - self._idle_central_s
+        for device in [d for d, since in self._idle.items() if since <= due]:
+            del self._idle[device]
+            self.count("ble.centrals.idle")
+            log.info("BLE %s: disconnecting %s: no link", self.adapter, device)
+            await self._disconnect(device)
 
     async def _register(self) -> None:
         adapter = self.adapter
@@ -249,14 +260,14 @@ class BlePeripheral:
             ["org.bluez.Adapter1", "Powered", Variant("b", True)], "power on " + adapter,
         )  # fmt: skip
         # A retry after a partial registration finds some of ours still there: that is fine.
-        with _already_there_is_fine():
+        with already_there_is_fine():
             await self._call(
                 BLUEZ, self.adapter_path, "org.bluez.GattManager1", "RegisterApplication",
                 "oa{sv}", [self.app_path, {}], "register the GATT application on " + adapter,
             )  # fmt: skip
-        with _already_there_is_fine():
+        with already_there_is_fine():
             await self._advertise(again=False)
-        with _already_there_is_fine():
+        with already_there_is_fine():
             await self._call(
                 BLUEZ, "/org/bluez", "org.bluez.AgentManager1", "RegisterAgent", "os",
                 [self.agent_path, "NoInputNoOutput"], "register the pairing agent",
@@ -300,6 +311,7 @@ class BlePeripheral:
         """Everything bluetoothd held for us is gone: end every link, close every socket."""
         self._up = False
         self._notifying = False
+        self._idle.clear()
         for link_id in list(self._links_by_id):
             self._end_link(link_id, why)
         self._close_sockets()
@@ -329,6 +341,7 @@ class BlePeripheral:
             if sock is not None:
                 sock.close()
         if link is not None:
+            log.debug("BLE %s: link %s ended: %s", self.adapter, link.label, why)
             link.feed_end(why)
         if not self._links_by_id:
             self._close_sockets()
@@ -386,10 +399,22 @@ class BlePeripheral:
         elif member == "InterfacesAdded" and body[0] == self.adapter_path:
             if "org.bluez.Adapter1" in body[1]:
                 self._changed.set()
+        elif member == "InterfacesAdded" and "org.bluez.Device1" in body[1]:
+            self._device_connected(body[0], body[1]["org.bluez.Device1"].get("Connected"))
         elif member == "PropertiesChanged" and body[0] == "org.bluez.Device1":
             connected = body[1].get("Connected")
+            self._device_connected(path, connected)
             if connected is not None and not connected.value:
                 self._device_gone(path, "central disconnected")
+
+    def _device_connected(self, device: str, connected: Variant | None) -> None:
+        """Track centrals of our adapter that are connected and have no link yet."""
+        if connected is None or not device.startswith(self.adapter_path + "/"):
+            return
+        self._idle.pop(device, None)
+        if connected.value and device not in self._links_by_device:
+            self._idle[device] = time.monotonic()
+            self._changed.set()  # the watcher's wait now ends at this central's deadline
 
     def _device_gone(self, device: str, why: str) -> None:
         link = self._links_by_device.get(device)
@@ -431,8 +456,10 @@ class BlePeripheral:
             return None
         self._links_by_id[link_id] = link
         self._links_by_device[device] = link
+        self._idle.pop(device, None)
         self._device_of[link_id] = device
         self.count("ble.links.opened")
+        log.debug("BLE %s: link %s opened at MTU %d", self.adapter, label, mtu)
         return link
 
     def write(self, value: bytes, options: Options) -> None:
@@ -450,6 +477,7 @@ class BlePeripheral:
         self._write_socks.append(local)
         asyncio.get_running_loop().add_reader(local.fileno(), self._read_packets, local)
         self.count("ble.acquired.write")
+        log.debug("BLE %s: AcquireWrite %s", self.adapter, dict(options))
         return remote.fileno(), self._mtu(options)
 
     def acquire_notify(self, options: Options) -> tuple[int, int]:
@@ -460,12 +488,15 @@ class BlePeripheral:
         if old is not None:
             old.close()
         self._notify_socks[device] = local
+        self._subscribed.set()
         self.count("ble.acquired.notify")
+        log.debug("BLE %s: AcquireNotify %s", self.adapter, dict(options))
         return remote.fileno(), self._mtu(options)
 
     def notifying(self, on: bool) -> None:
         """StartNotify / StopNotify (the PropertiesChanged path)."""
         self._notifying = on
+        self._subscribed.set()
 
     def _socketpair(self) -> tuple[socket.socket, socket.socket]:
         if not self._up:
@@ -494,7 +525,7 @@ class BlePeripheral:
         """The write socket is readable: take every packet waiting, one per datagram."""
         while True:
             try:
-                packet = sock.recv(MAX_PACKET)
+                packet = sock.recv(RECV_BYTES)
             except BlockingIOError:
                 return
             except OSError:
@@ -513,10 +544,23 @@ class BlePeripheral:
                 continue
             link.feed(packet)
 
-    async def _send(self, device: str, packets: list[bytes]) -> None:
+    def _notify_sock(self, device: str) -> socket.socket | None:
         sock = self._notify_socks.get(device)
         if sock is None and len(self._notify_socks) == 1:
             sock = next(iter(self._notify_socks.values()))  # BlueZ 5.66: one socket for all
+        return sock
+
+    async def _send(self, device: str, packets: list[bytes]) -> None:
+        sock = self._notify_sock(device)
+        if sock is None and not self._notifying:
+            # bluetoothd calls AcquireNotify/StartNotify after it has acknowledged the central's
+            # subscription, so our first answer can be ready before it: wait, with a bound.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                    while sock is None and not self._notifying:
+                        self._subscribed.clear()
+                        await self._subscribed.wait()
+                        sock = self._notify_sock(device)
         if sock is not None:
             loop = asyncio.get_running_loop()
             with translated("notify " + device):
@@ -546,7 +590,10 @@ class BlePeripheral:
         self._end_link(link_id, "closed")
         if link is not None and link.failed and device is not None:
             self.count("ble.centrals.disconnected")
-            with contextlib.suppress(LinkError):
-                await self._call(
-                    BLUEZ, device, "org.bluez.Device1", "Disconnect", "", [], "disconnect " + device
-                )
+            await self._disconnect(device)
+
+    async def _disconnect(self, device: str) -> None:
+        with contextlib.suppress(LinkError):
+            await self._call(
+                BLUEZ, device, "org.bluez.Device1", "Disconnect", "", [], "disconnect " + device
+            )

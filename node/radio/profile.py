@@ -30,6 +30,10 @@ MAX_LINK_ID = 255
 ATT_HEADER = 3  # opcode + handle of a write command / notification
 MIN_MTU = 23
 MAX_MTU = 517
+# The longest packet (link id + fragment) we put in one ATT write or notification. The ATT payload
+# at MTU 517 is 514 bytes, but BlueZ refuses an attribute value longer than 512 (the Core spec's
+# limit, checked by bluetoothd 5.66 on writes and notifications alike): 510 keeps a margin of two.
+MAX_PACKET = 510
 TOKEN_SIZE = 8
 INFO_SIZE = 1 + 1 + 4 + TOKEN_SIZE  # fits the 22-byte read payload of the smallest MTU
 
@@ -79,9 +83,12 @@ class Info:
 
 
 def fragment_room(mtu: int) -> int:
-    """Fragment bytes (fragment header included) that fit one packet at ATT MTU `mtu`."""
+    """Fragment bytes (fragment header included) that fit one packet at ATT MTU `mtu`.
+
+    The packet (link id + fragment) fits both the ATT payload (MTU - 3) and MAX_PACKET.
+    """
     mtu = max(MIN_MTU, min(MAX_MTU, mtu))
-    return mtu - ATT_HEADER - TAG_SIZE
+    return min(mtu - ATT_HEADER, MAX_PACKET) - TAG_SIZE
 
 
 def frame_hint(mtu: int, max_frame: int) -> int:

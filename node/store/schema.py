@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from node.errors import NodeError, StoreError
 from node.sync.cid import CID
 from node.sync.entry import Entry, decode_entry
 
-Key = tuple[int, bytes]
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
 
 APPLICATION_ID = 0x57535431  # "WST1"
 DAMAGED = (

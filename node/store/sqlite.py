@@ -43,10 +43,9 @@ Durability and acknowledgement (group commit). The connection runs in WAL mode w
 commits it, and with FULL the commit returns only after the WAL is fsynced, so the CIDs commit()
 returns are durable when they are acknowledged. One commit costs one WAL fsync however many
 entries it carries (plus the two fsyncs of an occasional checkpoint), so the daemon commits at a
-cadence (≤ 1 s, or every N entries) rather than per entry. `synchronous=NORMAL` would skip that
-fsync and could lose acknowledged entries on a power cut (NORMAL syncs the WAL only at checkpoints);
-it buys nothing here because group commit already amortises the fsync. A power cut therefore loses
-exactly the uncommitted transaction: work put since the last commit(), which was never acknowledged.
+cadence (≤ 1 s, or every N entries) rather than per entry. `synchronous=NORMAL` (WAL synced only
+at checkpoints) could lose acknowledged entries on a power cut and buys nothing with group
+commit. A power cut loses exactly the uncommitted work, put since the last commit(), never acked.
 
 Caches: per log, the entry/byte counts (read from `logs` at open) and, once used, the KeySet of
 (lamport time, digest), loaded from the key index and kept within a byte budget
@@ -65,9 +64,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node.errors import StoreError
 from node.store.cidindex import CidTable, digest_prefix
@@ -104,8 +104,9 @@ _LOG_BY_ROW = "SELECT cid, id, log FROM entries WHERE id = ?"
 _ENTRY_BY_ROW = "SELECT cid, id, log, clock_time, digest, size, refs FROM entries WHERE id = ?"
 
 _CORRUPT, _NOTADB = sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB
-Verify = Callable[[bytes, bytes, bytes], bool]
-Key = tuple[int, bytes]
+if TYPE_CHECKING:
+    from node.sync.keyset import Key
+    from node.sync.store import Verify
 
 
 class SQLiteStore(Store):

@@ -24,7 +24,7 @@ from node.sync.multibase import (
     base58_encode,
     multibase_decode,
 )
-from node.sync.varint import decode_uvarint, encode_uvarint
+from node.varint import decode_uvarint, encode_uvarint
 
 DAG_CBOR = 0x71
 RAW = 0x55

@@ -17,8 +17,9 @@
 #   * text is valid UTF-8; nothing may follow the top-level item.
 # Decoding maps to dict, arrays to list, byte strings to bytes, tag 42 to CID. The decoder checks a
 # container's announced size against the bytes that remain before it allocates anything, and
-# refuses nesting deeper than MAX_DEPTH, so a hostile block costs at most its own size. Every
-# refusal is a RemoteProtocolError whose message names the byte offset.
+# refuses nesting deeper than MAX_DEPTH. A caller that knows its schema also caps the items a block
+# may announce (decode's max_items), so a hostile block costs at most a small constant times its
+# size. Every refusal is a RemoteProtocolError whose message names the byte offset.
 #
 # Encoding is recursive with one list of byte pieces joined at the end (no per-byte loops).
 
@@ -148,39 +149,52 @@ def _fail(what: str, offset: int) -> RemoteProtocolError:
     return RemoteProtocolError("DAG-CBOR: %s at offset %d" % (what, offset))
 
 
-def _read_arg(data: bytes, pos: int, info: int, start: int) -> "tuple[int, int]":
-    """Argument for additional info `info` (>= 24) read at `pos`; `start` is the item offset."""
+def read_head(data: bytes, pos: int) -> "tuple[int, int, int]":
+    """The one CBOR head parser: (major type, argument, offset past the head) of the item at `pos`.
+
+    For major type 7 the argument is the additional info itself (the caller decides what it
+    accepts). The decoder and the entry fast path (entry_fields.py) read every head with this.
+
+    Raises:
+        RemoteProtocolError: truncated, non-shortest, indefinite or reserved argument.
+        IndexError: `pos` is past the end of `data`.
+    """
+    initial = data[pos]
+    major = initial >> 5
+    info = initial & 31
+    if info < 24 or major == 7:
+        return major, info, pos + 1
     if info == 24:
-        if pos + 1 > len(data):
-            raise _fail("truncated 1-byte argument", start)
-        arg = data[pos]
-        if arg < 24:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 1
-    if info == 25:
         if pos + 2 > len(data):
-            raise _fail("truncated 2-byte argument", start)
-        arg = struct.unpack_from(">H", data, pos)[0]
+            raise _fail("truncated 1-byte argument", pos)
+        arg = data[pos + 1]
+        if arg < 24:
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 2
+    if info == 25:
+        if pos + 3 > len(data):
+            raise _fail("truncated 2-byte argument", pos)
+        arg = (data[pos + 1] << 8) | data[pos + 2]
         if arg < 0x100:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 2
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 3
     if info == 26:
-        if pos + 4 > len(data):
-            raise _fail("truncated 4-byte argument", start)
-        arg = struct.unpack_from(">I", data, pos)[0]
+        if pos + 5 > len(data):
+            raise _fail("truncated 4-byte argument", pos)
+        arg = struct.unpack_from(">I", data, pos + 1)[0]
         if arg < 0x10000:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 4
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 5
     if info == 27:
-        if pos + 8 > len(data):
-            raise _fail("truncated 8-byte argument", start)
-        arg = struct.unpack_from(">Q", data, pos)[0]
+        if pos + 9 > len(data):
+            raise _fail("truncated 8-byte argument", pos)
+        arg = struct.unpack_from(">Q", data, pos + 1)[0]
         if arg < 0x100000000:
-            raise _fail("non-shortest argument %d" % arg, start)
-        return arg, pos + 8
+            raise _fail("non-shortest argument %d" % arg, pos)
+        return major, arg, pos + 9
     if info == 31:
-        raise _fail("indefinite length", start)
-    raise _fail("reserved additional info %d" % info, start)
+        raise _fail("indefinite length", pos)
+    raise _fail("reserved additional info %d" % info, pos)
 
 
 def _decode_text(data: bytes, pos: int, end: int, start: int) -> str:
@@ -191,7 +205,17 @@ def _decode_text(data: bytes, pos: int, end: int, start: int) -> str:
     return text
 
 
-def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
+def _spend(budget: "list[int] | None", count: int, start: int) -> None:
+    """Take `count` items from the caller's item budget before a container is built."""
+    if budget is not None:
+        budget[0] -= count
+        if budget[0] < 0:
+            raise _fail("more items than the %d allowed" % budget[1], start)
+
+
+def _decode_item(
+    data: bytes, pos: int, depth: int, budget: "list[int] | None"
+) -> "tuple[Any, int]":
     start = pos
     initial = data[pos]
     pos += 1
@@ -218,10 +242,10 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
         if initial == 0xFF:
             raise _fail("unexpected break (indefinite lengths are not allowed)", start)
         raise _fail("simple value 0x%02x is not allowed" % initial, start)
-    if info < 24:
-        arg = info
+    if info >= 24:
+        major, arg, pos = read_head(data, start)
     else:
-        arg, pos = _read_arg(data, pos, info, start)
+        arg = info
     if major == 0:
         return arg, pos
     if major == 1:
@@ -240,11 +264,12 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
             raise _fail("array of %d items but %d bytes remain" % (arg, remaining), start)
         if depth >= MAX_DEPTH:
             raise _fail("nesting deeper than %d" % MAX_DEPTH, start)
+        _spend(budget, arg, start)
         items = []
         for _ in range(arg):
             if pos >= len(data):
                 raise _fail("truncated array", start)
-            value, pos = _decode_item(data, pos, depth + 1)
+            value, pos = _decode_item(data, pos, depth + 1, budget)
             items.append(value)
         return items, pos
     if major == 5:
@@ -252,6 +277,7 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
             raise _fail("map of %d pairs but %d bytes remain" % (arg, remaining), start)
         if depth >= MAX_DEPTH:
             raise _fail("nesting deeper than %d" % MAX_DEPTH, start)
+        _spend(budget, arg, start)
         result = {}
         previous = b""
         first = True
@@ -260,13 +286,9 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
             key_at = pos
             if pos >= end:
                 raise _fail("truncated map", start)
-            key_initial = data[pos]
-            if key_initial >> 5 != 3:
+            if data[pos] >> 5 != 3:
                 raise _fail("map key is not a text string", key_at)
-            pos += 1
-            key_len = key_initial & 31
-            if key_len >= 24:
-                key_len, pos = _read_arg(data, pos, key_len, key_at)
+            _, key_len, pos = read_head(data, pos)
             if key_len > end - pos:
                 raise _fail("text of %d bytes but %d remain" % (key_len, end - pos), key_at)
             raw_key = data[pos : pos + key_len]
@@ -283,7 +305,7 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
             pos += key_len
             if pos >= end:
                 raise _fail("truncated map (value missing)", key_at)
-            value, pos = _decode_item(data, pos, depth + 1)
+            value, pos = _decode_item(data, pos, depth + 1, budget)
             result[key] = value
         return result, pos
     # major 6: a tag; only 42 (CID) exists in DAG-CBOR.
@@ -294,7 +316,7 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
     content_at = pos
     if data[pos] >> 5 != 2:
         raise _fail("CID tag content is not a byte string", content_at)
-    content, pos = _decode_item(data, pos, depth + 1)
+    content, pos = _decode_item(data, pos, depth + 1, budget)
     if len(content) < 1 or content[0] != 0:
         raise _fail("CID byte string lacks the 0x00 multibase prefix", content_at)
     try:
@@ -304,8 +326,14 @@ def _decode_item(data: bytes, pos: int, depth: int) -> "tuple[Any, int]":
     return cid, pos
 
 
-def decode(data: bytes) -> "Any":
+def decode(data: bytes, max_items: "int | None" = None) -> "Any":
     """Decode one strict DAG-CBOR item that must fill `data` exactly.
+
+    Args:
+        data: the block.
+        max_items: if given, the most array items plus map pairs the whole block may announce;
+            a container past it is refused from its head, before anything is built for it, so
+            a caller that knows its schema pays for at most that many items.
 
     Raises:
         RemoteProtocolError: any departure from the subset above; the message names the offset.
@@ -314,7 +342,8 @@ def decode(data: bytes) -> "Any":
         data = bytes(data)
     if not data:
         raise _fail("empty input", 0)
-    value, pos = _decode_item(data, 0, 0)
+    budget = None if max_items is None else [max_items, max_items]
+    value, pos = _decode_item(data, 0, 0, budget)
     if pos != len(data):
         raise _fail("%d trailing bytes" % (len(data) - pos), pos)
     return value

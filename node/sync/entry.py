@@ -43,9 +43,19 @@ from node.errors import (
     LocalProtocolError,
     RemoteProtocolError,
 )
-from node.sync import dagcbor, gojson
+from node.sync import dagcbor
 from node.sync.cid import CID, DAG_CBOR
-from node.sync.utf8 import decode_strict
+from node.sync.entry_fields import MAX_LINKS as MAX_LINKS  # re-exported: node.sync.wire uses it
+from node.sync.entry_fields import (
+    NotFastPathError,
+    hex_field,
+    links_field,
+    malformed,
+    text_field,
+)
+from node.sync.entry_fields import fast_fields as _fast_fields
+from node.sync.entry_fields import generic_fields as _generic_fields
+from node.sync.entry_signed import signed_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,18 +67,11 @@ KEY_PREFIX = b"\x08\x01\x12\x20"  # libp2p PublicKey{Type: Ed25519, Data: <32 by
 KEY_LENGTH = 36
 SIGNATURE_LENGTH = 64
 MAX_PAYLOAD = 256 * 1024  # bytes of UTF-8 payload
-MAX_LINKS = 64  # per list (next, refs)
 MAX_LOG_ID = 512  # characters; a Berty store address is about 160
 MAX_CLOCK_TIME = 1 << 63
 # Everything in a block apart from the payload is bounded by the limits above; this slack lets
 # decode_entry refuse an oversized block before parsing it.
 _BLOCK_SLACK = 4 * MAX_LOG_ID + 2 * MAX_LINKS * 40 + 1024
-
-_ENTRY_FIELDS = ("clock", "hash", "id", "identity", "key", "next", "payload", "refs", "sig", "v")
-_ENC_FIELDS = ("enc_links", "enc_links_nonce")
-_CLOCK_FIELDS = ("id", "time")
-_IDENTITY_FIELDS = ("id", "publicKey", "signatures", "type")
-_SIGNATURES_FIELDS = ("id", "publicKey")
 
 
 class Identity:
@@ -240,7 +243,7 @@ def signed_bytes(entry: Entry) -> bytes:
     """The Go-JSON bytes the entry signature covers (cached on the entry)."""
     signed = entry._signed
     if signed is None:
-        signed = _signed_bytes(
+        signed = signed_json(
             entry.log_id,
             entry.payload,
             entry.next,
@@ -251,67 +254,6 @@ def signed_bytes(entry: Entry) -> bytes:
         )
         entry._signed = signed
     return signed
-
-
-def _signed_bytes(
-    log_id: str,
-    payload: str,
-    next: "list[CID]",
-    refs: "list[CID]",
-    v: int,
-    clock_id: bytes,
-    clock_time: int,
-) -> bytes:
-    # Byte-identical to gojson.dumps({"clock": {"id": hex, "time": t}, "hash": None, "id": log_id,
-    # "next": [b58...], "payload": payload, "refs": [b58...], "v": v}) (tests check it on every
-    # vector): the keys are already in Go's sorted order, hex and base58 need no escaping, and
-    # only the two free strings go through gojson.
-    return b"".join(
-        (
-            b'{"clock":{"id":"',
-            clock_id.hex().encode(),
-            b'","time":',
-            str(clock_time).encode(),
-            b'},"hash":null,"id":',
-            _quoted_log_id(log_id),
-            b',"next":[',
-            b",".join([_quoted_base58(c) for c in next]),
-            b'],"payload":',
-            gojson.dumps(payload),
-            b',"refs":[',
-            b",".join([_quoted_base58(c) for c in refs]),
-            b'],"v":',
-            str(v).encode(),
-            b"}",
-        )
-    )
-
-
-# Every entry of a log repeats its log id, and each CID is named by up to eight entries (as next
-# or ref); base58 is the slowest part of rebuilding signed bytes. Remember recent renderings.
-_QUOTED_CACHE_MAX = 4096
-_QUOTED_B58: "dict[CID, bytes]" = {}
-_QUOTED_LOG_ID: "dict[str, bytes]" = {}
-
-
-def _quoted_base58(cid: CID) -> bytes:
-    text = _QUOTED_B58.get(cid)
-    if text is None:
-        text = b'"' + cid.to_base58().encode() + b'"'
-        if len(_QUOTED_B58) >= _QUOTED_CACHE_MAX:
-            _QUOTED_B58.clear()
-        _QUOTED_B58[cid] = text
-    return text
-
-
-def _quoted_log_id(log_id: str) -> bytes:
-    text = _QUOTED_LOG_ID.get(log_id)
-    if text is None:
-        text = gojson.dumps(log_id)
-        if len(_QUOTED_LOG_ID) >= 64:
-            _QUOTED_LOG_ID.clear()
-        _QUOTED_LOG_ID[log_id] = text
-    return text
 
 
 def _unique(cids: "list[CID]", what: str) -> "list[CID]":
@@ -446,7 +388,7 @@ def create_entry(
     refs = _unique(refs, "refs")
     identity_id = sign_pub.hex()
     identity_sig = sign(identity_id.encode())
-    message = _signed_bytes(log_id, payload, next, refs, VERSION, key, clock_time)
+    message = signed_json(log_id, payload, next, refs, VERSION, key, clock_time)
     sig = sign(message)
     if len(sig) != SIGNATURE_LENGTH or len(identity_sig) != SIGNATURE_LENGTH:
         raise LocalProtocolError("sign() must return 64-byte signatures")
@@ -457,70 +399,7 @@ def create_entry(
     return entry
 
 
-# ---- decoding --------------------------------------------------------------------------------
-
-
-def _malformed(message: str) -> RemoteProtocolError:
-    return RemoteProtocolError("entry: " + message)
-
-
-def _check_fields(
-    obj: object, what: str, required: "tuple[str, ...]", optional: "tuple[str, ...]" = ()
-) -> "dict[str, Any]":
-    if type(obj) is not dict:
-        raise _malformed("%s is %s, expected a map" % (what, type(obj).__name__))
-    if len(obj) == len(required):
-        for k in required:
-            if k not in obj:
-                break
-        else:
-            return obj
-    keys = set(obj)
-    missing = [k for k in required if k not in keys]
-    if missing:
-        raise _malformed("%s lacks field %s" % (what, ", ".join(missing)))
-    extra = sorted(k for k in keys if k not in required and k not in optional)
-    if extra:
-        raise _malformed("%s has unexpected field %s" % (what, ", ".join(extra)))
-    return obj
-
-
-def _text(value: object, what: str) -> str:
-    if type(value) is not str:
-        raise _malformed("%s is %s, expected text" % (what, type(value).__name__))
-    return value
-
-
-def _hex(value: object, what: str, length: int = -1) -> bytes:
-    if type(value) is not str:
-        raise _malformed("%s is %s, expected hex text" % (what, type(value).__name__))
-    try:
-        raw: "bytes | None" = bytes.fromhex(value)
-    except ValueError:
-        raw = None
-    if raw is None or raw.hex() != value:
-        raise _malformed("%s is not lower-case hex: %r" % (what, value[:80]))
-    if length >= 0 and len(raw) != length:
-        raise _malformed("%s is %d bytes, expected %d" % (what, len(raw), length))
-    return raw
-
-
-def _links(value: object, what: str, max_links: int) -> "list[CID]":
-    if type(value) is not list:
-        raise _malformed("%s is %s, expected a list of CIDs" % (what, type(value).__name__))
-    if len(value) > max_links:
-        raise RemoteProtocolError(
-            "entry: %s has %d CIDs, more than %d" % (what, len(value), max_links),
-            REASON_TOO_LARGE,
-        )
-    for i, c in enumerate(value):
-        if not isinstance(c, CID):
-            raise _malformed("%s[%d] is %s, expected a CID" % (what, i, type(c).__name__))
-        if c.codec != DAG_CBOR or c.version != 1:
-            raise _malformed("%s[%d] %s is not a CIDv1 dag-cbor link" % (what, i, c))
-    if len(value) > 1 and len(set(value)) != len(value):
-        raise _malformed("%s lists a CID twice" % what)
-    return value
+# ---- decoding (the field parsers: entry_fields.py) ---------------------------------------------
 
 
 def decode_entry(
@@ -551,162 +430,9 @@ def decode_entry(
     block = bytes(block)
     try:
         fields = _fast_fields(block, max_links)
-    except (_NotFastPathError, IndexError, ValueError, UnicodeError):
-        fields = _generic_fields(block)
+    except (NotFastPathError, RemoteProtocolError, IndexError, ValueError, UnicodeError):
+        fields = _generic_fields(block, max_links)
     return _build(block, fields, cid, max_payload, max_links)
-
-
-# The raw field values, in this order, as both parsers hand them to _build:
-# v, id, key, sig, hash, next, refs, clock.id, clock.time, payload, identity.id, identity.type,
-# identity.publicKey, identity.signatures.id, identity.signatures.publicKey, enc_links,
-# enc_links_nonce (the last two None when absent).
-
-
-def _generic_fields(block: bytes) -> "tuple[Any, ...]":
-    obj = _check_fields(dagcbor.decode(block), "entry", _ENTRY_FIELDS, _ENC_FIELDS)
-    clock = _check_fields(obj["clock"], "clock", _CLOCK_FIELDS)
-    ident = _check_fields(obj["identity"], "identity", _IDENTITY_FIELDS)
-    sigs = _check_fields(ident["signatures"], "identity.signatures", _SIGNATURES_FIELDS)
-    enc_links = None
-    enc_links_nonce = None
-    if len(obj) != len(_ENTRY_FIELDS):
-        if "enc_links" not in obj or "enc_links_nonce" not in obj:
-            raise _malformed("enc_links and enc_links_nonce must come together")
-        enc_links = _text(obj["enc_links"], "enc_links")
-        enc_links_nonce = _text(obj["enc_links_nonce"], "enc_links_nonce")
-    return (
-        obj["v"], obj["id"], obj["key"], obj["sig"], obj["hash"], obj["next"], obj["refs"],
-        clock["id"], clock["time"], obj["payload"], ident["id"], ident["type"],
-        ident["publicKey"], sigs["id"], sigs["publicKey"], enc_links, enc_links_nonce,
-    )  # fmt: skip
-
-
-class _NotFastPathError(Exception):
-    """The block is not in the exact layout Berty writes; take the generic path."""
-
-
-# The fast path reads the canonical layout Berty writes byte by byte (map heads, keys, CID links
-# as fixed byte strings) and hands anything else to the generic decoder, which accepts or refuses
-# it with a precise message. It accepts nothing the generic path would refuse: shortest-form
-# heads, strict UTF-8, exact CID links, no trailing bytes (tests compare both on mutated blocks).
-_F_HEAD = b"\xaa\x61v\x02\x62id"  # map(10) "v" 2 "id"
-_F_KEY = b"\x63key\x78\x48"  # "key" text(72)
-_F_SIG = b"\x63sig\x78\x80"  # "sig" text(128)
-_F_HASH_NEXT = b"\x64hash\xf6\x64next"
-_F_REFS = b"\x64refs"
-_F_CLOCK = b"\x65clock\xa2\x62id\x78\x48"  # "clock" map(2) "id" text(72)
-_F_TIME = b"\x64time"
-_F_PAYLOAD = b"\x67payload"
-_F_IDENTITY = b"\x68identity\xa4\x62id"  # "identity" map(4) "id"
-_F_TYPE = b"\x64type"
-_F_PUBLIC_KEY = b"\x69publicKey"
-_F_SIGNATURES = b"\x6asignatures\xa2\x62id"  # "signatures" map(2) "id"
-_F_LINK = b"\xd8\x2a\x58\x25\x00\x01\x71\x12\x20"  # tag 42, bytes(37), 0x00, CIDv1 dag-cbor sha256
-
-
-def _fast_fields(block: bytes, max_links: int) -> "tuple[Any, ...]":
-    if block[:7] != _F_HEAD:
-        raise _NotFastPathError
-    log_id, pos = _fast_text(block, 7)
-    pos = _expect(block, pos, _F_KEY)
-    key = block[pos : pos + 72].decode()
-    pos = _expect(block, pos + 72, _F_SIG)
-    sig = block[pos : pos + 128].decode()
-    pos = _expect(block, pos + 128, _F_HASH_NEXT)
-    next, pos = _fast_links(block, pos, max_links)
-    refs, pos = _fast_links(block, _expect(block, pos, _F_REFS), max_links)
-    pos = _expect(block, pos, _F_CLOCK)
-    clock_id = block[pos : pos + 72].decode()
-    clock_time, pos = _fast_uint(block, _expect(block, pos + 72, _F_TIME))
-    payload, pos = _fast_text(block, _expect(block, pos, _F_PAYLOAD))
-    ident_id, pos = _fast_text(block, _expect(block, pos, _F_IDENTITY))
-    ident_type, pos = _fast_text(block, _expect(block, pos, _F_TYPE))
-    ident_key, pos = _fast_text(block, _expect(block, pos, _F_PUBLIC_KEY))
-    sig_id, pos = _fast_text(block, _expect(block, pos, _F_SIGNATURES))
-    sig_key, pos = _fast_text(block, _expect(block, pos, _F_PUBLIC_KEY))
-    if pos != len(block) or len(key) != 72 or len(sig) != 128 or len(clock_id) != 72:
-        raise _NotFastPathError
-    return (
-        VERSION, log_id, key, sig, None, next, refs, clock_id, clock_time, payload, ident_id,
-        ident_type, ident_key, sig_id, sig_key, None, None,
-    )  # fmt: skip
-
-
-def _expect(block: bytes, pos: int, expected: bytes) -> int:
-    end = pos + len(expected)
-    if block[pos:end] != expected:
-        raise _NotFastPathError
-    return end
-
-
-def _fast_text(block: bytes, pos: int) -> "tuple[str, int]":
-    head = block[pos]
-    if 0x60 <= head <= 0x77:
-        n = head - 0x60
-        pos += 1
-    elif head == 0x78:
-        n = block[pos + 1]
-        if n < 24:
-            raise _NotFastPathError
-        pos += 2
-    elif head == 0x79:
-        n = (block[pos + 1] << 8) | block[pos + 2]
-        if n < 256:
-            raise _NotFastPathError
-        pos += 3
-    elif head == 0x7A:
-        n = int.from_bytes(block[pos + 1 : pos + 5], "big")
-        if n < 65536:
-            raise _NotFastPathError
-        pos += 5
-    else:
-        raise _NotFastPathError
-    end = pos + n
-    if end > len(block):
-        raise _NotFastPathError
-    text = decode_strict(block[pos:end])
-    if text is None:
-        raise _NotFastPathError
-    return text, end
-
-
-def _fast_uint(block: bytes, pos: int) -> "tuple[int, int]":
-    head = block[pos]
-    if head <= 0x17:
-        return head, pos + 1
-    size = _UINT_SIZES.get(head, 0)
-    if not size:
-        raise _NotFastPathError
-    end = pos + 1 + size
-    value = int.from_bytes(block[pos + 1 : end], "big")
-    if end > len(block) or value < _UINT_MINIMA[size]:
-        raise _NotFastPathError
-    return value, end
-
-
-_UINT_SIZES = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
-_UINT_MINIMA = {1: 24, 2: 256, 4: 65536, 8: 1 << 32}
-
-
-def _fast_links(block: bytes, pos: int, max_links: int) -> "tuple[list[CID], int]":
-    head = block[pos]
-    if 0x80 <= head <= 0x97:
-        n = head - 0x80
-        pos += 1
-    elif head == 0x98 and block[pos + 1] >= 24:
-        n = block[pos + 1]
-        pos += 2
-    else:
-        raise _NotFastPathError
-    if n > max_links or pos + 41 * n > len(block):
-        raise _NotFastPathError
-    links = []
-    for _ in range(n):
-        if block[pos : pos + 9] != _F_LINK:
-            raise _NotFastPathError
-        links.append(CID(DAG_CBOR, block[pos + 9 : pos + 41]))
-        pos += 41
-    return links, pos
 
 
 def _build(
@@ -717,51 +443,51 @@ def _build(
         ident_id, ident_type, ident_key, sig_id, sig_key, enc_links, enc_links_nonce,
     ) = fields  # fmt: skip
     if type(v) is not int:
-        raise _malformed("v is %s, expected an int" % type(v).__name__)
+        raise malformed("v is %s, expected an int" % type(v).__name__)
     if v != VERSION:
-        raise _malformed("unsupported entry version v=%d (Berty writes v=2 only)" % v)
-    log_id = _text(log_id, "id")
+        raise malformed("unsupported entry version v=%d (Berty writes v=2 only)" % v)
+    log_id = text_field(log_id, "id")
     if not log_id:
-        raise _malformed("id (log address) is empty")
+        raise malformed("id (log address) is empty")
     if len(log_id) > MAX_LOG_ID:
         raise RemoteProtocolError(
             "entry: id is %d characters, more than %d" % (len(log_id), MAX_LOG_ID),
             REASON_TOO_LARGE,
         )
-    key = _hex(key_text, "key")
+    key = hex_field(key_text, "key")
     if len(key) != KEY_LENGTH or key[:4] != KEY_PREFIX:
         raise IntegrityError(
             "entry: key %s is not a marshalled Ed25519 public key (08011220 + 32 bytes)"
             % key.hex()[:80]
         )
-    sig = _hex(sig_text, "sig", SIGNATURE_LENGTH)
+    sig = hex_field(sig_text, "sig", SIGNATURE_LENGTH)
     if hash_value is not None:
-        raise _malformed("hash is %s, expected null" % type(hash_value).__name__)
-    next = _links(next, "next", max_links)
-    refs = _links(refs, "refs", max_links)
+        raise malformed("hash is %s, expected null" % type(hash_value).__name__)
+    next = links_field(next, "next", max_links)
+    refs = links_field(refs, "refs", max_links)
     if clock_id_text != key_text:
-        clock_id = _hex(clock_id_text, "clock.id")
+        clock_id = hex_field(clock_id_text, "clock.id")
         raise IntegrityError(
             "entry: clock.id %s differs from key %s" % (clock_id.hex()[:80], key.hex())
         )
     if type(clock_time) is not int:
-        raise _malformed("clock.time is %s, expected an int" % type(clock_time).__name__)
+        raise malformed("clock.time is %s, expected an int" % type(clock_time).__name__)
     if not 0 <= clock_time < MAX_CLOCK_TIME:
-        raise _malformed("clock.time %d is outside [0, 2**63)" % clock_time)
-    payload = _text(payload, "payload")
+        raise malformed("clock.time %d is outside [0, 2**63)" % clock_time)
+    payload = text_field(payload, "payload")
     size = len(payload)
     if size > max_payload or (4 * size > max_payload and len(payload.encode()) > max_payload):
         raise RemoteProtocolError(
             "entry: payload is larger than %d bytes" % max_payload, REASON_TOO_LARGE
         )
-    ident_type = _text(ident_type, "identity.type")
+    ident_type = text_field(ident_type, "identity.type")
     if ident_type != IDENTITY_TYPE:
-        raise _malformed("identity.type is %r, expected %r" % (ident_type, IDENTITY_TYPE))
+        raise malformed("identity.type is %r, expected %r" % (ident_type, IDENTITY_TYPE))
     identity = Identity(
-        _text(ident_id, "identity.id"),
-        _hex(ident_key, "identity.publicKey"),
-        _hex(sig_id, "identity.signatures.id", SIGNATURE_LENGTH),
-        _hex(sig_key, "identity.signatures.publicKey"),
+        text_field(ident_id, "identity.id"),
+        hex_field(ident_key, "identity.publicKey"),
+        hex_field(sig_id, "identity.signatures.id", SIGNATURE_LENGTH),
+        hex_field(sig_key, "identity.signatures.publicKey"),
         ident_type,
     )
     entry = Entry(

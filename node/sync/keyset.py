@@ -62,11 +62,12 @@ from node.sync.sketch import (
     est_fingerprint,
     est_slot,
 )
-from node.sync.varint import encode_uvarint
+from node.varint import encode_uvarint
 
 if TYPE_CHECKING:
     from typing import Iterable, Iterator
 
+    # (lamport time, 32-byte digest): the one declaration of the key every layer uses
     Key = tuple[int, bytes]
 
 CHUNK = 128  # records per chunk after a bulk load; a chunk splits at 2 * CHUNK (<= 255 kept)
@@ -187,19 +188,10 @@ class KeySet:
     Indexes are ranks: key_at(0) is the oldest key. Ranges are half-open index ranges [lo, hi).
     """
 
+    # "__weakref__": a store's cache may drop a set that a link still holds (CPython).
     __slots__ = (
-        "__weakref__",  # a store's cache may drop a set that a link still holds (CPython)
-        "_chunks",
-        "_est_count",
-        "_est_xor",
-        "_fcount",
-        "_fsum",
-        "_len",
-        "_maxes",
-        "_pre",
-        "_stale",
-        "_sums",
-        "_table",
+        "__weakref__", "_chunks", "_est_count", "_est_xor", "_fcount", "_fsum", "_len", "_maxes",
+        "_pre", "_stale", "_sums", "_table",
     )
 
     def __init__(self, keys: "Iterable[Key] | None" = None) -> None:

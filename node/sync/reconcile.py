@@ -55,52 +55,53 @@
 #
 # Malformed input of any kind raises RemoteProtocolError; nothing else escapes `receive`.
 
-import math
-
 from node._compat import TYPE_CHECKING, bit_length
-from node.errors import REASON_MALFORMED, REASON_UNEXPECTED, LocalProtocolError, RemoteProtocolError
-from node.sync import sketch
+from node.errors import (
+    REASON_TOO_LARGE,
+    REASON_UNEXPECTED,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from node.sync import _reconcile_states as S  # noqa: N812 - the table reads best short
+from node.sync import reconcile_sketch, sketch
 from node.sync.keyset import FINGERPRINT_BYTES, KeySet
-from node.sync.varint import decode_uvarint, encode_uvarint
+from node.sync.reconcile_wire import (
+    CUT_BYTES,
+    FLAG_FINAL,
+    MAX_CUTS,
+    MIN_FRAME,
+    MODE_FP,
+    MODE_FULLIDS,
+    MODE_IDS,
+    MODE_NEED,
+    MODE_SKIP,
+    OP_AHEAD,
+    OP_CUTS,
+    OP_OPEN,
+    VERSION,
+    ZERO32,
+    _bad,
+    _less,
+    _RangeOut,
+    _Reader,
+    _Writer,
+    bound_after,
+    id_pieces,
+    split_range,
+)
+from node.varint import encode_uvarint
 
 if TYPE_CHECKING:
-    Key = tuple[int, bytes]
+    from typing import Callable
+
+    from node.sync.keyset import Key
+
     Bound = Key | None  # None is +infinity
-
-VERSION = 0x57
-FLAG_FINAL = 0x01
-
-OP_OPEN = 1
-OP_AHEAD = 2
-OP_CUTS = 3
-OP_RANGES = 4
-OP_SKETCH = 5
-OP_DIFF = 6
-
-MODE_SKIP = 0
-MODE_FP = 1
-MODE_IDS = 2
-MODE_FULLIDS = 3
-MODE_NEED = 4
-
-CUT_BYTES = 8
-MAX_CUTS = 63
-MIN_FRAME = 256
-ZERO32 = bytes(32)
-FF32 = b"\xff" * 32
-
-STATE_FRESH = 0
-STATE_OPENED = 1  # initiator sent OPEN
-STATE_CUT = 2  # responder sent CUTS
-STATE_RANGING = 3
-STATE_DONE = 4
-STATE_SKETCH = 5  # we sent a SKETCH and wait for DIFF, a bigger SKETCH or RANGES
 
 EST_SEND_LEVELS = 10  # estimator levels in CUTS: resolves d up to ~2^10 * 16 / 8
 SKETCH_CELLS_PER_DIFF = 2.0  # first sketch: cells per estimated difference
 SPARSE = 4  # sketch only if the estimated differences are <= tail / SPARSE
 MAX_SKETCH_D = 1400  # above this estimate (full table: 2160 cells), ranges are used
-CELL_MAX = 1 + 10 + sketch.ID_BYTES + sketch.CHECK_BYTES
 
 
 class LogResult:
@@ -125,121 +126,6 @@ class LogResult:
             self.expect,
             self.in_sync,
         )
-
-
-def _bad(message: str) -> RemoteProtocolError:
-    return RemoteProtocolError("reconcile: " + message, REASON_MALFORMED)
-
-
-def _strip_zeros(digest: bytes) -> bytes:
-    end = len(digest)
-    while end > 0 and digest[end - 1] == 0:
-        end -= 1
-    return digest[:end]
-
-
-def bound_between(prev: "Key", nxt: "Key") -> "Key":
-    """The shortest bound b with prev < b <= nxt (as a key: time, zero-padded digest prefix)."""
-    if prev[0] != nxt[0]:
-        return (nxt[0], ZERO32)
-    a = prev[1]
-    b = nxt[1]
-    i = 0
-    while a[i] == b[i]:
-        i += 1
-    return (nxt[0], b[: i + 1] + bytes(31 - i))
-
-
-def bound_after(key: "Key") -> "Key":
-    """The smallest bound greater than `key`."""
-    if key[1] == FF32:
-        return (key[0] + 1, ZERO32)
-    return (key[0], (int.from_bytes(key[1], "big") + 1).to_bytes(32, "big"))
-
-
-class _Writer:
-    """Encodes sections into frames of at most max_frame bytes."""
-
-    __slots__ = ("current", "frames", "max_frame")
-
-    def __init__(self, max_frame: int) -> None:
-        self.max_frame = max_frame
-        self.frames: list[bytearray] = []
-        self.current = bytearray((VERSION, 0))
-
-    def room(self) -> int:
-        return self.max_frame - len(self.current)
-
-    def add(self, section: bytes) -> None:
-        if len(section) > self.max_frame - 2:
-            raise LocalProtocolError("reconcile: section larger than a frame")
-        if len(section) > self.room():
-            self.frames.append(self.current)
-            self.current = bytearray((VERSION, 0))
-        self.current.extend(section)
-
-    def finish(self) -> "list[bytes]":
-        self.current[1] = FLAG_FINAL
-        self.frames.append(self.current)
-        out = [bytes(f) for f in self.frames]
-        self.frames = []
-        self.current = bytearray((VERSION, 0))
-        return out
-
-
-class _Reader:
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes, pos: int) -> None:
-        self.data = data
-        self.pos = pos
-
-    def uvarint(self) -> int:
-        value, self.pos = decode_uvarint(self.data, self.pos)
-        return value
-
-    def byte(self) -> int:
-        if self.pos >= len(self.data):
-            raise _bad("truncated at offset %d" % self.pos)
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def take(self, size: int) -> bytes:
-        end = self.pos + size
-        if size < 0 or end > len(self.data):
-            raise _bad("truncated: %d bytes wanted at offset %d" % (size, self.pos))
-        value = bytes(self.data[self.pos : end])
-        self.pos = end
-        return value
-
-    def bound(self, prev_time: int) -> "Bound":
-        start = self.pos
-        code = self.uvarint()
-        if code == 0:
-            return None
-        length = self.uvarint()
-        if length > 32:
-            raise _bad("bound prefix longer than 32 bytes at offset %d" % start)
-        prefix = self.take(length)
-        return (prev_time + code - 1, prefix + bytes(32 - length))
-
-
-def _encode_bound(bound: "Bound", prev_time: int) -> bytes:
-    if bound is None:
-        return b"\x00"
-    if bound[0] < prev_time:
-        raise LocalProtocolError("reconcile: bounds must increase")
-    prefix = _strip_zeros(bound[1])
-    return encode_uvarint(bound[0] - prev_time + 1) + encode_uvarint(len(prefix)) + prefix
-
-
-def _less(a: "Bound", b: "Bound") -> bool:
-    if a is None:
-        return False
-    if b is None:
-        return True
-    return a < b
 
 
 class Reconciler:
@@ -284,9 +170,8 @@ class Reconciler:
         self.results = [LogResult() for _ in logs]
         self.done = False
         self.turns = 0  # turns received
-        self.started_at: int | None = None
-        self.last_at: int | None = None
-        self._state = [STATE_FRESH] * len(logs)
+        self._started = False
+        self._state = [S.AWAIT_OPEN] * len(logs)  # per log; node/sync/_reconcile_states.py
         self._sent_count = [0] * len(logs)
         self._seen: list[bytes | None] = [None] * len(logs)  # whole-log fingerprint at first look
         self._outstanding: set[int] = set()  # logs we sent a request for in our last turn
@@ -299,22 +184,25 @@ class Reconciler:
         self._sketch_m = [0] * len(logs)  # size of the last sketch we sent (0: none)
         self._work: dict[int, sketch.Table] = {}  # log -> difference table being received
         self._work_next: dict[int, int] = {}  # log -> next cell index expected
+        self.cells_per_diff = SKETCH_CELLS_PER_DIFF  # first sketch: cells per estimated difference
 
     # -- public API -----------------------------------------------------------------------------
 
-    def start(self, now: int) -> "list[bytes]":
-        """Initiator: the frames of the first turn (OPEN per log). Empty if there are no logs."""
-        if not self.initiator or self.turns or self.started_at is not None:
+    def start(self) -> "list[bytes]":
+        """Initiator: the frames of the first turn (OPEN per log). Empty if there are no logs.
+
+        Reconciliation keeps no time: deadlines are the session's.
+        """
+        if not self.initiator or self.turns or self._started:
             raise LocalProtocolError("reconcile: start() is for a fresh initiator")
-        self.started_at = now
-        self.last_at = now
+        self._started = True
         if not self.logs:
             self.done = True
             return []
         for index, keyset in enumerate(self.logs):
             count = len(keyset)
             self._sent_count[index] = count
-            self._state[index] = STATE_OPENED
+            self._enter(index, S.START)
             whole = keyset.fingerprint(0, count)
             self._seen[index] = whole
             section = encode_uvarint(index) + bytes((OP_OPEN,)) + encode_uvarint(count) + whole
@@ -322,8 +210,11 @@ class Reconciler:
             self._next_outstanding.add(index)
         return self._end_turn()
 
-    def receive(self, frame: bytes, now: int) -> "list[bytes]":
+    def receive(self, frame: bytes) -> "list[bytes]":
         """Handle one frame from the peer; returns our reply frames once the peer's turn ended.
+
+        Args:
+            frame: one reconcile frame.
 
         Raises:
             RemoteProtocolError: the frame is malformed or unexpected.
@@ -332,9 +223,6 @@ class Reconciler:
             raise RemoteProtocolError("reconcile: frame after the end", REASON_UNEXPECTED)
         if self._my_turn:
             raise RemoteProtocolError("reconcile: frame while it is our turn", REASON_UNEXPECTED)
-        if self.started_at is None:
-            self.started_at = now
-        self.last_at = now
         try:
             final = self._parse(frame)
         except RemoteProtocolError:
@@ -351,14 +239,14 @@ class Reconciler:
             # the peer's turn asked nothing: the exchange is over
             self.done = True
             for index in self._outstanding:
-                self._state[index] = STATE_DONE
+                self._enter(index, S.TURN_ENDED)
             return []
         if self.turns > self.max_turns:
             self.done = True
             raise RemoteProtocolError("reconcile: too many turns", REASON_UNEXPECTED)
         for index in self._outstanding:
-            if index not in self._next_outstanding and self._state[index] != STATE_DONE:
-                self._state[index] = STATE_DONE
+            if index not in self._next_outstanding:
+                self._enter(index, S.TURN_ENDED)
         return self._end_turn()
 
     @property
@@ -392,7 +280,7 @@ class Reconciler:
         if len(frame) < 2:
             raise _bad("frame shorter than its 2-byte header")
         if len(frame) > self.max_receive_frame:
-            raise RemoteProtocolError("reconcile: frame larger than max_frame", "too-large")
+            raise RemoteProtocolError("reconcile: frame larger than max_frame", REASON_TOO_LARGE)
         if frame[0] != VERSION:
             raise _bad("unknown version 0x%02x at offset 0" % frame[0])
         flags = frame[1]
@@ -405,20 +293,21 @@ class Reconciler:
             if index >= len(self.logs):
                 raise _bad("log index %d out of range at offset %d" % (index, start))
             op = reader.byte()
-            if op == OP_OPEN:
-                self._on_open(index, reader)
-            elif op == OP_AHEAD:
-                self._on_ahead(index, reader)
-            elif op == OP_CUTS:
-                self._on_cuts(index, reader)
-            elif op == OP_RANGES:
-                self._on_ranges(index, reader)
-            elif op == OP_SKETCH:
-                self._on_sketch(index, reader)
-            elif op == OP_DIFF:
-                self._on_diff(index, reader)
-            else:
+            if not 1 <= op <= len(S.SECTION_INPUTS):
                 raise _bad("unknown op %d at offset %d" % (op, reader.pos - 1))
+            event = S.SECTION_INPUTS[op - 1]
+            state = self._state[index]
+            step = S.transition(state, event)
+            if step is None or (state != S.AWAIT_OPEN and index not in self._outstanding):
+                raise RemoteProtocolError(
+                    "reconcile: unexpected %s for log %d (%s)" % (event, index, state),
+                    REASON_UNEXPECTED,
+                )
+            _ACTIONS[step[0]](self, index, reader)
+            if self._state[index] not in step[1]:  # pragma: no cover - a bug in an action
+                raise LocalProtocolError(
+                    "reconcile: %s left log %d in %s" % (step[0], index, self._state[index])
+                )
         if flags & FLAG_FINAL:
             if self._work:
                 raise _bad("turn ended inside a SKETCH")
@@ -426,13 +315,12 @@ class Reconciler:
             return True
         return False
 
-    def _expect_state(self, index: int, states: "tuple[int, ...]", what: str) -> None:
-        if self._state[index] not in states or (
-            self._state[index] != STATE_FRESH and index not in self._outstanding
-        ):
-            raise RemoteProtocolError(
-                "reconcile: unexpected %s for log %d" % (what, index), REASON_UNEXPECTED
-            )
+    def _enter(self, index: int, event: str) -> None:
+        """Apply a START or TURN_ENDED input: the table names exactly one next state."""
+        step = S.transition(self._state[index], event)
+        if step is None:  # pragma: no cover - our own bookkeeping is wrong
+            raise LocalProtocolError("reconcile: %s in %s" % (event, self._state[index]))
+        self._state[index] = step[1][0]
 
     def _request(self, index: int) -> None:
         self._next_outstanding.add(index)
@@ -442,7 +330,6 @@ class Reconciler:
     def _on_open(self, index: int, reader: _Reader) -> None:
         if self.initiator or self.turns != 0:
             raise RemoteProtocolError("reconcile: unexpected OPEN", REASON_UNEXPECTED)
-        self._expect_state(index, (STATE_FRESH,), "OPEN")
         count = reader.uvarint()
         fp = reader.take(FINGERPRINT_BYTES)
         self._peer_requested = True
@@ -451,7 +338,7 @@ class Reconciler:
         result = self.results[index]
         self._seen[index] = keyset.fingerprint(0, mine)
         if count <= mine and keyset.fingerprint(0, count) == fp:
-            self._state[index] = STATE_DONE
+            self._state[index] = S.DONE
             if count == mine:
                 return
             result.in_sync = False
@@ -459,7 +346,7 @@ class Reconciler:
             self._emit(index, OP_AHEAD, encode_uvarint(mine))
             return
         result.in_sync = False
-        self._state[index] = STATE_CUT
+        self._state[index] = S.AWAIT_TAIL
         self._sent_count[index] = mine
         cuts = bytearray()
         n_cuts = 0
@@ -475,7 +362,6 @@ class Reconciler:
         self._request(index)
 
     def _on_ahead(self, index: int, reader: _Reader) -> None:
-        self._expect_state(index, (STATE_OPENED, STATE_CUT), "AHEAD")
         count = reader.uvarint()
         sent = self._sent_count[index]
         if count <= sent:
@@ -483,12 +369,11 @@ class Reconciler:
         result = self.results[index]
         result.in_sync = False
         result.expect += count - sent
-        self._state[index] = STATE_DONE
+        self._state[index] = S.DONE
 
     def _on_cuts(self, index: int, reader: _Reader) -> None:
         if not self.initiator:
             raise RemoteProtocolError("reconcile: unexpected CUTS", REASON_UNEXPECTED)
-        self._expect_state(index, (STATE_OPENED,), "CUTS")
         peer_count = reader.uvarint()
         peer_fp = reader.take(FINGERPRINT_BYTES)
         n_cuts = reader.byte()
@@ -505,7 +390,7 @@ class Reconciler:
         result = self.results[index]
         result.in_sync = False
         if peer_count <= mine and keyset.fingerprint(0, peer_count) == peer_fp:
-            self._state[index] = STATE_DONE
+            self._state[index] = S.DONE
             if peer_count < mine:
                 result.send.extend(keyset.keys_between(peer_count, mine))
                 self._emit(index, OP_AHEAD, encode_uvarint(mine))
@@ -524,17 +409,21 @@ class Reconciler:
             ):
                 common = cut
                 break
-        self._state[index] = STATE_RANGING
+        self._state[index] = S.AWAIT_RANGES
         # the tail starts just after the last common key (the peer may hold keys between it and
         # our next key, so a bound between our own neighbours would be wrong here)
         lower: Key = (0, ZERO32) if common == 0 else bound_after(keyset.key_at(common - 1))
         if mine - common > self.ids_threshold:
             # a long tail: if the differences look sparse in it, an IBLT costs O(d), not O(n)
-            guess = self._estimate(keyset, levels, estimator, abs(peer_count - mine))
+            guess = reconcile_sketch.estimate(
+                self, keyset, levels, estimator, abs(peer_count - mine)
+            )
             if guess <= MAX_SKETCH_D and guess * SPARSE <= max(mine, peer_count) - common:
-                self._send_sketch(index, sketch.size_for(int(guess * SKETCH_CELLS_PER_DIFF) + 1))
+                reconcile_sketch.send_sketch(
+                    self, index, sketch.size_for(int(guess * SKETCH_CELLS_PER_DIFF) + 1)
+                )
                 return
-        out = _RangeOut(self, index, lower)
+        out = _RangeOut(self._writer, self.max_frame, index, lower)
         if mine - common <= self.tail_ids:
             self._ids_ranges(out, index, lower, None, common, mine, MODE_IDS)
         else:
@@ -544,8 +433,7 @@ class Reconciler:
     # -- RANGES -----------------------------------------------------------------------------------
 
     def _on_ranges(self, index: int, reader: _Reader) -> None:
-        self._expect_state(index, (STATE_CUT, STATE_RANGING, STATE_SKETCH), "RANGES")
-        self._state[index] = STATE_RANGING
+        self._state[index] = S.AWAIT_RANGES
         n_ranges = reader.uvarint()
         if n_ranges == 0:
             raise _bad("RANGES with no range at offset %d" % reader.pos)
@@ -553,7 +441,7 @@ class Reconciler:
         if lower is None:
             raise _bad("RANGES lower bound is infinity")
         keyset = self.logs[index]
-        out = _RangeOut(self, index, lower)
+        out = _RangeOut(self._writer, self.max_frame, index, lower)
         prev_time = lower[0]
         lo_index = keyset.rank(lower)
         for _ in range(n_ranges):
@@ -658,157 +546,6 @@ class Reconciler:
             if bitmap[i >> 3] & (1 << (i & 7)):
                 result.send.append(sent[i])
 
-    # -- SKETCH / DIFF ----------------------------------------------------------------------------
-
-    def _estimate(self, keyset: KeySet, levels: int, theirs: bytes, floor: int) -> int:
-        mine = keyset.estimator_bytes(levels)
-        mismatched = []
-        for level in range(levels):
-            hits = 0
-            for cell in range(level * sketch.EST_CELLS // 2, (level + 1) * sketch.EST_CELLS // 2):
-                diff = mine[cell] ^ theirs[cell]
-                hits += (1 if diff & 0x0F else 0) + (1 if diff & 0xF0 else 0)
-            mismatched.append(hits)
-        return max(sketch.estimate(levels, mismatched), floor, 1)
-
-    def _send_sketch(self, index: int, m: int) -> None:
-        """Our IBLT folded to m cells per sub-table, in sections that fit a frame."""
-        table = self.logs[index].sketch(m)
-        size = sketch.TABLES * m
-        head = encode_uvarint(index) + bytes((OP_SKETCH,)) + encode_uvarint(m)
-        per_section = max(1, (self.max_frame - 2 - len(head) - 6) // CELL_MAX)
-        for start in range(0, size, per_section):
-            end = min(size, start + per_section)
-            body = bytearray(head + encode_uvarint(start) + encode_uvarint(end - start))
-            for i in range(start, end):
-                body.append(table.count[i] & 0xFF)
-                body.extend(encode_uvarint(table.txor[i]))
-                body.extend(table.pxor[i].to_bytes(sketch.ID_BYTES, "little"))
-                body.extend(table.cxor[i].to_bytes(sketch.CHECK_BYTES, "little"))
-            self._writer.add(bytes(body))
-        self._sketch_m[index] = m
-        self._state[index] = STATE_SKETCH
-        self._request(index)
-
-    def _on_sketch(self, index: int, reader: _Reader) -> None:
-        start_pos = reader.pos
-        m = reader.uvarint()
-        first = reader.uvarint()
-        count = reader.uvarint()
-        table = self._work.get(index)
-        if table is None:
-            if first != 0:
-                raise _bad("SKETCH does not start at cell 0 (offset %d)" % start_pos)
-            self._expect_state(index, (STATE_CUT, STATE_SKETCH), "SKETCH")
-            if m < 1 or sketch.FULL % m or m <= self._sketch_m[index]:
-                raise _bad("SKETCH size %d not allowed at offset %d" % (m, start_pos))
-            # the difference table starts as the negation of ours: theirs - ours after adding
-            table = self.logs[index].sketch(m)
-            table.count = [-c & 0xFF for c in table.count]
-            self._work[index] = table
-            self._work_next[index] = 0
-            self._peer_requested = True
-        size = sketch.TABLES * table.m
-        if m != table.m or first != self._work_next[index] or count < 1 or first + count > size:
-            raise _bad("SKETCH cells out of order at offset %d" % start_pos)
-        for i in range(first, first + count):
-            table.count[i] = (table.count[i] + reader.byte()) & 0xFF
-            table.txor[i] ^= reader.uvarint()
-            table.pxor[i] ^= int.from_bytes(reader.take(sketch.ID_BYTES), "little")
-            table.cxor[i] ^= int.from_bytes(reader.take(sketch.CHECK_BYTES), "little")
-        self._work_next[index] = first + count
-        if first + count == size:
-            del self._work[index]
-            self.results[index].in_sync = False
-            self._decode(index, table)
-
-    def _decode(self, index: int, table: "sketch.Table") -> None:
-        keyset = self.logs[index]
-        m = table.m
-        decoded = sketch.peel(m, table.count, table.txor, table.pxor, table.cxor)
-        ours: list[Key] = []
-        theirs: list[tuple[int, bytes]] = []
-        if decoded is not None:
-            for time, p in decoded[0]:  # only the peer has these
-                prefix = p.to_bytes(sketch.ID_BYTES, "little")
-                if keyset.find_item(time, prefix) is not None:
-                    decoded = None
-                    break
-                theirs.append((time, prefix))
-        if decoded is not None:
-            unique: set[Key] = set()
-            for time, p in decoded[1]:  # only we have these
-                key = keyset.find_item(time, p.to_bytes(sketch.ID_BYTES, "little"))
-                if key is None:
-                    decoded = None
-                    break
-                if key not in unique:
-                    unique.add(key)
-                    ours.append(key)
-        if decoded is None:
-            self._sketch_failed(index, table)
-            return
-        self._state[index] = STATE_DONE
-        result = self.results[index]
-        result.send.extend(ours)
-        result.expect += len(theirs)
-        head = encode_uvarint(index) + bytes((OP_DIFF,))
-        per_section = max(1, (self.max_frame - 2 - len(head) - 12) // (10 + sketch.ID_BYTES))
-        start = 0
-        while True:
-            part = theirs[start : start + per_section]
-            body = bytearray(head + encode_uvarint(len(ours) if start == 0 else 0))
-            body.extend(encode_uvarint(len(part)))
-            for time, prefix in part:
-                body.extend(encode_uvarint(time))
-                body.extend(prefix)
-            self._writer.add(bytes(body))
-            start += per_section
-            if start >= len(theirs):
-                return
-
-    def _sketch_failed(self, index: int, table: "sketch.Table") -> None:
-        """Answer a sketch that did not decode: a bigger one of ours, or ranges at the limit."""
-        m = table.m
-        if m >= sketch.FULL:
-            keyset = self.logs[index]
-            self._state[index] = STATE_RANGING
-            out = _RangeOut(self, index, (0, ZERO32))
-            self._split_range(out, index, (0, ZERO32), None, 0, len(keyset))
-            out.close()
-            return
-        # estimate what is left from the cells still non-empty in each sub-table
-        busy = 0
-        for i in range(sketch.TABLES * m):
-            if table.count[i] or table.pxor[i]:
-                busy += 1
-        share = busy / (sketch.TABLES * m)
-        guess = m * 4 if share >= 0.95 else -m * math.log(1.0 - share)
-        cells = max(int(guess * SKETCH_CELLS_PER_DIFF) + 1, sketch.TABLES * m * 2)
-        self._send_sketch(index, sketch.size_for(cells))
-
-    def _on_diff(self, index: int, reader: _Reader) -> None:
-        self._expect_state(index, (STATE_SKETCH,), "DIFF")
-        start = reader.pos
-        will_send = reader.uvarint()
-        count = reader.uvarint()
-        if count * (1 + sketch.ID_BYTES) > len(reader.data) - reader.pos:
-            raise _bad("DIFF list longer than the frame at offset %d" % start)
-        if will_send > 2 * sketch.TABLES * sketch.FULL:
-            raise _bad("DIFF announces %d entries at offset %d" % (will_send, start))
-        keyset = self.logs[index]
-        result = self.results[index]
-        result.in_sync = False
-        result.expect += will_send
-        already = set(result.send)
-        for _ in range(count):
-            time = reader.uvarint()
-            prefix = reader.take(sketch.ID_BYTES)
-            key = keyset.find_item(time, prefix)
-            if key is not None and key not in already:
-                already.add(key)
-                result.send.append(key)
-
     # -- producing ranges -------------------------------------------------------------------------
 
     def _ids_ranges(
@@ -821,36 +558,13 @@ class Reconciler:
         hi_index: int,
         mode: int,
     ) -> None:
-        """Our keys [lo_index, hi_index) as ID lists, cut into pieces that fit a frame."""
-        keyset = self.logs[index]
+        """Our keys [lo_index, hi_index) as ID lists (remembered for the peer's NEED)."""
         size = 32 if mode == MODE_FULLIDS else self.id_prefix
-        per_piece = max(
-            1, (self.max_frame - 2 - 120) // (size + 9 if mode == MODE_FULLIDS else size)
-        )
-        start = lo_index
-        piece_lower = lower
-        while True:
-            end = min(hi_index, start + per_piece)
-            keys = keyset.keys_between(start, end)
-            if end < hi_index:
-                piece_upper: Bound = bound_between(keys[-1], keyset.key_at(end))
-            else:
-                piece_upper = upper
-            head = bytes((mode,)) if mode == MODE_FULLIDS else bytes((mode, size))
-            body = bytearray(head + encode_uvarint(len(keys)))
-            for key in keys:
-                if mode == MODE_FULLIDS:
-                    body.extend(encode_uvarint(key[0]))
-                    body.extend(key[1])
-                else:
-                    body.extend(key[1][:size])
-            out.add(piece_lower, piece_upper, bytes(body))
+        for piece_lower, piece_upper, keys in id_pieces(
+            out, self.logs[index], lower, upper, lo_index, hi_index, mode, size, self.max_frame
+        ):
             self._sent_lists[(index, piece_lower, piece_upper)] = keys
-            self._request(index)
-            if end >= hi_index:
-                return
-            start = end
-            piece_lower = piece_upper  # type: ignore[assignment]
+        self._request(index)
 
     def _split_range(
         self,
@@ -861,82 +575,20 @@ class Reconciler:
         lo_index: int,
         hi_index: int,
     ) -> None:
-        keyset = self.logs[index]
-        count = hi_index - lo_index
-        buckets = self.split
-        prev_lower = lower
-        prev_index = lo_index
-        for b in range(1, buckets + 1):
-            if b == buckets:
-                cut = hi_index
-                bucket_upper: Bound = upper
-            else:
-                cut = lo_index + count * b // buckets
-                if cut <= prev_index:
-                    continue
-                bucket_upper = bound_between(keyset.key_at(cut - 1), keyset.key_at(cut))
-            fp = keyset.fingerprint(prev_index, cut)
-            out.add(prev_lower, bucket_upper, bytes((MODE_FP,)) + fp)
-            prev_index = cut
-            prev_lower = bucket_upper  # type: ignore[assignment]
+        split_range(out, self.logs[index], lower, upper, lo_index, hi_index, self.split)
         self._request(index)
 
     def _emit(self, index: int, op: int, body: bytes) -> None:
         self._writer.add(encode_uvarint(index) + bytes((op,)) + body)
 
 
-class _RangeOut:
-    """Collects the ranges of one RANGES reply, filling gaps with SKIP and splitting to fit."""
-
-    __slots__ = ("first", "index", "parts", "prev", "prev_time", "reconciler", "size")
-
-    def __init__(self, reconciler: Reconciler, index: int, lower: "Key") -> None:
-        self.reconciler = reconciler
-        self.index = index
-        self.first: Key | None = None
-        self.prev: Bound = lower
-        self.prev_time = 0
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def add(self, lower: "Key", upper: "Bound", payload: bytes) -> None:
-        budget = self.reconciler.max_frame - 2 - 24
-        if self.first is not None and self.prev != lower:
-            self._add(lower, bytes((MODE_SKIP,)), budget)
-        self._add(upper, payload, budget, lower)
-
-    def _add(self, upper: "Bound", payload: bytes, budget: int, lower: "Key | None" = None) -> None:
-        if self.first is None:
-            start = lower if lower is not None else self.prev
-            assert start is not None
-            self.first = start
-            self.prev_time = start[0]
-            self.size = len(_encode_bound(start, 0))
-        encoded = _encode_bound(upper, self.prev_time) + payload
-        if self.parts and self.size + len(encoded) > budget:
-            self.close()
-            start = self.prev
-            assert start is not None
-            self.first = start
-            self.prev_time = start[0]
-            self.size = len(_encode_bound(start, 0))
-            encoded = _encode_bound(upper, self.prev_time) + payload
-        self.parts.append(encoded)
-        self.size += len(encoded)
-        self.prev = upper
-        if upper is not None:
-            self.prev_time = upper[0]
-
-    def close(self) -> None:
-        if not self.parts or self.first is None:
-            return
-        body = (
-            encode_uvarint(self.index)
-            + bytes((OP_RANGES,))
-            + encode_uvarint(len(self.parts))
-            + _encode_bound(self.first, 0)
-            + b"".join(self.parts)
-        )
-        self.reconciler._writer.add(body)
-        self.parts = []
-        self.first = None
+# The actions named in _reconcile_states.TRANSITIONS for received sections, by name (START and
+# TURN_ENDED are applied by Reconciler._enter, which only moves the state).
+_ACTIONS: "dict[str, Callable[[Reconciler, int, _Reader], None]]" = {
+    "open": Reconciler._on_open,
+    "ahead": Reconciler._on_ahead,
+    "cuts": Reconciler._on_cuts,
+    "ranges": Reconciler._on_ranges,
+    "sketch": reconcile_sketch.on_sketch,
+    "diff": reconcile_sketch.on_diff,
+}

@@ -50,10 +50,6 @@ _SEEN = 1.0 - 1.0 / (1 << EST_BITS)
 SIZES = [m for m in range(1, FULL + 1) if FULL % m == 0]
 
 
-def item_of(time: int, digest: bytes) -> "Item":
-    return (time, int.from_bytes(digest[:ID_BYTES], "little"))
-
-
 def check(time: int, p: int) -> int:
     """4-byte check of an item (not XOR-linear, so a mixed cell fails it)."""
     x = p ^ ((time * _TIME_MIX) & MASK128)

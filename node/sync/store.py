@@ -33,7 +33,7 @@
 # its newest (as the LXMF propagation node): it evicts its oldest by key down to the low-water
 # mark, and above that mark an entry older than all it holds is refused "over-quota", unwritten.
 # So nothing is stored only to be evicted by the same sync, and a sender that sends newest first
-# (node/app/peer.py does) costs the relay at most the quota in block writes, whatever the length.
+# (node/app/passes.py) costs the relay at most the quota in block writes, whatever the length.
 #
 # Expiry. expire(now) removes every entry whose age reached Limits.expiry_seconds, pinned or not
 # (the LXMF propagation node does the same after 30 days).
@@ -43,10 +43,9 @@
 # acknowledged to peers (stored and duplicate outcomes, in submission order). `generation` counts
 # the rollbacks of uncommitted work (a failed put or commit): whoever waits for a commit notes the
 # generation when it puts, and may acknowledge only if it has not changed (node/app/context.py
-# Committer). MemoryStore holds
-# nothing durable; its commit() only hands back that list. A subclass implements the storage
-# primitives (the methods starting with `_` below `# storage primitives`); the policy lives here
-# once, so the SQLite store and this one decide identically (tests/property/test_store_model.py).
+# Committer). MemoryStore holds nothing durable; its commit() only hands back that list. A
+# subclass implements the storage primitives (the `_` methods below `# storage primitives`); the
+# policy lives here once: SQLite and memory decide alike (tests/property/test_store_model.py).
 
 from node._compat import TYPE_CHECKING
 from node.errors import LocalProtocolError, RemoteProtocolError
@@ -83,34 +82,17 @@ if TYPE_CHECKING:
 
     from node.sync.cid import CID
     from node.sync.entry import Entry
+    from node.sync.keyset import Key
 
     Verify = Callable[[bytes, bytes, bytes], bool]
-    Key = tuple[int, bytes]
 
 
 __all__ = [
-    "DEFAULT_EXPIRY_SECONDS",
-    "DEFAULT_MAX_ENTRY_BYTES",
-    "DEFAULT_MAX_LOG_BYTES",
-    "DEFAULT_MAX_TOTAL_BYTES",
-    "DUPLICATE",
-    "EVICT_HEADROOM",
-    "REFUSED",
-    "REFUSED_DISK_FULL",
-    "REFUSED_OVER_QUOTA",
-    "REFUSED_QUOTA",
-    "REFUSED_TOO_LARGE",
-    "REFUSED_UNKNOWN_LOG",
-    "STORED",
-    "Candidate",
-    "Limits",
-    "LogInfo",
-    "LogRecord",
-    "MemoryStore",
-    "PutResult",
-    "Store",
-    "eviction_order",
-    "seconds",
+    "DEFAULT_EXPIRY_SECONDS", "DEFAULT_MAX_ENTRY_BYTES", "DEFAULT_MAX_LOG_BYTES",
+    "DEFAULT_MAX_TOTAL_BYTES", "DUPLICATE", "EVICT_HEADROOM", "REFUSED", "REFUSED_DISK_FULL",
+    "REFUSED_OVER_QUOTA", "REFUSED_QUOTA", "REFUSED_TOO_LARGE", "REFUSED_UNKNOWN_LOG", "STORED",
+    "Candidate", "Limits", "LogInfo", "LogRecord", "MemoryStore", "PutResult", "Store",
+    "eviction_order", "seconds",
 ]
 
 

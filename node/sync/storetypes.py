@@ -11,8 +11,7 @@ if TYPE_CHECKING:
     from node.errors import RemoteProtocolError
     from node.sync.cid import CID
     from node.sync.entry import Entry
-
-    Key = tuple[int, bytes]
+    from node.sync.keyset import Key
 
 STORED = "stored"
 DUPLICATE = "duplicate"

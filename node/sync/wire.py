@@ -26,7 +26,7 @@
 
 import binascii
 
-from node.errors import LocalProtocolError, RemoteProtocolError
+from node.errors import REASON_TOO_LARGE, LocalProtocolError, RemoteProtocolError
 from node.sync.cid import CID, DAG_CBOR
 from node.sync.entry import (
     IDENTITY_TYPE,
@@ -191,7 +191,7 @@ def decode_item(
     if kind == COMPACT:
         if len(body) > max_payload:
             raise RemoteProtocolError(
-                "entry item: payload over %d bytes" % max_payload, "too-large"
+                "entry item: payload over %d bytes" % max_payload, REASON_TOO_LARGE
             )
         try:
             payload = body.decode()
@@ -203,7 +203,7 @@ def decode_item(
         payload = _ADD_PREFIX + _b64(body) + _ADD_SUFFIX
         if len(payload) > max_payload:
             raise RemoteProtocolError(
-                "entry item: payload over %d bytes" % max_payload, "too-large"
+                "entry item: payload over %d bytes" % max_payload, REASON_TOO_LARGE
             )
     if len(set(next)) != len(next) or len(set(refs)) != len(refs):
         raise RemoteProtocolError("entry item: a link is listed twice")

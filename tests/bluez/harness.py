@@ -64,9 +64,12 @@ class GuestRun:
 
 
 def qemu_argv(
-    guest: Path, project: Path, harness: Path, socket_path: Path, console: Path
+    guest: Path, project: Path, harness: Path, socket_path: Path, console: Path, cases: str = ""
 ) -> list[str]:
-    """The qemu command line of one run."""
+    """The qemu command line of one run (`cases`: see run_guest)."""
+    append = "root=/dev/vda rw console=ttyS0 panic=-1 loglevel=4"
+    if cases:
+        append += " waystation.cases=" + cases
     return [
         "qemu-system-x86_64",
         "-accel",
@@ -89,7 +92,7 @@ def qemu_argv(
         "-initrd",
         str(guest / "initrd.img"),
         "-append",
-        "root=/dev/vda rw console=ttyS0 panic=-1 loglevel=4",
+        append,
         "-drive",
         "file=%s,format=raw,if=virtio,snapshot=on" % (guest / "root.ext4"),
         "-virtfs",
@@ -109,7 +112,7 @@ def qemu_argv(
     ]
 
 
-async def _run(guest: Path, project: Path, deadlines: Deadlines) -> GuestRun:
+async def _run(guest: Path, project: Path, deadlines: Deadlines, cases: str) -> GuestRun:
     result = GuestRun()
     with tempfile.TemporaryDirectory(prefix="ws-bluez-") as tmp:
         sock_path, console = Path(tmp) / "results.sock", Path(tmp) / "console.log"
@@ -123,7 +126,7 @@ async def _run(guest: Path, project: Path, deadlines: Deadlines) -> GuestRun:
 
         server = await asyncio.start_unix_server(on_connect, path=str(sock_path), limit=MAX_LINE)
         start = time.monotonic()
-        argv = qemu_argv(guest, project, HERE / "guest", sock_path, console)
+        argv = qemu_argv(guest, project, HERE / "guest", sock_path, console, cases)
         qemu = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -196,21 +199,34 @@ async def _collect(
             return ""
 
 
-def run_guest(guest: Path, project: Path, deadlines: Deadlines | None = None) -> GuestRun:
-    """Boots the guest in `guest` (see guest/build.py) on `project` and returns its reports."""
-    return asyncio.run(_run(guest, project, deadlines or Deadlines()))
+def run_guest(
+    guest: Path, project: Path, deadlines: Deadlines | None = None, cases: str = ""
+) -> GuestRun:
+    """Boots the guest in `guest` (see guest/build.py) on `project` and returns its reports.
+
+    `cases`, when given, runs only the cases whose names contain one of its comma-separated
+    words (runner.py turns it into pytest's ``-k``); it travels on the guest's kernel command
+    line, so it may not contain spaces.
+    """
+    if any(c.isspace() for c in cases):
+        raise ValueError("cases may not contain spaces: %r" % cases)
+    return asyncio.run(_run(guest, project, deadlines or Deadlines(), cases))
 
 
 def main() -> int:
-    """``python tests/bluez/harness.py [PROJECT]``: build or find the guest, run, print JSON."""
+    """``python tests/bluez/harness.py [PROJECT] [-k WORD,...]``: build or find the guest, run."""
+    import argparse
     import sys
 
     sys.path.insert(0, str(HERE / "guest"))
     from build import build, default_cache
 
-    project = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parents[1]).resolve()
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("project", nargs="?", type=Path, default=HERE.parents[1])
+    parser.add_argument("-k", dest="cases", default="", help="only cases naming one of these")
+    args = parser.parse_args()
     guest = build(default_cache())
-    run = run_guest(guest, project)
+    run = run_guest(guest, args.project.resolve(), cases=args.cases)
     saved = guest.parent / "last-run.jsonl"
     saved.write_text("".join(json.dumps(e) + "\n" for e in run.events))
     print("all reports: %s" % saved)

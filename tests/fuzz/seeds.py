@@ -110,10 +110,10 @@ def noise_transport_seeds(fx: Fixtures) -> list[bytes]:
 def reconcile_seeds(fx: Fixtures) -> list[bytes]:
     initiator = Reconciler([KeySet(fx.keys[19:60])], True, max_frame=1024)
     responder = Reconciler([KeySet(fx.keys[:40])], False, max_frame=1024)
-    opening = initiator.start(0)
+    opening = initiator.start()
     seeds = [b"\x00" + f for f in opening]
-    replies = [r for f in opening for r in responder.receive(f, 0)]
-    later = [r for f in replies for r in initiator.receive(f, 1)]
+    replies = [r for f in opening for r in responder.receive(f)]
+    later = [r for f in replies for r in initiator.receive(f)]
     seeds.extend(b"\x02" + f for f in later)
     seeds.append(b"\x01" + _pieces(later, 2))
     return seeds

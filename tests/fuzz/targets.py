@@ -36,32 +36,10 @@ from node.sync.entry import create_entry, decode_entry
 from node.sync.keyset import KeySet
 from node.sync.reconcile import Reconciler
 
-from .contract import KIB, Known, Target
+from .contract import KIB, Target
 
 MAX_FRAME = 4096
 PROLOGUE = b"waystation fuzz"
-
-# Open findings of issue 16 that other engineers are fixing (see contract.Known).
-FINDING_1 = Known(
-    "issue 16 finding 1 (member payload nesting)",
-    "member",
-    lambda problem, cause: isinstance(cause, RecursionError),
-)
-FINDING_2 = Known(
-    "issue 16 finding 2 (reconciliation bounds past 2^63)",
-    "l0tidy",
-    lambda problem, cause: "uvarint value out of range" in problem,
-)
-FINDING_3 = Known(
-    "issue 16 finding 3 (DAG-CBOR cost before rejection)",
-    "l0tidy",
-    lambda problem, cause: "allocated" in problem and cause is None,
-)
-FINDING_6 = Known(
-    "issue 16 finding 6 (damaged member files)",
-    "member",
-    lambda problem, cause: cause is not None and not isinstance(cause, AssertionError),
-)
 
 
 class Fixtures:
@@ -186,16 +164,15 @@ def make_reconcile(fx: Fixtures) -> Target:
         frames = _frames_from(data[1:], 2) if data[:1] == b"\x01" else [data[1:]]
         if data[:1] != b"\x00":
             initiator = Reconciler([KeySet(fx.keys[19:60])], True, max_frame=1024)
-            for frame in initiator.start(0):
-                responder.receive(frame, 0)
-        for now, frame in enumerate(frames, 1):
-            responder.receive(frame, now)
+            for frame in initiator.start():
+                responder.receive(frame)
+        for frame in frames:
+            responder.receive(frame)
 
     return Target(
         "reconcile",
         run,
         "Reconciler.receive (the responder, all frame kinds)",
-        known=(FINDING_2,),
     )
 
 
@@ -224,9 +201,7 @@ def make_entry(fx: Fixtures) -> Target:
         assert entry.block == data
         assert entry.cid == CID.from_block(data)
 
-    return Target(
-        "entry", run, "decode_entry (DAG-CBOR block to Entry)", per_byte=16, known=(FINDING_3,)
-    )
+    return Target("entry", run, "decode_entry (DAG-CBOR block to Entry)", per_byte=16)
 
 
 def make_wire(fx: Fixtures) -> Target:
@@ -241,9 +216,7 @@ def make_wire(fx: Fixtures) -> Target:
         rebuilt = wire.decode_item(again, fx.address, fx.sign_pub, fx.identity_signature)
         assert rebuilt.block == entry.block
 
-    return Target(
-        "wire", run, "wire.decode_item, wire.parse_log_header", per_byte=16, known=(FINDING_3,)
-    )
+    return Target("wire", run, "wire.decode_item, wire.parse_log_header", per_byte=16)
 
 
 PROTOBUF_SCHEMAS = [
@@ -302,7 +275,6 @@ def make_member_files(fx: Fixtures) -> Target:
         run,
         "store_files.read_json, Account/GroupState.from_dict",
         rejects=(MemberError,),
-        known=(FINDING_6,),
     )
 
 
@@ -343,11 +315,6 @@ def build_targets() -> list[Target]:
             base=1024 * KIB,
         ),
         make_member_files(fx),
-        Target(
-            "member-payload",
-            fuzz_member_payload,
-            "logio.parse_op (a member's payload)",
-            known=(FINDING_1,),
-        ),
+        Target("member-payload", fuzz_member_payload, "logio.parse_op (a member's payload)"),
         Target("address", fuzz_address, "parse_address (log addresses)"),
     ]

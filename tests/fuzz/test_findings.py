@@ -1,9 +1,7 @@
 """Issue 16's six findings, each as a regression test.
 
-Findings 4 (BLE fragments) and 5 (config) are fixed on this branch. Findings 1, 2, 3 and 6 are
-being fixed by other engineers; their tests are strict expected failures naming who, so that they
-turn into failures ("XPASS(strict)") the moment the fix lands: then delete the xfail mark here and
-the matching `Known` entry in targets.py, so the fuzzer holds the decoder to the contract again.
+All six are fixed; none is an expected failure, and no fuzz target lists one as `known`
+(contract.Known stays for the next finding that someone else fixes).
 """
 
 from __future__ import annotations
@@ -59,24 +57,22 @@ FINDING_2_FRAME = bytes.fromhex(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 2: engineer 'l0tidy' is fixing it")
 def test_finding_2_ranges_past_2_63_are_malformed() -> None:
     def key(i: int) -> tuple[int, bytes]:
         return (i, hashlib.sha256(b"r%d" % i).digest())
 
     relay = Reconciler([KeySet([key(i) for i in range(40)])], False)
     member = Reconciler([KeySet([key(i) for i in range(41)])], True)
-    replies = [r for f in member.start(0) for r in relay.receive(f, 0)]
+    replies = [r for f in member.start() for r in relay.receive(f)]
     assert replies  # the relay answered the opening: the hostile frame comes next
     with pytest.raises(RemoteProtocolError) as caught:
-        relay.receive(FINDING_2_FRAME, 1)
+        relay.receive(FINDING_2_FRAME)
     assert caught.value.reason == "malformed"
 
 
 # -- finding 3: DAG-CBOR costs ~73x its size to reject ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 3: engineer 'l0tidy' is fixing it")
 @pytest.mark.parametrize("item", [b"\xa0", b"\x80"], ids=["empty-maps", "empty-arrays"])
 def test_finding_3_entry_rejection_costs_a_small_constant_times_its_size(item: bytes) -> None:
     # The issue's block was 9a0003ff70 and 262,000 items (~73x); 65,000 items show the same.

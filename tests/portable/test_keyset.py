@@ -6,7 +6,7 @@ from harness import TestCase
 
 from node.errors import LocalProtocolError
 from node.sync.keyset import CHUNK, KeySet, fingerprint_of, id_int
-from node.sync.varint import encode_uvarint
+from node.varint import encode_uvarint
 
 
 def make_key(i, time=None):

@@ -11,7 +11,7 @@ from node.sync.multibase import (
     multibase_decode,
     multibase_encode,
 )
-from node.sync.varint import decode_uvarint, encode_uvarint
+from node.varint import decode_uvarint, encode_uvarint
 
 # RFC 4648 §10 test vectors, lower case without padding.
 RFC4648_BASE32 = [

@@ -19,7 +19,7 @@ def exchange(a_sets, b_sets, max_frame=4096, between=None):
     """Runs one pass; returns (initiator, responder, half_rounds, bytes, largest frame)."""
     a = Reconciler(a_sets, True, max_frame=max_frame)
     b = Reconciler(b_sets, False, max_frame=max_frame)
-    frames = a.start(0)
+    frames = a.start()
     half_rounds = 1 if frames else 0
     total = sum(len(f) for f in frames)
     largest = max([len(f) for f in frames] or [0])
@@ -29,7 +29,7 @@ def exchange(a_sets, b_sets, max_frame=4096, between=None):
             between(half_rounds)
         out = []
         for frame in frames:
-            out.extend(receiver.receive(frame, half_rounds))
+            out.extend(receiver.receive(frame))
         frames = out
         if out:
             half_rounds += 1
@@ -210,14 +210,14 @@ class ReconcileTests(TestCase):
         transcript = []
         a = Reconciler([KeySet(k) for k in a_keys], True, max_frame=max_frame)
         b = Reconciler([KeySet(k) for k in b_keys], False, max_frame=max_frame)
-        frames = a.start(0)
+        frames = a.start()
         sides = [b, a]
         turn = 0
         while frames:
             transcript.append((turn % 2, frames))
             out = []
             for f in frames:
-                out.extend(sides[turn % 2].receive(f, 0))
+                out.extend(sides[turn % 2].receive(f))
             frames = out
             turn += 1
         self.assertGreater(len(transcript), 3)
@@ -234,7 +234,7 @@ class ReconcileTests(TestCase):
             bad = frame[:cut] + bytes((frame[cut] ^ 0x5A,)) + frame[cut + 1 :]
             fresh = self._replay(transcript, where, a_keys, b_keys)
             try:  # noqa: SIM105 (no contextlib on MicroPython)
-                fresh.receive(bad, 0)  # a flipped byte may still mean something: no check
+                fresh.receive(bad)  # a flipped byte may still mean something: no check
             except RemoteProtocolError:
                 pass
 
@@ -251,18 +251,18 @@ class ReconcileTests(TestCase):
         self.assertEqual(ends[-1] if ends else 2, len(frame))
         boundaries = [2] + ends[:-1]  # noqa: RUF005 (MicroPython)
         fresh = self._replay(transcript, where, a_keys, b_keys)
-        self.assertIsInstance(fresh.receive(frame, 0), list)  # the frame itself is fine
+        self.assertIsInstance(fresh.receive(frame), list)  # the frame itself is fine
         for cut in range(len(frame)):
             fresh = self._replay(transcript, where, a_keys, b_keys)
             prefix = frame[:cut]
             if cut not in boundaries:
-                self.assertRaises(RemoteProtocolError, fresh.receive, prefix, 0)
+                self.assertRaises(RemoteProtocolError, fresh.receive, prefix)
             elif not is_final(frame):
-                self.assertEqual(fresh.receive(prefix, 0), [])
+                self.assertEqual(fresh.receive(prefix), [])
                 self.assertFalse(fresh.done)
             else:
                 try:
-                    reply = fresh.receive(prefix, 0)
+                    reply = fresh.receive(prefix)
                 except RemoteProtocolError as exc:
                     self.assertIn("inside a SKETCH", exc.message)
                     continue
@@ -275,15 +275,55 @@ class ReconcileTests(TestCase):
         position, at = where
         a = Reconciler([KeySet(k) for k in a_keys], True, max_frame=self.max_frame)
         b = Reconciler([KeySet(k) for k in b_keys], False, max_frame=self.max_frame)
-        a.start(0)
+        a.start()
         sides = [b, a]
         for who, frames in transcript[:position]:
             for f in frames:
-                sides[who].receive(f, 0)
+                sides[who].receive(f)
         who, frames = transcript[position]
         for f in frames[:at]:
-            sides[who].receive(f, 0)
+            sides[who].receive(f)
         return sides[who]
+
+    def test_bounds_past_2_63_are_malformed_on_both_sides(self):
+        # issue 16 finding 2: this RANGES frame (bounds at 2**63 - 2 and 2**63 - 1) made the reply
+        # encoder raise LocalProtocolError; it must be the peer's fault, answered with `malformed`
+        hostile = bytes.fromhex(
+            "5701000402ffffffffffffffff7f00020000000100000000000000000000000000000000"
+        )
+        a_keys = [k for i, k in enumerate(self.base[:100]) if i % 3]
+        b_keys = [k for i, k in enumerate(self.base[:100]) if i % 5]
+        # the responder, after its CUTS
+        a = Reconciler([KeySet(a_keys)], True)
+        b = Reconciler([KeySet(b_keys)], False)
+        cuts = []
+        for frame in a.start():
+            cuts.extend(b.receive(frame))
+        self.assertTrue(cuts)
+        with self.assertRaises(RemoteProtocolError) as caught:
+            b.receive(hostile)
+        self.assertEqual(caught.exception.reason, "malformed")
+        self.assertIn("2**63", caught.exception.message)
+        # the initiator, after its RANGES
+        a = Reconciler([KeySet(a_keys)], True)
+        b = Reconciler([KeySet(b_keys)], False)
+        cuts = []
+        for frame in a.start():
+            cuts.extend(b.receive(frame))
+        ranges = []
+        for frame in cuts:
+            ranges.extend(a.receive(frame))
+        self.assertTrue(ranges)
+        with self.assertRaises(RemoteProtocolError) as caught:
+            a.receive(hostile)
+        self.assertEqual(caught.exception.reason, "malformed")
+        # the largest bound that can be written back is still accepted
+        b = Reconciler([KeySet(b_keys)], False)
+        for frame in Reconciler([KeySet(a_keys)], True).start():
+            b.receive(frame)
+        # one range [(2**63 - 2, 0...), infinity), SKIP
+        highest = bytes.fromhex("5701000401ffffffffffffffff7f000000")
+        self.assertEqual(b.receive(highest), [])
 
     def test_garbage_and_misuse(self):
         b = Reconciler([KeySet(self.base)], False)
@@ -296,10 +336,10 @@ class ReconcileTests(TestCase):
             b"\x57\x01\x00\x09",
         ):
             b = Reconciler([KeySet(self.base)], False)
-            self.assertRaises(RemoteProtocolError, b.receive, junk, 0)
+            self.assertRaises(RemoteProtocolError, b.receive, junk)
         a = Reconciler([KeySet(self.base)], True)
-        a.start(0)
-        self.assertRaises(LocalProtocolError, a.start, 0)
+        a.start()
+        self.assertRaises(LocalProtocolError, a.start)
         self.assertRaises(LocalProtocolError, Reconciler, [], True, 16)
         # an OPEN sent to the initiator is unexpected
-        self.assertRaises(RemoteProtocolError, a.receive, b"\x57\x01\x00\x01\x00" + bytes(16), 0)
+        self.assertRaises(RemoteProtocolError, a.receive, b"\x57\x01\x00\x01\x00" + bytes(16))

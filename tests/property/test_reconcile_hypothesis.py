@@ -28,7 +28,7 @@ keys_strategy = st.lists(st.tuples(st.integers(0, 400), st.integers(0, 60)), max
 def run(a_sets: "list[KeySet]", b_sets: "list[KeySet]", max_frame: int) -> "list[Reconciler]":
     a = Reconciler(a_sets, True, max_frame=max_frame)
     b = Reconciler(b_sets, False, max_frame=max_frame)
-    frames = a.start(0)
+    frames = a.start()
     receiver = b
     turns = 0
     while frames:
@@ -37,7 +37,7 @@ def run(a_sets: "list[KeySet]", b_sets: "list[KeySet]", max_frame: int) -> "list
         out: list[bytes] = []
         for frame in frames:
             assert len(frame) <= max_frame
-            out.extend(receiver.receive(frame, 0))
+            out.extend(receiver.receive(frame))
         frames = out
         receiver = a if receiver is b else b
     assert a.done and b.done
@@ -79,7 +79,7 @@ def test_changes_during_exchange_converge_within_passes(
     for attempt in range(5):
         a = Reconciler([a_set], True)
         b = Reconciler([b_set], False)
-        frames = a.start(0)
+        frames = a.start()
         receiver = b
         half = 0
         while frames:
@@ -89,7 +89,7 @@ def test_changes_during_exchange_converge_within_passes(
             half += 1
             out: list[bytes] = []
             for frame in frames:
-                out.extend(receiver.receive(frame, 0))
+                out.extend(receiver.receive(frame))
             frames = out
             receiver = a if receiver is b else b
         if a.all_in_sync and b.all_in_sync:
@@ -108,15 +108,15 @@ def test_random_bytes_raise_only_remote_protocol_error(data: bytes, initiator: b
     for frame in (data, b"\x57\x01" + data, b"\x57\x00" + data):
         r = Reconciler(sets, initiator)
         if initiator:
-            r.start(0)
+            r.start()
         try:
             section_ends(frame)
         except ValueError:  # not even the section layout of docs/protocol.md: must be refused
             with pytest.raises(RemoteProtocolError):
-                r.receive(frame, 0)
+                r.receive(frame)
             continue
         with contextlib.suppress(RemoteProtocolError):  # well laid out: may still be refused
-            r.receive(frame, 0)
+            r.receive(frame)
 
 
 @settings(max_examples=100, deadline=None)

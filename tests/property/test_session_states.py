@@ -26,6 +26,7 @@ from node.errors import (
     RemoteProtocolError,
 )
 from node.proto import _states as S
+from node.proto import session as session_module
 from node.proto.messages import (
     Ack,
     Bye,
@@ -69,6 +70,7 @@ PEER_MESSAGES: dict[str, Message] = {
     S.RECV_BYE: Bye("done", "bye"),
 }
 OUR_BYE = Bye("leaving", "we leave")
+FAILURE = RemoteProtocolError("a rule was broken", "malformed")
 OUR_MESSAGES: dict[str, Message] = {
     S.SEND_INTEREST: Interest([LogDeclaration(7, "/orbitdb/a/b")]),
     S.SEND_RECONCILE: Reconcile(7, b"ranges"),
@@ -167,6 +169,18 @@ class Probe:
         elif event == S.DEADLINE_PASSED:
             self.now += LATE
             session.handle_timer(self.now)
+        elif event == S.KEEPALIVE_DUE and session.state == S.OPEN and self.peer is not None:
+            # the real timer: the peer's own keepalive (an empty Ack: no event) keeps it from
+            # being silent too long; then we have sent nothing for keepalive_interval
+            self.peer.now = now
+            self.peer.send(Ack(0, 0, 0))
+            self.now += LIMITS.keepalive_interval
+            session.handle_timer(self.now)
+        elif event in S.INTERNAL_INPUTS:
+            # the session raises these itself (a timer elsewhere; a failure while handling
+            # another input); fed directly, so that every state sees them
+            payload = FAILURE if event == S.PROTOCOL_FAILED else None
+            session._apply(event, payload, now)
         else:
             send_ours(session, event, now)
 
@@ -213,6 +227,11 @@ def expected_action(
     if action == "abort":
         reason = "timeout" if event == S.DEADLINE_PASSED else OUR_BYE.reason
         return [("SessionClosed", reason, "closed before the handshake completed", False)], []
+    if action == "keepalive":
+        return [], [Ack(0, 0, 0)]
+    if action == "fail":
+        bye = [Bye(FAILURE.reason, FAILURE.message)] if state not in (S.AWAIT_HANDSHAKE,) else []
+        return [("SessionClosed", FAILURE.reason, FAILURE.message, False)], bye
     if action in ("ignore", "finish"):
         return [], []
     raise AssertionError("no expectation for action %s" % action)  # pragma: no cover
@@ -250,7 +269,7 @@ def test_every_state_input_pair(state: str, event: str) -> None:
         events, frames = expected_action(state, event, action)
         assert probe.events() == events
         assert probe.frames() == frames
-    elif event in S.LOCAL_INPUTS or finished:
+    elif event in S.LOCAL_INPUTS or event in S.INTERNAL_INPUTS or finished:
         with pytest.raises(LocalProtocolError):
             probe.apply(event)
         assert probe.session.state == state
@@ -275,6 +294,20 @@ def test_table_names_only_known_states_inputs_and_actions() -> None:
     for (state, event), (action, nxt) in S.TRANSITIONS.items():
         assert state in S.STATES and nxt in S.STATES and event in S.INPUTS
         assert hasattr(Session, "_do_" + action), action
+    # the dispatch table and the state table name the same actions, each once
+    actions = {action for action, _ in S.TRANSITIONS.values()}
+    assert set(session_module._ACTIONS) == actions
+    for action, function in session_module._ACTIONS.items():
+        assert function is getattr(Session, "_do_" + action)
+
+
+def test_timers_and_failures_are_rows_of_the_table() -> None:
+    # no state changes outside the table: the keepalive and every failure are inputs of it
+    assert S.transition(S.OPEN, S.KEEPALIVE_DUE) == ("keepalive", S.OPEN)
+    for state in S.STATES:
+        step = S.transition(state, S.PROTOCOL_FAILED)
+        assert step is not None
+        assert step[1] == (state if state in S.TERMINAL_STATES else S.ERROR)
 
 
 @settings(max_examples=60, deadline=None)

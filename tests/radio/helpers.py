@@ -83,9 +83,7 @@ async def run_driver(ctx: NodeContext, link: Link, initiator: bool) -> SyncOutco
     return outcome
 
 
-async def serve_links(
-    ctx: NodeContext, radio: Radio, outcomes: asyncio.Queue[SyncOutcome]
-) -> None:
+async def serve_links(ctx: NodeContext, radio: Radio, outcomes: asyncio.Queue[SyncOutcome]) -> None:
     """The relay's side: one driver per accepted link, outcomes in order of ending."""
 
     async def one(link: Link) -> None:

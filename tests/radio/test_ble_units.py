@@ -18,6 +18,7 @@ from node.radio.link import BleLink
 from node.radio.profile import (
     INFO_SIZE,
     MAX_MTU,
+    MAX_PACKET,
     MIN_MTU,
     PROTOCOL_VERSION,
     Info,
@@ -160,9 +161,10 @@ def test_bad_info_values(value: bytes, reason: str) -> None:
 
 
 def test_fragment_room_and_frame_hint() -> None:
-    assert fragment_room(23) == 19 and fragment_room(517) == 513
-    assert fragment_room(10) == 19 and fragment_room(9999) == 513  # clamped to 23..517
-    assert frame_hint(23, 1 << 18) == 1024 and frame_hint(517, 1 << 18) == 8 * 512
+    assert fragment_room(23) == 19 and fragment_room(517) == MAX_PACKET - 1 == 509
+    assert fragment_room(10) == 19 and fragment_room(9999) == 509  # clamped to 23..517
+    assert fragment_room(514) == 509 and fragment_room(513) == 509 and fragment_room(512) == 508
+    assert frame_hint(23, 1 << 18) == 1024 and frame_hint(517, 1 << 18) == 8 * 508
     assert frame_hint(517, 2000) == 2000
 
 
@@ -238,5 +240,31 @@ def test_bluez_566_shared_sockets_are_demultiplexed_by_the_tag() -> None:
         assert relay._notify_socks == {} and relay._write_socks == []
         bluetoothd_write.close()
         bluetoothd_notify.close()
+
+    asyncio.run(main())
+
+
+def test_a_central_connected_without_a_link_is_disconnected_after_idle_central_s() -> None:
+    """bluetoothd 5.66 can leave the relay connected to a central that gave up (level 2): the
+    adapter then stops advertising, so a connection without an INFO read ends after a while."""
+    from dbus_fast import Variant
+
+    from node.radio.peripheral import BlePeripheral
+
+    async def main() -> None:
+        relay = BlePeripheral("hci0", lambda: bytes(8), 4096, idle_central_s=0.0)
+        relay._bluez_owner = ":1.5"
+        central, other = "/org/bluez/hci0/dev_00_11_22_33_44_55", "/org/bluez/hci1/dev_01"
+        changed = ["org.bluez.Device1", {"Connected": Variant("b", True)}, []]
+        relay._on_signal(":1.5", "PropertiesChanged", central, changed)
+        relay._on_signal(":1.5", "PropertiesChanged", other, changed)  # not our adapter
+        relay._on_signal(":1.6", "PropertiesChanged", central + "x", changed)  # not bluetoothd
+        assert list(relay._idle) == [central]
+        await relay._disconnect_idle()  # no bus here: the Disconnect call fails quietly
+        assert relay.stats.get("ble.centrals.idle") == 1 and not relay._idle
+        relay._on_signal(":1.5", "PropertiesChanged", central, changed)
+        gone = ["org.bluez.Device1", {"Connected": Variant("b", False)}, []]
+        relay._on_signal(":1.5", "PropertiesChanged", central, gone)
+        assert not relay._idle  # it left by itself
 
     asyncio.run(main())

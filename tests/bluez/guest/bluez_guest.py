@@ -171,11 +171,16 @@ class BusCount:
 
 
 @contextlib.asynccontextmanager
-async def bus_monitor(*well_known_or_unique: str) -> AsyncIterator[BusCount]:
+async def bus_monitor(
+    *well_known_or_unique: str, broadcast_under: str = "/"
+) -> AsyncIterator[BusCount]:
     """Counts every D-Bus message exchanged among the given names while the block runs.
 
     Uses org.freedesktop.DBus.Monitoring.BecomeMonitor (root may do that on the system bus):
     the count includes signals such as PropertiesChanged and every method call and reply.
+    A broadcast signal (no destination) counts only on a path under `broadcast_under`: the
+    relay subscribes to its own adapter's signals, not to those of the phone's adapter (such as
+    the PropertiesChanged of each notification a StartNotify phone receives).
     """
     bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
     count = BusCount()
@@ -195,9 +200,8 @@ async def bus_monitor(*well_known_or_unique: str) -> AsyncIterator[BusCount]:
             count.names.add(owner[0])
 
     def on_message(msg: Message) -> bool:
-        if msg.sender in count.names and (
-            msg.destination in count.names or msg.destination is None
-        ):
+        broadcast = msg.destination is None and (msg.path or "/").startswith(broadcast_under)
+        if msg.sender in count.names and (msg.destination in count.names or broadcast):
             count.messages += 1
             key = str(msg.member or msg.message_type.name)
             count.by_member[key] = count.by_member.get(key, 0) + 1
@@ -215,5 +219,28 @@ async def bus_monitor(*well_known_or_unique: str) -> AsyncIterator[BusCount]:
     bus.add_message_handler(on_message)
     try:
         yield count
+    finally:
+        bus.disconnect()
+
+
+async def disconnect_all(deadline_s: float) -> list[str]:
+    """Disconnect every connected device on every adapter; returns the paths that were connected.
+
+    Between cases: a connection a case left up (a link whose close did not reach bluetoothd)
+    would otherwise meet the next case as "Device ... is already connected".
+    """
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    try:
+        objects = await managed_objects(bus)
+        connected = [
+            path
+            for path, ifaces in objects.items()
+            if ifaces.get("org.bluez.Device1", {}).get("Connected")
+        ]
+        async with asyncio.timeout(deadline_s):
+            for path in connected:
+                with contextlib.suppress(RuntimeError):
+                    await call(bus, BLUEZ, path, "org.bluez.Device1", "Disconnect")
+        return connected
     finally:
         bus.disconnect()

@@ -10,7 +10,7 @@ it. The project itself is not in the image: changing it never rebuilds the guest
 Output, in ``<cache>/<key>/``: ``vmlinuz``, ``initrd.img`` (the guest's own kernel and
 initramfs) and ``root.ext4`` (written with ``mkfs.ext4 -d``: no loop mount). ``<key>`` is a hash
 of every input file of the build, so a changed package list makes a new guest and an unchanged
-one is found again. ``<cache>`` is $WAYSTATION_BLUEZ_CACHE or ``build/bluez-guest`` in the work
+one is found again. ``<cache>`` is $WAYSTATION_BLUEZ_CACHE or ``.cache/bluez-guest`` in the work
 tree (gitignored).
 
 Usage: ``python tests/bluez/guest/build.py [--cache DIR]``; prints the guest directory.
@@ -50,7 +50,7 @@ class BuildError(Exception):
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("WAYSTATION_BLUEZ_CACHE", ROOT / "build" / "bluez-guest"))
+    return Path(os.environ.get("WAYSTATION_BLUEZ_CACHE", ROOT / ".cache" / "bluez-guest"))
 
 
 def cache_key() -> str:

@@ -18,6 +18,7 @@ The project under test is at /mnt/src (read-only) and comes first on sys.path.
 from __future__ import annotations
 
 import asyncio
+import configparser
 import contextlib
 import json
 import os
@@ -36,6 +37,19 @@ BLUETOOTHD_DROPIN = """[Service]
 ExecStart=
 ExecStart=/usr/libexec/bluetooth/bluetoothd --experimental
 """
+# bluetoothd's main.conf in the guest takes the [GATT] section of our image's (ExchangeMTU,
+# Channels); its [General] privacy and LE-only settings are left out (btvirt's controllers are
+# LE-only anyway). The root file system is a snapshot: this never reaches the cached image.
+IMAGE_MAIN_CONF = PROJECT / "images/raspberrypi/overlay/etc/bluetooth/main.conf"
+
+
+def main_conf() -> str:
+    """The guest's /etc/bluetooth/main.conf: the [GATT] section of the image's."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(IMAGE_MAIN_CONF)
+    gatt = parser["GATT"] if parser.has_section("GATT") else {}
+    return "[GATT]\n" + "".join("%s = %s\n" % item for item in gatt.items())
 
 
 def uptime() -> float:
@@ -74,6 +88,11 @@ class Reporter:
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         """One ``test`` line per test: its call phase, or a setup/teardown that did not pass."""
+        if report.when == "teardown" and report.outcome == "passed":
+            teardown = {str(k): v for k, v in report.user_properties if k == "connections_left_up"}
+            if teardown:  # what a fixture found after the case: a note, not a test result
+                self.emit("note", name=report.nodeid, **teardown)
+            return
         if report.when != "call" and report.outcome == "passed":
             return
         self.emit(
@@ -84,7 +103,7 @@ class Reporter:
             duration_s=round(report.duration, 3),
             message=str(report.longrepr)[-8000:] if report.outcome == "failed" else "",
             journal=journal_tail(40) if report.outcome == "failed" else "",
-            log=str(getattr(report, "caplog", ""))[-8000:] if report.outcome == "failed" else "",
+            log=str(getattr(report, "caplog", ""))[-30000:] if report.outcome == "failed" else "",
             properties={str(k): v for k, v in report.user_properties},
         )
 
@@ -126,6 +145,7 @@ def bring_up(reporter: Reporter) -> subprocess.Popen[bytes]:
     dropin = Path("/run/systemd/system/bluetooth.service.d")
     dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "experimental.conf").write_text(BLUETOOTHD_DROPIN)
+    Path("/etc/bluetooth/main.conf").write_text(main_conf())
     run(["systemctl", "daemon-reload"])
     run(["modprobe", "hci_vhci"])
     sys.path.insert(0, str(HARNESS))
@@ -146,9 +166,17 @@ def bring_up(reporter: Reporter) -> subprocess.Popen[bytes]:
     cmdline = Path("/proc/%s/cmdline" % pid).read_bytes().replace(b"\0", b" ")
     reporter.emit(
         "ready", adapters=adapters, bluez=bluez_version(), bluetoothd=cmdline.decode().strip(),
-        attempts=attempt,
+        attempts=attempt, main_conf=Path("/etc/bluetooth/main.conf").read_text(),
     )  # fmt: skip
     return btvirt
+
+
+def selected() -> list[str]:
+    """``-k`` for the cases named by ``waystation.cases=A,B`` on the kernel command line."""
+    for word in Path("/proc/cmdline").read_text().split():
+        if word.startswith("waystation.cases="):
+            return ["-k", " or ".join(word.split("=", 1)[1].split(","))]
+    return []
 
 
 def journal_tail(lines: int = 60) -> str:
@@ -179,6 +207,7 @@ def main() -> int:
     started = time.monotonic()
     status = pytest.main(
         [
+            *selected(),
             "-c",
             str(HARNESS / "guest-pytest.ini"),
             "--rootdir",
