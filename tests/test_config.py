@@ -1,5 +1,6 @@
 """node.app.config: defaults, the documented example file, every kind of bad value, overrides."""
 
+import base64
 import tomllib
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from node.link import PeerAddress
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "waystation.toml"
+# An OpenSSH ed25519 public key line: the blob is (string "ssh-ed25519", string 32-byte key).
+ED25519_BLOB = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
+ED25519 = "ssh-ed25519 " + base64.b64encode(ED25519_BLOB).decode()
 
 
 def flatten(table: dict[str, object], prefix: str = "") -> dict[str, object]:
@@ -67,7 +71,7 @@ def test_example_file_documents_every_key() -> None:
     for index, line in enumerate(lines):
         if "=" in line and not line.startswith("#"):
             assert lines[index - 1].startswith("#"), "undocumented key line %r" % line
-    assert len(schema_keys()) == 38
+    assert len(schema_keys()) == 39
 
 
 def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
@@ -97,6 +101,16 @@ def test_values_convert() -> None:
     assert config.lan.sync_interval_s == 2.5
     assert config.node.data_dir == Path("/var/lib/waystation")
     assert config.console.ports == ("/dev/ttyGS0", "/dev/ttyS1")
+
+
+def test_ssh_keys_convert() -> None:
+    """A key line as `ssh-keygen` writes it, with or without a comment; none by default."""
+    assert default_config().ssh.authorized_keys == ()
+    text = '[ssh]\nauthorized_keys = ["%s", "%s me@laptop "]\n' % (ED25519, ED25519 + "AA")
+    with pytest.raises(ConfigError, match=r"ssh.authorized_keys\[1\]: the key's base64"):
+        parse_config(text)  # trailing data that is not base64 of whole bytes
+    config = parse_config('[ssh]\nauthorized_keys = ["%s me@laptop "]\n' % ED25519)
+    assert config.ssh.authorized_keys == (ED25519 + " me@laptop",)
 
 
 BAD = [
@@ -166,6 +180,18 @@ BAD = [
     ('[lan]\npeers = ["h:port"]\n', "lan.peers[0]", "port must be"),
     ('[lan]\npeers = [":1"]\n', "lan.peers[0]", "host is empty"),
     ("[lan]\npeers = [%s]\n" % ",".join('"h%d:1"' % i for i in range(65)), "lan.peers", "64"),
+    # [ssh] authorized_keys: OpenSSH public key lines only (the image writes them to a file)
+    ('[ssh]\nauthorized_keys = "%s"\n' % ED25519, "ssh.authorized_keys", "must be an array"),
+    ('[ssh]\nauthorized_keys = ["ssh-dss AAAA"]\n', "ssh.authorized_keys[0]", "OpenSSH public"),
+    ('[ssh]\nauthorized_keys = ["%s"]\n' % ED25519[12:], "ssh.authorized_keys[0]", "OpenSSH"),
+    (
+        "[ssh]\nauthorized_keys = ['command=\"sh\" %s']\n" % ED25519,
+        "ssh.authorized_keys[0]",
+        "without options",
+    ),
+    ('[ssh]\nauthorized_keys = ["ssh-ed25519 AA!A"]\n', "ssh.authorized_keys[0]", "base64"),
+    ('[ssh]\nauthorized_keys = ["ssh-rsa%s"]\n' % ED25519[11:], "ssh.authorized_keys[0]", "not a"),
+    ('[ssh]\nauthorized_keys = ["%s\\nx"]\n' % ED25519, "ssh.authorized_keys[0]", "control"),
     # relations between keys
     (
         "[store]\nmax_log_bytes = 2048\nmax_entry_bytes = 4096\n",

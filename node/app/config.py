@@ -12,7 +12,6 @@ is checked against ``default.toml`` by the tests. docs/operations.md lists the k
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -21,6 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from node.app.admission import AdmissionLimits
+from node.app.config_rules import (
+    Array,
+    Bool,
+    Choice,
+    DevicePath,
+    Fingerprint,
+    Int,
+    Listen,
+    OptionalPath,
+    Peer,
+    PinHash,
+    Rule,
+    Seconds,
+    SshKey,
+    Text,
+    type_name,
+)
+from node.app.config_rules import parse_peer as parse_peer
+from node.app.config_rules import parse_pin_hash as parse_pin_hash
 from node.errors import ConfigError, LocalProtocolError
 from node.lan.address import HostPort as HostPort
 from node.lan.address import parse_host_port as parse_host_port
@@ -38,200 +56,13 @@ MIB = 1024 * KIB
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 MAX_PEERS = 64
-MAX_LISTEN = 16
 MAX_CONSOLE_DEVICES = 8
+MAX_SSH_KEYS = 16
 # Keys that were renamed: an old name is refused with the new one (not silently ignored).
 RENAMED = {"console.devices": "console.ports"}
 
 
-# --------------------------------------------------------------------------------------------
-# Value rules: each turns a TOML value into the typed value or raises ConfigError(key, reason).
-
-
-def _type_name(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
-    names.update({list: "an array", dict: "a table"})
-    return names.get(type(value), type(value).__name__)
-
-
-class _Rule:
-    def convert(self, value: object, key: str) -> Any:
-        raise NotImplementedError
-
-
-class _Bool(_Rule):
-    def convert(self, value: object, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, "must be true or false, got %s" % _type_name(value))
-        return value
-
-
-class _Int(_Rule):
-    def __init__(self, low: int, high: int) -> None:
-        self.low, self.high = low, high
-
-    def convert(self, value: object, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, "must be an integer, got %s" % _type_name(value))
-        if not self.low <= value <= self.high:
-            raise ConfigError(key, "must be in %d..%d, got %d" % (self.low, self.high, value))
-        return value
-
-
-class _Seconds(_Rule):
-    def __init__(self, low: float, high: float) -> None:
-        self.low, self.high = low, high
-
-    def convert(self, value: object, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(key, "must be a number of seconds, got %s" % _type_name(value))
-        if not math.isfinite(value) or not self.low <= value <= self.high:
-            raise ConfigError(
-                key, "must be in %g..%g seconds, got %r" % (self.low, self.high, value)
-            )
-        return float(value)
-
-
-class _Choice(_Rule):
-    def __init__(self, choices: tuple[object, ...]) -> None:
-        self.choices = choices
-
-    def convert(self, value: object, key: str) -> Any:
-        kind = type(self.choices[0])
-        if type(value) is not kind:
-            raise ConfigError(
-                key, "must be %s, got %s" % (_type_name(self.choices[0]), _type_name(value))
-            )
-        if value not in self.choices:
-            raise ConfigError(
-                key, "must be one of %s, got %r" % (", ".join(map(repr, self.choices)), value)
-            )
-        return value
-
-
-class _Text(_Rule):
-    def __init__(self, max_length: int, *, empty: bool = False, ident: bool = False) -> None:
-        self.max_length, self.empty, self.ident = max_length, empty, ident
-
-    def convert(self, value: object, key: str) -> str:
-        if not isinstance(value, str):
-            raise ConfigError(key, "must be a string, got %s" % _type_name(value))
-        if not value and not self.empty:
-            raise ConfigError(key, "must not be empty")
-        if len(value) > self.max_length:
-            raise ConfigError(key, "must be at most %d characters" % self.max_length)
-        if not value.isprintable():
-            raise ConfigError(key, "must not contain control characters")
-        if self.ident and not (value.isascii() and value.replace("_", "").isalnum()):
-            raise ConfigError(key, "must be letters, digits and '_', got %r" % value)
-        return value
-
-
-class _OptionalPath(_Rule):
-    def convert(self, value: object, key: str) -> Path | None:
-        text = _Text(4096, empty=True).convert(value, key)
-        return Path(text) if text else None
-
-
-class _Endpoint(_Rule):
-    def __init__(self, *, allow_port_zero: bool) -> None:
-        self.allow_port_zero = allow_port_zero
-
-    def convert(self, value: object, key: str) -> HostPort:
-        return parse_host_port(value, key, allow_port_zero=self.allow_port_zero)  # type: ignore[arg-type]
-
-
-class _Peer(_Rule):
-    """A relay peer: ``KIND:WHERE``; a bare ``HOST:PORT`` means ``tcp:HOST:PORT``."""
-
-    def convert(self, value: object, key: str) -> PeerAddress:
-        return parse_peer(value, key)
-
-
-class _Listen(_Rule):
-    """``HOST:PORT`` or an array of them; port 0 allowed; HOST may name an interface."""
-
-    def convert(self, value: object, key: str) -> tuple[HostPort, ...]:
-        if isinstance(value, str):
-            return (parse_host_port(value, key, allow_port_zero=True),)
-        if not isinstance(value, list):
-            raise ConfigError(
-                key, "must be a string HOST:PORT or an array of them, got %s" % _type_name(value)
-            )
-        if not value:
-            raise ConfigError(key, "must name at least one address")
-        items: tuple[HostPort, ...] = _Array(_Endpoint(allow_port_zero=True), MAX_LISTEN).convert(
-            value, key
-        )
-        return items
-
-
-class _Array(_Rule):
-    def __init__(self, item: _Rule, max_items: int) -> None:
-        self.item, self.max_items = item, max_items
-
-    def convert(self, value: object, key: str) -> tuple[Any, ...]:
-        if not isinstance(value, list):
-            raise ConfigError(key, "must be an array, got %s" % _type_name(value))
-        if len(value) > self.max_items:
-            raise ConfigError(key, "at most %d items, got %d" % (self.max_items, len(value)))
-        items = tuple(self.item.convert(v, "%s[%d]" % (key, i)) for i, v in enumerate(value))
-        if len(set(items)) != len(items):
-            raise ConfigError(key, "lists the same item twice")
-        return items
-
-
-class _Fingerprint(_Rule):
-    """A key fingerprint as `waystation pair` shows it: 8 groups of 4 hex digits."""
-
-    def convert(self, value: object, key: str) -> str:
-        text = _Text(39).convert(value, key).lower()
-        groups = text.split("-")
-        if len(groups) != 8 or any(
-            len(g) != 4 or g.strip("0123456789abcdef") for g in groups
-        ):
-            raise ConfigError(key, "must be a fingerprint like 1a2b-3c4d-... (8 groups of 4 hex)")
-        return text
-
-
-class _DevicePath(_Rule):
-    def convert(self, value: object, key: str) -> str:
-        text = _Text(4096).convert(value, key)
-        if not text.startswith("/"):
-            raise ConfigError(key, "must be an absolute path such as /dev/ttyGS0, got %r" % text)
-        return text
-
-
-class _PinHash(_Rule):
-    """`pbkdf2-sha256$ITERATIONS$SALT_HEX$HASH_HEX` (`waystation console --hash-pin`), or ""."""
-
-    def convert(self, value: object, key: str) -> str:
-        text = _Text(512, empty=True).convert(value, key)
-        if text and parse_pin_hash(text) is None:
-            raise ConfigError(
-                key,
-                'must be "" or pbkdf2-sha256$ITERATIONS$SALT_HEX$HASH_HEX as printed by '
-                "`waystation console --hash-pin`",
-            )
-        return text
-
-
-def parse_pin_hash(text: str) -> tuple[int, bytes, bytes] | None:
-    """(iterations, salt, digest) of a console PIN hash, or None when it is malformed."""
-    parts = text.split("$")
-    if len(parts) != 4 or parts[0] != "pbkdf2-sha256" or not parts[1].isdigit():
-        return None
-    try:
-        salt, digest = bytes.fromhex(parts[2]), bytes.fromhex(parts[3])
-    except ValueError:
-        return None
-    iterations = int(parts[1])
-    if not 1000 <= iterations <= 10_000_000 or len(salt) < 8 or len(digest) != 32:
-        return None
-    return iterations, salt, digest
-
-
-def _rule(rule: _Rule) -> dict[str, _Rule]:
+def _rule(rule: Rule) -> dict[str, Rule]:
     return {"rule": rule}
 
 
@@ -247,70 +78,70 @@ def _section(cls: type) -> dict[str, type]:
 class NodeConfig:
     """[node]: where the node keeps its state and what the operator calls it."""
 
-    data_dir: Path | None = field(metadata=_rule(_OptionalPath()))
-    name: str = field(metadata=_rule(_Text(64)))
+    data_dir: Path | None = field(metadata=_rule(OptionalPath()))
+    name: str = field(metadata=_rule(Text(64)))
 
 
 @dataclass(frozen=True, slots=True)
 class LanConfig:
     """[lan]: TCP listener addresses, zeroconf, and relays to sync with (peer addresses)."""
 
-    listen: tuple[HostPort, ...] = field(metadata=_rule(_Listen()))
-    zeroconf: bool = field(metadata=_rule(_Bool()))
-    peers: tuple[PeerAddress, ...] = field(metadata=_rule(_Array(_Peer(), MAX_PEERS)))
-    sync_interval_s: float = field(metadata=_rule(_Seconds(1, 86400)))
+    listen: tuple[HostPort, ...] = field(metadata=_rule(Listen()))
+    zeroconf: bool = field(metadata=_rule(Bool()))
+    peers: tuple[PeerAddress, ...] = field(metadata=_rule(Array(Peer(), MAX_PEERS)))
+    sync_interval_s: float = field(metadata=_rule(Seconds(1, 86400)))
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """[store]: limits, expiry and group commit of the SQLite store."""
 
-    max_entry_bytes: int = field(metadata=_rule(_Int(KIB, 16 * MIB)))
-    max_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
-    max_total_bytes: int = field(metadata=_rule(_Int(MIB, 1 << 42)))
-    expiry_days: int = field(metadata=_rule(_Int(1, 3650)))
-    commit_interval_ms: int = field(metadata=_rule(_Int(0, 1000)))
+    max_entry_bytes: int = field(metadata=_rule(Int(KIB, 16 * MIB)))
+    max_log_bytes: int = field(metadata=_rule(Int(KIB, 1 << 40)))
+    max_total_bytes: int = field(metadata=_rule(Int(MIB, 1 << 42)))
+    expiry_days: int = field(metadata=_rule(Int(1, 3650)))
+    commit_interval_ms: int = field(metadata=_rule(Int(0, 1000)))
 
 
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
     """[relay]: which logs the relay carries, how many links it serves, and admission limits."""
 
-    community_mode: bool = field(metadata=_rule(_Bool()))
-    community_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
-    max_sessions: int = field(metadata=_rule(_Int(1, 4096)))
-    max_pending: int = field(metadata=_rule(_Int(1, 4096)))
-    max_links_per_source: int = field(metadata=_rule(_Int(1, 8192)))
-    max_handshakes_per_source: int = field(metadata=_rule(_Int(1, 4096)))
-    idle_session_s: float = field(metadata=_rule(_Seconds(1, 86400)))
-    trusted: tuple[str, ...] = field(metadata=_rule(_Array(_Fingerprint(), MAX_PEERS)))
-    pairing_window_s: float = field(metadata=_rule(_Seconds(10, 3600)))
-    device_log_bytes: int = field(metadata=_rule(_Int(KIB, 1 << 40)))
+    community_mode: bool = field(metadata=_rule(Bool()))
+    community_log_bytes: int = field(metadata=_rule(Int(KIB, 1 << 40)))
+    max_sessions: int = field(metadata=_rule(Int(1, 4096)))
+    max_pending: int = field(metadata=_rule(Int(1, 4096)))
+    max_links_per_source: int = field(metadata=_rule(Int(1, 8192)))
+    max_handshakes_per_source: int = field(metadata=_rule(Int(1, 4096)))
+    idle_session_s: float = field(metadata=_rule(Seconds(1, 86400)))
+    trusted: tuple[str, ...] = field(metadata=_rule(Array(Fingerprint(), MAX_PEERS)))
+    pairing_window_s: float = field(metadata=_rule(Seconds(10, 3600)))
+    device_log_bytes: int = field(metadata=_rule(Int(KIB, 1 << 40)))
 
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     """[session]: deadlines and bounds of one link session."""
 
-    handshake_timeout_s: float = field(metadata=_rule(_Seconds(0.1, 300)))
-    idle_timeout_s: float = field(metadata=_rule(_Seconds(1, 86400)))
-    max_frame_bytes: int = field(metadata=_rule(_Int(MAX_NOISE_MESSAGE, 16 * MIB)))
-    credit_bytes: int = field(metadata=_rule(_Int(MIN_WINDOW, 256 * MIB)))
+    handshake_timeout_s: float = field(metadata=_rule(Seconds(0.1, 300)))
+    idle_timeout_s: float = field(metadata=_rule(Seconds(1, 86400)))
+    max_frame_bytes: int = field(metadata=_rule(Int(MAX_NOISE_MESSAGE, 16 * MIB)))
+    credit_bytes: int = field(metadata=_rule(Int(MIN_WINDOW, 256 * MIB)))
 
 
 @dataclass(frozen=True, slots=True)
 class BleConfig:
     """[radio.ble]: the BLE GATT peripheral and central (node/radio/, docs/ble.md)."""
 
-    enabled: bool = field(metadata=_rule(_Bool()))
-    adapter: str = field(metadata=_rule(_Text(16, ident=True)))
-    advertising_interval_ms: int = field(metadata=_rule(_Int(20, 10240)))
-    max_connections: int = field(metadata=_rule(_Int(1, 32)))
-    max_mtu: int = field(metadata=_rule(_Int(23, 517)))
-    acquire: bool = field(metadata=_rule(_Bool()))
-    central_max_links: int = field(metadata=_rule(_Int(0, 16)))
-    central_min_rssi: int = field(metadata=_rule(_Int(-127, 0)))
-    central_connect_interval_s: float = field(metadata=_rule(_Seconds(0, 600)))
+    enabled: bool = field(metadata=_rule(Bool()))
+    adapter: str = field(metadata=_rule(Text(16, ident=True)))
+    advertising_interval_ms: int = field(metadata=_rule(Int(20, 10240)))
+    max_connections: int = field(metadata=_rule(Int(1, 32)))
+    max_mtu: int = field(metadata=_rule(Int(23, 517)))
+    acquire: bool = field(metadata=_rule(Bool()))
+    central_max_links: int = field(metadata=_rule(Int(0, 16)))
+    central_min_rssi: int = field(metadata=_rule(Int(-127, 0)))
+    central_connect_interval_s: float = field(metadata=_rule(Seconds(0, 600)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,16 +155,23 @@ class RadioConfig:
 class ConsoleConfig:
     """[console]: the serial management console (ports, line speed, optional PIN)."""
 
-    ports: tuple[str, ...] = field(metadata=_rule(_Array(_DevicePath(), MAX_CONSOLE_DEVICES)))
-    baud: int = field(metadata=_rule(_Choice(BAUD_RATES)))
-    pin_hash: str = field(metadata=_rule(_PinHash()))
+    ports: tuple[str, ...] = field(metadata=_rule(Array(DevicePath(), MAX_CONSOLE_DEVICES)))
+    baud: int = field(metadata=_rule(Choice(BAUD_RATES)))
+    pin_hash: str = field(metadata=_rule(PinHash()))
+
+
+@dataclass(frozen=True, slots=True)
+class SshConfig:
+    """[ssh]: SSH logins on the Raspberry Pi image (docs/operations.md); the daemon ignores it."""
+
+    authorized_keys: tuple[str, ...] = field(metadata=_rule(Array(SshKey(), MAX_SSH_KEYS)))
 
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     """[log]: logging."""
 
-    level: str = field(metadata=_rule(_Choice(LOG_LEVELS)))
+    level: str = field(metadata=_rule(Choice(LOG_LEVELS)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +185,7 @@ class Config:
     session: SessionConfig = field(metadata=_section(SessionConfig))
     radio: RadioConfig = field(metadata=_section(RadioConfig))
     console: ConsoleConfig = field(metadata=_section(ConsoleConfig))
+    ssh: SshConfig = field(metadata=_section(SshConfig))
     log: LogConfig = field(metadata=_section(LogConfig))
 
 
@@ -364,7 +203,7 @@ def schema_keys(cls: type = Config, prefix: str = "") -> list[str]:
 def _build(cls: type, table: object, prefix: str) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(
-            prefix.rstrip(".") or "(top)", "must be a table, got %s" % _type_name(table)
+            prefix.rstrip(".") or "(top)", "must be a table, got %s" % type_name(table)
         )
     known = [f.name for f in fields(cls)]
     for old, new in RENAMED.items():
@@ -529,21 +368,6 @@ def load_config(path: Path | None = None) -> Config:
     return parse_config(text, str(path))
 
 
-def parse_peer(text: object, key: str = "lan.peers") -> PeerAddress:
-    """A relay peer address from the config or a flag: ``tcp:HOST:PORT``, or bare ``HOST:PORT``.
-
-    Raises:
-        ConfigError: naming `key`: not a string, or a tcp address that is not HOST:PORT.
-    """
-    if not isinstance(text, str):
-        raise ConfigError(key, "must be a string such as tcp:HOST:PORT, got %s" % _type_name(text))
-    address = PeerAddress.parse(text, key)
-    if address.kind != "tcp":
-        raise ConfigError(key, "%r: only tcp relay peers can be dialed in this version" % text)
-    where = parse_host_port(address.where, key)
-    return PeerAddress("tcp", str(where))  # one spelling per peer: duplicates are found
-
-
 def apply_overrides(
     config: Config,
     *,
@@ -569,7 +393,7 @@ def apply_overrides(
     """
     node, lan = config.node, config.lan
     if data is not None:
-        node = replace(node, data_dir=_OptionalPath().convert(str(data), "node.data_dir"))
+        node = replace(node, data_dir=OptionalPath().convert(str(data), "node.data_dir"))
     if listen is not None:
         given = [listen] if isinstance(listen, str | HostPort) else list(listen)
         endpoints = tuple(
@@ -581,7 +405,7 @@ def apply_overrides(
         port = lan.listen[0].port
         chosen: list[HostPort] = []
         for name in interfaces:
-            host = _Text(253).convert(name, "--interface")
+            host = Text(253).convert(name, "--interface")
             text = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
             chosen.append(parse_host_port(text, "--interface", allow_port_zero=True))
         lan = replace(lan, listen=tuple(dict.fromkeys(chosen)))

@@ -11,8 +11,10 @@ processes.
 
 Checked: the first-boot steps ran (data partition grown, node key made on the device); the
 service reached READY; the management console answers `status` on the emulated serial line
-wired to ttyS1 (not the kernel console); a member syncs through the forwarded port; a clean
-power-off and boot keep the identity and the stored entries; a power cut (qemu killed mid-sync)
+wired to ttyS1 (not the kernel console); SSH, on because the test config lists a key, lets that
+key in as admin (with sudo) and offers no password login; a member syncs through the forwarded
+port; a clean power-off and boot keep the identity and the stored entries, and with the key
+taken out of the config sshd no longer answers; a power cut (qemu killed mid-sync)
 keeps the store consistent and every entry the relay acknowledged before it (a completed sync,
 not flushed by a clean shutdown since), and the interrupted sync completes after.
 """
@@ -69,6 +71,11 @@ def fat_offset(image: Path) -> int:
     return int.from_bytes(mbr[446 + 8 : 446 + 12], "little") * 512
 
 
+def fat_target(image: Path) -> str:
+    """The FAT partition of `image` for mtools' -i."""
+    return "%s@@%d" % (image, fat_offset(image))
+
+
 def mtools(*args: str) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
     return subprocess.run(list(args), check=True, capture_output=True, env=env, timeout=60)
@@ -78,7 +85,7 @@ class Guest:
     """One qemu run of the image; the console is read line by line by a thread."""
 
     def __init__(self, image: Path, kernel: Path, initrd: Path, workdir: Path) -> None:
-        self.port = free_port()
+        self.port, self.ssh_port = free_port(), free_port()
         self.log = (workdir / ("console-%d.log" % self.port)).open("w", encoding="utf-8")
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -92,7 +99,8 @@ class Guest:
             "-append", "root=LABEL=WS_ROOT rw console=ttyAMA0 net.ifnames=0 panic=10 "
                        "systemd.journald.forward_to_console=1",
             "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % image,
-            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:4740" % self.port,
+            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:4740,hostfwd=tcp:127.0.0.1:%d-:22"
+                       % (self.port, self.ssh_port),
             "-device", "virtio-net-pci,netdev=n0",
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
             "-chardev", "null,id=spare",
@@ -212,21 +220,37 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def card(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Path]]:
+def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh ed25519 key pair made on the host; the test config lets it log in."""
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-test", "-f", str(key)]
+    subprocess.run(keygen, check=True, timeout=60)
+    return key
+
+
+def write_config(image: Path, text: str) -> None:
+    """`text` as waystation.toml on the card's FAT partition (the card is not running)."""
+    config = image.with_name("waystation.toml")
+    config.write_text(text)
+    mtools("mcopy", "-o", "-i", fat_target(image), str(config), "::waystation.toml")
+
+
+@pytest.fixture(scope="module")
+def card(
+    tmp_path_factory: pytest.TempPathFactory, ssh_key: Path
+) -> Iterator[tuple[Path, Path, Path]]:
     """A writable copy of the image as a 4 GiB card with the test config, and its kernel."""
-    for tool in ("qemu-system-aarch64", "mcopy", "mtype"):
+    for tool in ("qemu-system-aarch64", "mcopy", "mtype", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             pytest.fail("%s is missing (tools/debian-packages.txt)" % tool)
     image = image_path()
     work = tmp_path_factory.mktemp("card")
     copy = work / "card.img"
     subprocess.run(["cp", "--sparse=always", str(image), str(copy)], check=True)
-    offset = fat_offset(copy)
-    target = "%s@@%d" % (copy, offset)
-    config = work / "waystation.toml"
-    config.write_text(mtools("mtype", "-i", target, "::waystation.toml").stdout.decode()
-                      + TEST_CONFIG)  # fmt: skip
-    mtools("mcopy", "-o", "-i", target, str(config), "::waystation.toml")
+    target = fat_target(copy)
+    public = ssh_key.with_name(ssh_key.name + ".pub").read_text().strip()
+    write_config(copy, mtools("mtype", "-i", target, "::waystation.toml").stdout.decode()
+                 + TEST_CONFIG + SSH_CONFIG % public)  # fmt: skip
     boot_config = mtools("mtype", "-i", target, "::config.txt").stdout.decode()
     kernel_name = re.search(r"^kernel=(\S+)", boot_config, re.M)
     initrd_name = re.search(r"^initramfs (\S+)", boot_config, re.M)
@@ -244,13 +268,32 @@ def boot(card: tuple[Path, Path, Path], workdir: Path) -> Guest:
     return Guest(image, kernel, initrd, workdir)
 
 
+SSH_CONFIG = """
+[ssh]
+authorized_keys = ["%s"]
+"""
 CONSOLE_PROMPT = "qemu-relay> "  # node.name in TEST_CONFIG
 READY = r"Started waystation\.service"
 LISTENING = r"relay (\S+) listening on"
 
 
+def ssh(guest: Guest, key: Path | None, *command: str) -> subprocess.CompletedProcess[str]:
+    """`ssh admin@` the guest with `key`, or (None) with every method but a key (must fail)."""
+    argv = ["ssh", "-F", "/dev/null", "-p", str(guest.ssh_port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "ConnectTimeout=60", "-o", "IdentityAgent=none",
+            "-o", "LogLevel=ERROR"]  # fmt: skip
+    if key is None:
+        argv += ["-o", "PubkeyAuthentication=no",
+                 "-o", "PreferredAuthentications=password,keyboard-interactive"]  # fmt: skip
+    else:
+        argv += ["-o", "IdentitiesOnly=yes", "-i", str(key)]
+    return subprocess.run([*argv, "admin@127.0.0.1", *command], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
 def test_first_boot_sync_reboot_and_power_cut(
-    card: tuple[Path, Path, Path], tmp_path: Path
+    card: tuple[Path, Path, Path], ssh_key: Path, tmp_path: Path
 ) -> None:
     members = tmp_path / "members"
     alice, bob = Member(members / "alice", "alice"), Member(members / "bob", "bob")
@@ -274,6 +317,13 @@ def test_first_boot_sync_reboot_and_power_cut(
         status = guest.console_command("status")
         assert re.search(r"node +\S+ \(qemu-relay\)", status), status
         assert "/dev/ttyS1 open" in status, status  # the answer came over that port
+        # SSH: on for the config's key, as admin with sudo; keys only (no password is offered).
+        guest.wait_for(r"waystation-config: ssh on: 1 key\(s\) may log in as admin", 60)
+        guest.wait_for(r"Started ssh\.service", 120)
+        logged_in = ssh(guest, ssh_key, "sudo", "-n", "id", "-u")
+        assert (logged_in.returncode, logged_in.stdout.strip()) == (0, "0"), logged_in.stderr
+        refused = ssh(guest, None, "true")
+        assert refused.returncode == 255 and "Permission denied (publickey)." in refused.stderr
         relay = "127.0.0.1:%d" % guest.port
         bob.sync(relay, SYNC_TIMEOUT_S)
         alice.sync(relay, SYNC_TIMEOUT_S)
@@ -290,10 +340,16 @@ def test_first_boot_sync_reboot_and_power_cut(
         json.dumps({"first_boot_to_ready_s": round(ready_s, 1)}) + "\n"
     )
 
-    # -- second boot: same identity, entries kept ------------------------------------------
+    # -- second boot: same identity, entries kept; SSH off with the key taken out ----------
+    shipped = mtools("mtype", "-i", fat_target(card[0]), "::waystation.toml").stdout.decode()
+    without_ssh = shipped.split("\n[ssh]\n")[0]
+    write_config(card[0], without_ssh)
     guest = boot(card, tmp_path)
     try:
         guest.wait_for(READY, BOOT_DEADLINE_S)
+        assert "waystation-config: ssh off" in guest.console()
+        closed = ssh(guest, ssh_key, "true")  # qemu accepts, nothing listens in the guest
+        assert closed.returncode == 255 and "Permission denied" not in closed.stderr, closed
         assert "data partition /dev/vda3 grown" not in guest.console()  # first boot only once
         assert guest.wait_for(LISTENING, 60).group(1) == identity
         relay = "127.0.0.1:%d" % guest.port

@@ -175,19 +175,48 @@ def test_no_key_and_no_password(parts: dict[str, Partition]) -> None:
     for line in root.read("/etc/shadow").splitlines():
         user, password = line.split(":")[:2]
         assert password.startswith(("!", "*")), "account %s has a password" % user
-    # No SSH server, no host keys; the machine id is made on the first boot.
-    assert "sshd" not in root.listing("/usr/sbin")
-    if "ssh" in root.listing("/etc"):
-        assert not any(name.startswith("ssh_host_") for name in root.listing("/etc/ssh"))
+    # No SSH host key (made on the device when SSH is turned on); the machine id is made on the
+    # first boot.
+    assert not any(name.startswith("ssh_host_") for name in root.listing("/etc/ssh"))
     assert root.read("/etc/machine-id").strip() == "uninitialized"
 
 
+def test_ssh_off_unless_the_config_lists_a_key(parts: dict[str, Partition]) -> None:
+    """sshd is installed but not enabled; apply-config turns it on for [ssh] authorized_keys."""
+    root = parts["root"]
+    assert "sshd" in root.listing("/usr/sbin")
+    system = "/etc/systemd/system"
+    for wants in ("multi-user.target.wants", "sockets.target.wants"):
+        assert not {"ssh.service", "ssh.socket"} & set(root.listing("%s/%s" % (system, wants)))
+    assert "sshd.service" not in root.listing(system)  # the alias `systemctl enable` makes
+    # Keys only, for admin only (the drop-in is read first: its values win).
+    assert root.read("/etc/ssh/sshd_config").lstrip().startswith("Include /etc/ssh/sshd_config.d")
+    drop_in = root.read("/etc/ssh/sshd_config.d/waystation.conf")
+    settings = dict(line.split(None, 1) for line in drop_in.splitlines() if line[:1].isalpha())
+    assert settings["PasswordAuthentication"] == "no"
+    assert settings["KbdInteractiveAuthentication"] == "no"
+    assert settings["AuthenticationMethods"] == "publickey"
+    assert settings["PermitRootLogin"] == "no" and settings["AllowUsers"] == "admin"
+    # admin: a login shell, no password (not even an empty one), no key until the config has one.
+    passwd, shadow = accounts(root, "/etc/passwd"), accounts(root, "/etc/shadow")
+    group = accounts(root, "/etc/group")
+    assert passwd["admin"][6] == "/bin/bash" and shadow["admin"][1] == "*"
+    assert root.listing("/home/admin").keys() <= {".bashrc", ".profile", ".bash_logout"}
+    assert "admin" in group["sudo"][3].split(",")
+    sudoers = root.read("/etc/sudoers.d/waystation-admin")
+    assert "admin ALL=(ALL:ALL) NOPASSWD: ALL" in sudoers
+    assert root.listing("/etc/sudoers.d")["waystation-admin"] & 0o777 == 0o440
+    unit = root.read("/etc/systemd/system/waystation-config.service")
+    assert re.search(r"^Before=.*\bssh\.service", unit, re.M)
+
+
+def accounts(root: Partition, path: str) -> dict[str, list[str]]:
+    """/etc/passwd, /etc/shadow or /etc/group: each line's fields by its first one."""
+    return {line.split(":")[0]: line.split(":") for line in root.read(path).splitlines()}
+
+
 def test_data_partition_owned_by_the_service_user(parts: dict[str, Partition]) -> None:
-    passwd = {
-        fields[0]: fields for fields in
-        (line.split(":") for line in parts["root"].read("/etc/passwd").splitlines())
-    }  # fmt: skip
-    user = passwd["waystation"]
+    user = accounts(parts["root"], "/etc/passwd")["waystation"]
     assert user[6] == "/usr/sbin/nologin"
     owner = re.search(r"User:\s*(\d+)\s+Group:\s*(\d+)", parts["data"].debugfs("stat /"))
     assert owner and owner.groups() == (user[2], user[3])
