@@ -84,8 +84,9 @@ dist: $(RUNTIME)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz dist build web/node_modules
 
-# The Raspberry Pi image (needs root, binfmt_misc and Debian's archive; ~15 min the first time,
-# then the base is cached in build/cache) and its boot test under qemu-system-aarch64.
+# The Raspberry Pi image (needs root, binfmt_misc and Debian's archive: it stops with an error
+# without them) and its boot test under qemu-system-aarch64. The base root file system and the
+# .deb files are cached in build/cache (WAYSTATION_IMAGE_CACHE); times in docs/performance.md.
 image: $(STAMP)
 	bash images/raspberrypi/build.sh build/image
 

@@ -16,7 +16,9 @@ key in as admin (with sudo) and offers no password login; a member syncs through
 port; a clean power-off and boot keep the identity and the stored entries, and with the key
 taken out of the config sshd no longer answers; a power cut (qemu killed mid-sync)
 keeps the store consistent and every entry the relay acknowledged before it (a completed sync,
-not flushed by a clean shutdown since), and the interrupted sync completes after.
+not flushed by a clean shutdown since), and the interrupted sync completes after; a
+waystation.toml the daemon's loader refuses is not applied (the console says why, the previous
+configuration stays).
 """
 
 from __future__ import annotations
@@ -380,11 +382,16 @@ def test_first_boot_sync_reboot_and_power_cut(
     finally:
         guest.kill()
 
-    # -- third boot: consistent store, nothing acknowledged lost --------------------------
+    # -- third boot: consistent store, nothing acknowledged lost; a bad config not applied --
+    write_config(card[0], without_ssh + "\n[store]\nexpiry_days = 0\n")
     guest = boot(card, tmp_path)
     try:
         guest.wait_for(READY, BOOT_DEADLINE_S)
+        refused = r"waystation-config: NOT applied: \S+: store\.expiry_days: must be in 1\.\.3650"
+        assert re.search(refused + r", got 0; the previous configuration stays active",
+                         guest.console()), guest.console()[-3000:]  # fmt: skip
         assert guest.wait_for(LISTENING, 60).group(1) == identity
+        assert "qemu-relay>" in guest.console_command("version")  # node.name kept
         relay = "127.0.0.1:%d" % guest.port
         bob.sync(relay, SYNC_TIMEOUT_S)
         texts = [m["body"] for m in bob.read(group)]
