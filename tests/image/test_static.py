@@ -190,7 +190,8 @@ def test_ssh_off_unless_the_config_lists_a_key(parts: dict[str, Partition]) -> N
         assert not {"ssh.service", "ssh.socket"} & set(root.listing("%s/%s" % (system, wants)))
     assert "sshd.service" not in root.listing(system)  # the alias `systemctl enable` makes
     # Keys only, for admin only (the drop-in is read first: its values win).
-    assert root.read("/etc/ssh/sshd_config").lstrip().startswith("Include /etc/ssh/sshd_config.d")
+    main = [line for line in root.read("/etc/ssh/sshd_config").splitlines() if line[:1].isalpha()]
+    assert main[0] == "Include /etc/ssh/sshd_config.d/*.conf"
     drop_in = root.read("/etc/ssh/sshd_config.d/waystation.conf")
     settings = dict(line.split(None, 1) for line in drop_in.splitlines() if line[:1].isalpha())
     assert settings["PasswordAuthentication"] == "no"
