@@ -156,13 +156,15 @@ grep -q '^ports = \["/dev/ttyS1", "/dev/ttyGS0"\]$' "$root/etc/waystation/waysta
     || die "config/waystation.toml: no 'ports = []' line under [console] to set"
 in_root useradd --system --home-dir /var/lib/waystation --no-create-home \
     --shell /usr/sbin/nologin --groups bluetooth,dialout waystation
-# SSH's user (docs/operations.md, "SSH"): no password (sshd takes keys only), sudo without one;
-# sshd is off until waystation.toml lists a key (apply-config turns it on, makes the host key).
+# SSH's user (docs/operations.md, "SSH"): no password (sshd takes keys only), sudo without one.
+# ssh.service is enabled but starts only once apply-config has written keys from waystation.toml
+# (its drop-in's condition); ssh.socket (which would start sshd on a connection) is masked.
 in_root useradd --create-home --shell /bin/bash --groups sudo,systemd-journal admin
 in_root usermod -p '*' admin
 chmod 0440 "$root/etc/sudoers.d/waystation-admin"
 chmod 0750 "$root/etc/sudoers.d"
-in_root systemctl disable ssh.service >/dev/null 2>&1
+in_root systemctl enable ssh.service >/dev/null 2>&1
+in_root systemctl mask ssh.socket >/dev/null 2>&1
 in_root systemctl enable waystation.service waystation-firstboot.service \
     waystation-config.service waystation-gadget.service systemd-networkd.service \
     systemd-resolved.service systemd-timesyncd.service >/dev/null

@@ -350,6 +350,7 @@ def test_first_boot_sync_reboot_and_power_cut(
     try:
         guest.wait_for(READY, BOOT_DEADLINE_S)
         assert "waystation-config: ssh off" in guest.console()
+        assert re.search(r"ssh\.service .* skipped because of an unmet condition", guest.console())
         closed = ssh(guest, ssh_key, "true")  # qemu accepts, nothing listens in the guest
         assert closed.returncode == 255 and "Permission denied" not in closed.stderr, closed
         assert "data partition /dev/vda3 grown" not in guest.console()  # first boot only once

@@ -182,13 +182,17 @@ def test_no_key_and_no_password(parts: dict[str, Partition]) -> None:
 
 
 def test_ssh_off_unless_the_config_lists_a_key(parts: dict[str, Partition]) -> None:
-    """sshd is installed but not enabled; apply-config turns it on for [ssh] authorized_keys."""
+    """sshd starts only after apply-config wrote keys from [ssh] authorized_keys; none here."""
     root = parts["root"]
     assert "sshd" in root.listing("/usr/sbin")
     system = "/etc/systemd/system"
-    for wants in ("multi-user.target.wants", "sockets.target.wants"):
-        assert not {"ssh.service", "ssh.socket"} & set(root.listing("%s/%s" % (system, wants)))
-    assert "sshd.service" not in root.listing(system)  # the alias `systemctl enable` makes
+    drop_in = root.read(system + "/ssh.service.d/waystation.conf")
+    assert re.search(r"^ConditionPathExists=/home/admin/\.ssh/authorized_keys$", drop_in, re.M)
+    assert re.search(r"^After=waystation-config\.service$", drop_in, re.M)
+    assert "authorized_keys" not in root.listing("/home/admin")  # no key: no sshd
+    assert "ssh.service" in root.listing(system + "/multi-user.target.wants")
+    # ssh.socket (Accept=no) would start sshd on any connection to port 22: masked.
+    assert root.link_target(system + "/ssh.socket") == "/dev/null"
     # Keys only, for admin only (the drop-in is read first: its values win).
     main = [line for line in root.read("/etc/ssh/sshd_config").splitlines() if line[:1].isalpha()]
     assert main[0] == "Include /etc/ssh/sshd_config.d/*.conf"
@@ -207,8 +211,6 @@ def test_ssh_off_unless_the_config_lists_a_key(parts: dict[str, Partition]) -> N
     sudoers = root.read("/etc/sudoers.d/waystation-admin")
     assert "admin ALL=(ALL:ALL) NOPASSWD: ALL" in sudoers
     assert root.listing("/etc/sudoers.d")["waystation-admin"] & 0o777 == 0o440
-    unit = root.read("/etc/systemd/system/waystation-config.service")
-    assert re.search(r"^Before=.*\bssh\.service", unit, re.M)
 
 
 def accounts(root: Partition, path: str) -> dict[str, list[str]]:
