@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from node.app.forward import Fresh
-from node.app.interest import LogTable
+from node.app.interest import SUMMARY_VERDICTS, LogTable
 from node.app.outbound import Outbound
 from node.app.passes import IN_SYNC, MAX_PASSES, PASS_SENT, START, UNSETTLED, Passes
 from node.errors import (
@@ -59,7 +59,7 @@ from node.errors import (
     RemoteProtocolError,
     StoreError,
 )
-from node.proto.messages import ROLE_RELAY
+from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.proto.pairing import key_fingerprint
 from node.proto.session import (
     AckReceived,
@@ -71,6 +71,7 @@ from node.proto.session import (
     Session,
     SessionClosed,
     SessionOpened,
+    SummaryReceived,
 )
 from node.sync.store import REFUSED, REFUSED_DISK_FULL, REFUSED_OVER_QUOTA, STORED
 from node.sync.wire import decode_item
@@ -78,7 +79,7 @@ from node.sync.wire import decode_item
 if TYPE_CHECKING:
     from node.app.context import NodeContext
     from node.app.interest import SessionLog
-    from node.proto.messages import LogDeclaration
+    from node.proto.messages import LogDeclaration, Summary
     from node.store.devices import Device
     from node.sync.keyset import Key, KeySet
 
@@ -377,10 +378,10 @@ class LinkCore:
         session = self.session
         while (event := session.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                self._on_handshake(event.remote_static)
+                self._on_handshake(event.remote_static, now)
             elif isinstance(event, SessionOpened):
                 self.ctx.count("links.opened")
-                if self.initiator:
+                if self.initiator and not self.logs.summarised:
                     initial = self.logs.initial_addresses(self._peer_is_relay())
                     self._send_interest(self.logs.declare(initial, end=True), now)
             elif isinstance(event, InterestReceived):
@@ -396,6 +397,8 @@ class LinkCore:
                 self._on_entries(event.ref, event.items, event.size, now)
             elif isinstance(event, AckReceived):
                 self.outbound.acked(self.logs.by_ref.get(event.ref), event.stored)
+            elif isinstance(event, SummaryReceived):
+                self._on_summary(event.summary, now)
             elif isinstance(event, PairingReceived):
                 if self.ctx.pairing is None:
                     raise RemoteProtocolError("pairing is not offered here", REASON_UNEXPECTED)
@@ -405,8 +408,9 @@ class LinkCore:
                 self.outcome.text = event.text
                 self.outcome.by_peer = event.by_peer
 
-    def _on_handshake(self, remote_static: bytes) -> None:
-        """Noise is up: check a member's relay pin; recognise a paired device (relays)."""
+    def _on_handshake(self, remote_static: bytes, now: int) -> None:
+        """Noise is up: check a member's relay pin; recognise a paired device (relays); a member
+        with a stable key opens with a Summary, right behind its Hello."""
         self.outcome.remote_static = remote_static
         pin = self.ctx.pinned_fingerprint
         if pin is not None:
@@ -421,6 +425,28 @@ class LinkCore:
             self.device = self.ctx.pairing.device_of(remote_static)
             if self.device is not None and self.device.kind == "device":
                 self.logs.device = self.device
+                self.logs.memory = self.ctx.pairing.interests
+        ctx = self.ctx
+        if self.initiator and ctx.role == ROLE_MEMBER and ctx.static_private is not None:
+            self.session.send_summary(self.logs.offer(self._keyset), now)
+
+    def _on_summary(self, summary: Summary, now: int) -> None:
+        """A Summary: answer the initiator's offer (responder), or act on the answer."""
+        if not self.initiator:
+            reply = self.logs.answer(summary, self._keyset)
+            self.session.send_summary(reply, now)
+            self.ctx.count("summary.answered.%s" % SUMMARY_VERDICTS[reply.kind])
+            self.outcome.logs_declared = self.logs.peer_declarations
+            return
+        verdict, answer = self.logs.answered(summary, self._keyset)
+        self.ctx.count("summary." + verdict)
+        self._send_interest(answer.messages, now)
+        if answer.reconcile:
+            self.passes.need_pass = True
+        elif verdict == "in-sync":
+            self.outcome.in_sync = True
+            if self.until_synced:
+                self.session.close(REASON_OK, "in sync", now)
 
     def _peer_is_relay(self) -> bool:
         """Does the peer get a relay's treatment (our list of logs)? Only a trusted relay."""

@@ -26,11 +26,14 @@
 #   Ack        entries durably stored, and more credit granted; also the keepalive
 #   Pairing    one SPAKE2 pairing step (opaque)
 #   Bye        the reason the sender ends the session (a short ASCII code) and a text
+#   Summary    (version 2) the initiator's interest in 34 bytes: how many logs, a fingerprint of
+#              their declarations and one of their entries; the responder answers in sync,
+#              known (reconcile them under refs 0, 2, 4, ...), or unknown (declare them)
 
 from node.errors import REASON_TOO_LARGE, LocalProtocolError, RemoteProtocolError
 from node.varint import decode_uvarint, encode_uvarint
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Summary; version 1 peers are refused (Bye "version")
 
 # Message types.
 HELLO = 0x01
@@ -40,6 +43,7 @@ ENTRIES = 0x04
 ACK = 0x05
 PAIRING = 0x06
 BYE = 0x07
+SUMMARY = 0x08
 
 TYPE_NAMES = {
     HELLO: "hello",
@@ -49,6 +53,7 @@ TYPE_NAMES = {
     ACK: "ack",
     PAIRING: "pairing",
     BYE: "bye",
+    SUMMARY: "summary",
 }
 
 # Roles a node announces in Hello.
@@ -67,6 +72,7 @@ MAX_SIZE = {
     ACK: 48,
     PAIRING: 1024,
     BYE: 320,
+    SUMMARY: 48,
 }
 
 MAX_INTEREST_LOGS = 128
@@ -79,13 +85,26 @@ MAX_LOG_REF = (1 << 32) - 1
 
 ENTRIES_CONTINUES = 0x01  # flag: the last item continues in the next Entries message
 
+# Summary kinds: the initiator's offer, and the responder's three answers.
+SUMMARY_OFFER = 0  # uv count || 16-byte interest fingerprint || 16-byte state fingerprint
+SUMMARY_IN_SYNC = 1  # the interest is known and every log's entries are equal
+SUMMARY_KNOWN = 2  # the interest is known: the logs are agreed (refs 0, 2, 4, ...), reconcile
+SUMMARY_UNKNOWN = 3  # not known here: declare the logs in Interest messages
+SUMMARY_FP = 16
+
 
 class Hello:
     """The first message each side sends once Noise is up."""
 
     __slots__ = ("max_message", "role", "version", "window")
 
-    def __init__(self, role: int, window: int, max_message: int = MAX_MESSAGE, version: int = 1):
+    def __init__(
+        self,
+        role: int,
+        window: int,
+        max_message: int = MAX_MESSAGE,
+        version: int = PROTOCOL_VERSION,
+    ):
         self.version = version
         self.role = role
         self.window = window
@@ -242,9 +261,34 @@ class Bye:
         return "Bye(%r, %r)" % (self.reason, self.text)
 
 
+class Summary:
+    """The initiator's interest in a few bytes (`kind` OFFER), or the responder's answer."""
+
+    __slots__ = ("count", "interest", "kind", "state")
+
+    def __init__(
+        self, kind: int, count: int = 0, interest: bytes = b"", state: bytes = b""
+    ) -> None:
+        self.kind = kind
+        self.count = count
+        self.interest = interest
+        self.state = state
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Summary) and (
+            self.kind,
+            self.count,
+            self.interest,
+            self.state,
+        ) == (other.kind, other.count, other.interest, other.state)
+
+    def __repr__(self) -> str:
+        return "Summary(kind=%d, count=%d)" % (self.kind, self.count)
+
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the union of message classes, for annotations only
-    Message = Hello | Interest | Reconcile | Entries | Ack | Pairing | Bye
+    Message = Hello | Interest | Reconcile | Entries | Ack | Pairing | Bye | Summary
 
 
 def _bytes_field(data: bytes) -> bytes:
@@ -307,6 +351,15 @@ def encode_message(message: "Message") -> bytes:
     elif isinstance(message, Pairing):
         mtype = PAIRING
         body = encode_uvarint(message.step) + message.data
+    elif isinstance(message, Summary):
+        mtype = SUMMARY
+        body = bytes((message.kind,))
+        if message.kind == SUMMARY_OFFER:
+            if len(message.interest) != SUMMARY_FP or len(message.state) != SUMMARY_FP:
+                raise LocalProtocolError("summary fingerprints are %d bytes" % SUMMARY_FP)
+            body += encode_uvarint(message.count) + message.interest + message.state
+        elif message.kind not in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
+            raise LocalProtocolError("unknown summary kind %r" % (message.kind,))
     elif isinstance(message, Bye):
         mtype = BYE
         reason = message.reason.encode()
@@ -393,6 +446,13 @@ class _Reader:
             self.pos = start
             raise self.fail("%s is not valid UTF-8" % what) from None
 
+    def fixed(self, what: str, length: int) -> bytes:
+        if self.pos + length > len(self.data):
+            raise self.fail("truncated before " + what)
+        value = self.data[self.pos : self.pos + length]
+        self.pos += length
+        return value
+
     def rest(self) -> bytes:
         value = self.data[self.pos :]
         self.pos = len(self.data)
@@ -460,6 +520,17 @@ def decode_message(data: bytes) -> "Message":
     elif mtype == PAIRING:
         step = r.uvarint("step", 255)
         message = Pairing(step, r.rest())
+    elif mtype == SUMMARY:
+        kind = r.byte("kind")
+        if kind == SUMMARY_OFFER:
+            count = r.uvarint("log count", MAX_LOG_REF)
+            interest = r.fixed("interest fingerprint", SUMMARY_FP)
+            message = Summary(kind, count, interest, r.fixed("state fingerprint", SUMMARY_FP))
+        elif kind in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
+            message = Summary(kind)
+        else:
+            r.pos -= 1
+            raise r.fail("unknown summary kind %d" % kind)
     else:  # BYE
         reason = r.text("reason", MAX_REASON, ascii_only=True)
         text = r.text("text", MAX_BYE_TEXT)

@@ -65,6 +65,7 @@ from node.proto.events import PairingReceived as PairingReceived
 from node.proto.events import ReconcileReceived as ReconcileReceived
 from node.proto.events import SessionClosed as SessionClosed
 from node.proto.events import SessionOpened as SessionOpened
+from node.proto.events import SummaryReceived as SummaryReceived
 
 # as are the limits
 from node.proto.limits import MIN_WINDOW as MIN_WINDOW
@@ -84,6 +85,7 @@ from node.proto.messages import (
     LogDeclaration,
     Pairing,
     Reconcile,
+    Summary,
     decode_message,
     encode_message,
 )
@@ -115,6 +117,7 @@ _RECV_INPUT = {
     Ack: S.RECV_ACK,
     Pairing: S.RECV_PAIRING,
     Bye: S.RECV_BYE,
+    Summary: S.RECV_SUMMARY,
 }
 
 
@@ -291,6 +294,10 @@ class Session:
         message = Interest(logs)
         self._apply(S.SEND_INTEREST, message, now)
 
+    def send_summary(self, summary: Summary, now: int) -> None:
+        """Send a Summary (the initiator's may follow its Hello before the peer's arrives)."""
+        self._apply(S.SEND_SUMMARY, summary, now)
+
     def send_reconcile(self, ref: int, data: bytes, now: int) -> None:
         """Send one reconciliation message for log `ref`."""
         self._apply(S.SEND_RECONCILE, Reconcile(ref, data), now)
@@ -453,6 +460,8 @@ class Session:
                 self._events.append(AckReceived(message.ref, message.stored, message.credit))
         elif isinstance(message, Pairing):
             self._events.append(PairingReceived(message.step, message.data))
+        elif isinstance(message, Summary):
+            self._events.append(SummaryReceived(message))
 
     def _receive_entries(self, message: Entries) -> None:
         size = _message_size(message)
@@ -492,7 +501,7 @@ class Session:
         if isinstance(message, Ack):
             self.receive_window += message.credit
         if not isinstance(
-            message, (Interest, Reconcile, Entries, Ack, Pairing)
+            message, (Interest, Reconcile, Entries, Ack, Pairing, Summary)
         ):  # pragma: no cover
             raise LocalProtocolError("send action without a message")
         self._queue_message(message, now)
