@@ -36,6 +36,7 @@ from node.varint import decode_uvarint, encode_uvarint
 PROTOCOL_VERSION = 2  # 2: Summary; version 1 peers are refused (Bye "version")
 
 # Message types.
+BATCH = 0x00  # (version 2) not a message: a Noise payload carrying several (pack_messages)
 HELLO = 0x01
 INTEREST = 0x02
 RECONCILE = 0x03
@@ -461,6 +462,57 @@ class _Reader:
     def end(self) -> None:
         if self.pos != len(self.data):
             raise self.fail("%d trailing bytes" % (len(self.data) - self.pos))
+
+
+def pack_messages(encoded: "list[bytes]", limit: int) -> "list[bytes]":
+    """Noise payloads for encoded session messages, in order (version 2).
+
+    Consecutive messages share one payload, a batch `00 || (uv len || message)*`, while it stays
+    within `limit` bytes; a payload of one message is that message alone (no overhead), as is a
+    message larger than `limit`.
+    """
+    payloads: "list[bytes]" = []
+    group: "list[bytes]" = []
+    size = 1
+    for message in encoded:
+        cost = len(encode_uvarint(len(message))) + len(message)
+        if group and size + cost > limit:
+            payloads.append(_payload(group))
+            group, size = [], 1
+        group.append(message)
+        size += cost
+    if group:
+        payloads.append(_payload(group))
+    return payloads
+
+
+def _payload(group: "list[bytes]") -> bytes:
+    if len(group) == 1:
+        return group[0]
+    return bytes((BATCH,)) + b"".join(_bytes_field(message) for message in group)
+
+
+def unpack_messages(payload: bytes) -> "list[bytes]":
+    """The session messages of one Noise payload: itself, or the messages of a batch.
+
+    Raises:
+        RemoteProtocolError: a batch of fewer than two messages, an empty or nested message, a
+            length that runs past the end (naming the offset).
+    """
+    if not payload or payload[0] != BATCH:
+        return [payload]
+    parts = []
+    r = _Reader(payload, "batch")
+    while r.pos < len(payload):
+        start = r.pos
+        message = r.raw("message", MAX_MESSAGE)
+        if not message or message[0] == BATCH:
+            r.pos = start
+            raise r.fail("empty or nested message")
+        parts.append(message)
+    if len(parts) < 2:
+        raise r.fail("a batch of %d message" % len(parts))
+    return parts
 
 
 def decode_message(data: bytes) -> "Message":

@@ -88,6 +88,8 @@ from node.proto.messages import (
     Summary,
     decode_message,
     encode_message,
+    pack_messages,
+    unpack_messages,
 )
 from node.varint import encode_uvarint
 
@@ -168,6 +170,7 @@ class Session:
         self._transport: "NoiseTransport | None" = None
         self._events: "list[object]" = []
         self._out: "list[bytes]" = []
+        self._pending: "list[bytes]" = []  # encoded messages, packed into frames when taken
         self._deadline: "int | None" = now + self.limits.handshake_timeout
         self._last_received = now
         self._last_sent = now
@@ -228,7 +231,13 @@ class Session:
         return None
 
     def frames_to_send(self) -> "list[bytes]":
-        """Take the frames queued for the link, oldest first."""
+        """Take the frames queued for the link, oldest first: the messages queued since the last
+        call share frames (batches within the message target and the peer's max_message)."""
+        if self._pending and self._transport is not None:
+            peer = self.peer_hello.max_message if self.peer_hello else 1024
+            for payload in pack_messages(self._pending, min(self.message_target, peer)):
+                self._queue_frame(self._transport.encrypt(payload))
+            self._pending = []
         out = self._out
         self._out = []
         return out
@@ -283,8 +292,11 @@ class Session:
             transport = self._transport
             if transport is None:  # pragma: no cover - guarded by the state
                 raise LocalProtocolError("no transport outside AWAIT_HANDSHAKE")
-            message = decode_message(transport.decrypt(frame))
-            self._apply(_RECV_INPUT[type(message)], message, now)
+            for data in unpack_messages(transport.decrypt(frame)):
+                if self.is_finished:
+                    break  # what follows a Bye in the same frame is not read
+                message = decode_message(data)
+                self._apply(_RECV_INPUT[type(message)], message, now)
         except RemoteProtocolError as exc:
             self._fail(exc, now)
             raise
@@ -403,7 +415,7 @@ class Session:
         transport = self._transport
         if transport is None:
             raise LocalProtocolError("no Noise transport yet")
-        self._queue_frame(transport.encrypt(encode_message(message)))
+        self._pending.append(encode_message(message))
         self._last_sent = now
 
     # -- actions (named in _states.TRANSITIONS) -------------------------------------------------

@@ -45,6 +45,7 @@ from node.proto.messages import (
     Hello,
     decode_message,
     encode_message,
+    unpack_messages,
 )
 from node.store.sqlite import SQLiteStore
 from tests.integration.relay_process import Group, RelayProcess, counters
@@ -126,9 +127,10 @@ class NoiseClient:
                 break
             if frame is None:
                 break
-            message = decode_message(self.transport.decrypt(frame))
-            if isinstance(message, Bye) and reason is None:
-                reason = message.reason
+            for data in unpack_messages(self.transport.decrypt(frame)):
+                message = decode_message(data)
+                if isinstance(message, Bye) and reason is None:
+                    reason = message.reason
         await self.link.close()
         return reason
 
