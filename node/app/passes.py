@@ -12,7 +12,8 @@ is queued, unacknowledged or waiting for a commit, and (initiator) the responder
 
 The initiator then decides (`decide`), in this order:
 
-    the last pass found every log in sync and nothing changed since   -> IN_SYNC
+    the last pass found every log in sync (or exact, below) and
+    nothing changed since                                             -> IN_SYNC
     no change and no pass asked for                                   -> WAIT
     MAX_PASSES passes in a row neither matched nor moved an entry     -> UNSETTLED (Bye)
     otherwise                                                         -> START another pass
@@ -20,7 +21,10 @@ The initiator then decides (`decide`), in this order:
 "Nothing changed" is measured, not assumed: each log keeps the (count, ID sum) of its KeySet at
 the pass's OPEN plus the entries the peer is known to hold since (it sent them to us, or
 acknowledged them from us); another pass starts only when a KeySet differs from that sum. So an
-online member's long-lived session costs no pass per delivered message.
+online member's long-lived session costs no pass per delivered message. A log that differed
+counts as in sync without a second pass when its reconciliation was exact (one set a prefix of the
+other, LogResult.exact) and exactly the announced entries moved (sent and acknowledged, or
+received and stored): the common "I am just behind" case ends in one pass.
 
 `Passes` does no I/O and needs no event loop: it returns the Reconcile payloads to send and the
 keys to queue; KeySets come from the caller's `keyset_of`.
@@ -144,14 +148,23 @@ class Passes:
         if not reconciler.done:
             return False
         for slog, result in zip(self.logs, reconciler.results, strict=True):
-            if not result.in_sync or slog.opened is None:
+            if slog.opened is None:
                 return False
             count, total = slog.opened
             keyset = keyset_of(slog.address)
+            now_sum = keyset.sum_between(0, len(keyset))
             if len(keyset) != count + slog.moved_count:
                 return False
-            if keyset.sum_between(0, len(keyset)) != (total + slog.moved_sum) & MASK256:
+            if now_sum != (total + slog.moved_sum) & MASK256:
                 return False
+            if not result.in_sync:
+                # exact (AHEAD), and exactly the announced entries moved: the peer holds what we
+                # hold. From here on the log counts as one that matched, from this state.
+                if not result.exact or slog.moved_count != len(result.send) + result.expect:
+                    return False
+                result.in_sync = True
+                slog.opened = (len(keyset), now_sum)
+                slog.moved_count = slog.moved_sum = 0
         return True
 
     # -- both sides -------------------------------------------------------------------------
