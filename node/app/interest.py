@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 Each side declares the logs it wants in Interest messages. A log is named by a `ref` chosen by
 whoever declared it first (initiator even, responder odd); the other side accepts by echoing the
-same ref and address. A log is *agreed* once both sides declared it; only agreed logs are
-reconciled and carry entries. Per log, two flags make the whole state:
+same ref (version 2: the ref alone, with its header only if it differs from the declarer's). A
+log is *agreed* once both sides declared it; only agreed logs are reconciled and carry entries.
+Per log, two flags make the whole state:
 
     ours   theirs   meaning                              next
     no     yes      the peer declared it, we accepted    we echo it (-> agreed)
@@ -256,7 +257,9 @@ class LogTable:
                 continue
             slog.ours = True
             slog.our_identity_signature = header[33:]
-            declarations.append(LogDeclaration(slog.ref, slog.address, header))
+            # an echo names the ref alone, and our header only if it is not the peer's
+            same = header[33:] == slog.peer_identity_signature
+            declarations.append(LogDeclaration(slog.ref, "", b"" if same else header))
         for address in addresses:
             if address in self.by_address:
                 continue
@@ -298,10 +301,12 @@ class LogTable:
         agreed_now = 0
         echoes: list[SessionLog] = []
         for decl in declarations:
-            sign_pub, id_sig = parse_log_header(decl.header)
             slog = self.by_ref.get(decl.ref)
-            if slog is not None:
-                if slog.address != decl.address or slog.sign_pub != sign_pub:
+            if slog is not None:  # an echo (ref alone; with a header if it is not ours)
+                sign_pub, id_sig = slog.sign_pub, slog.our_identity_signature
+                if decl.header:
+                    sign_pub, id_sig = parse_log_header(decl.header)
+                if decl.address not in ("", slog.address) or slog.sign_pub != sign_pub:
                     raise RemoteProtocolError(
                         "log ref %d declared again for another log" % decl.ref, REASON_UNEXPECTED
                     )
@@ -310,6 +315,11 @@ class LogTable:
                 slog.theirs = True
                 slog.peer_identity_signature = id_sig
                 continue
+            sign_pub, id_sig = parse_log_header(decl.header)
+            if not decl.address:
+                raise RemoteProtocolError(
+                    "log ref %d is new and has no address" % decl.ref, REASON_UNEXPECTED
+                )
             if decl.ref % 2 == self._next_ref % 2:
                 raise RemoteProtocolError("log ref %d has our parity" % decl.ref, REASON_UNEXPECTED)
             if decl.address in self.by_address:
