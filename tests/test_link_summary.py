@@ -139,7 +139,7 @@ def test_a_log_the_relay_dropped_declares_again(tmp_path: Path) -> None:
 def test_summary_out_of_turn_is_refused() -> None:
     relay = make_context(MemoryStore(SUITE.ed25519_verify), ROLE_RELAY)
     table = LogTable(relay, initiator=False)
-    offer = Summary(SUMMARY_OFFER, 1, bytes(16), bytes(16))
+    offer = Summary(SUMMARY_OFFER, 1, bytes(8), bytes(8))
     assert table.answer(offer, relay.store.keyset).kind != SUMMARY_IN_SYNC
     with pytest.raises(RemoteProtocolError):
         table.answer(offer, relay.store.keyset)  # a second offer

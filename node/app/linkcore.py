@@ -446,7 +446,7 @@ class LinkCore:
         elif verdict == "in-sync":
             self.outcome.in_sync = True
             if self.until_synced:
-                self.session.close(REASON_OK, "in sync", now)
+                self.session.close(REASON_OK, "", now)  # in sync
 
     def _peer_is_relay(self) -> bool:
         """Does the peer get a relay's treatment (our list of logs)? Only a trusted relay."""
@@ -488,7 +488,7 @@ class LinkCore:
         if decision == IN_SYNC:
             self.outcome.in_sync = True
             if self.until_synced:
-                self.session.close(REASON_OK, "in sync", now)
+                self.session.close(REASON_OK, "", now)  # in sync
         elif decision == UNSETTLED:
             self.session.close(REASON_UNSETTLED, "no agreement after %d passes" % MAX_PASSES, now)
         elif decision == START:

@@ -76,6 +76,7 @@ MAX_SIZE = {
     SUMMARY: 48,
 }
 
+HELLO_DEFAULTS = (1 << 20, MAX_MESSAGE)  # window, max_message when a Hello leaves them out
 MAX_INTEREST_LOGS = 128
 MAX_ADDRESS = 255
 MAX_HEADER = 255
@@ -87,11 +88,11 @@ MAX_LOG_REF = (1 << 32) - 1
 ENTRIES_CONTINUES = 0x01  # flag: the last item continues in the next Entries message
 
 # Summary kinds: the initiator's offer, and the responder's three answers.
-SUMMARY_OFFER = 0  # uv count || 16-byte interest fingerprint || 16-byte state fingerprint
+SUMMARY_OFFER = 0  # uv count || 8-byte interest fingerprint || 8-byte state fingerprint
 SUMMARY_IN_SYNC = 1  # the interest is known and every log's entries are equal
 SUMMARY_KNOWN = 2  # the interest is known: the logs are agreed (refs 0, 2, 4, ...), reconcile
 SUMMARY_UNKNOWN = 3  # not known here: declare the logs in Interest messages
-SUMMARY_FP = 16
+SUMMARY_FP = 8  # bytes of each Summary fingerprint
 
 
 class Hello:
@@ -309,12 +310,11 @@ def encode_message(message: "Message") -> bytes:
     """
     if isinstance(message, Hello):
         mtype = HELLO
-        body = (
-            encode_uvarint(message.version)
-            + encode_uvarint(message.role)
-            + encode_uvarint(message.window)
-            + encode_uvarint(message.max_message)
-        )
+        # version 2: trailing fields at their defaults are left out (a 3-byte Hello)
+        tail = [message.window, message.max_message]
+        while tail and tail[-1] == HELLO_DEFAULTS[len(tail) - 1]:
+            tail.pop()
+        body = b"".join(encode_uvarint(v) for v in [message.version, message.role, *tail])
     elif isinstance(message, Interest):
         mtype = INTEREST
         if len(message.logs) > MAX_INTEREST_LOGS:
@@ -538,8 +538,15 @@ def decode_message(data: bytes) -> "Message":
     if mtype == HELLO:
         version = r.uvarint("version", 255)
         role = r.uvarint("role", ROLE_RELAY)
-        window = r.uvarint("window", 1 << 40)
-        max_message = r.uvarint("max_message", MAX_MESSAGE)
+        window, max_message = HELLO_DEFAULTS
+        if r.pos < len(data):
+            window = r.uvarint("window", 1 << 40)
+        if r.pos < len(data):
+            max_message = r.uvarint("max_message", MAX_MESSAGE)
+            if max_message == HELLO_DEFAULTS[1]:
+                raise r.fail("max_message at its default is left out")
+        elif r.pos == len(data) > 3 and window == HELLO_DEFAULTS[0]:
+            raise r.fail("window at its default is left out")
         message = Hello(role, window, max_message, version)
     elif mtype == INTEREST:
         count = r.uvarint("log count", MAX_INTEREST_LOGS)

@@ -72,7 +72,7 @@ PEER_MESSAGES: dict[str, Message] = {
     S.RECV_ACK: Ack(5, 1, 10),
     S.RECV_PAIRING: Pairing(1, b"p"),
     S.RECV_BYE: Bye("done", "bye"),
-    S.RECV_SUMMARY: Summary(SUMMARY_OFFER, 2, bytes(16), bytes(range(16))),
+    S.RECV_SUMMARY: Summary(SUMMARY_OFFER, 2, bytes(8), bytes(range(8))),
 }
 OUR_BYE = Bye("leaving", "we leave")
 FAILURE = RemoteProtocolError("a rule was broken", "malformed")
