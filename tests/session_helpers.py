@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from node.crypto._nacl import NaclSuite
 from node.crypto.noise import WAYSTATION_PROLOGUE as PROLOGUE
 from node.crypto.noise import NoiseHandshake, NoiseTransport
+from node.proto.batch import unpack_messages
 from node.proto.messages import (
     ROLE_MEMBER,
     ROLE_RELAY,
     decode_message,
     encode_message,
-    unpack_messages,
 )
 from node.proto.session import Session, SessionLimits
 

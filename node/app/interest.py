@@ -226,6 +226,7 @@ class LogTable:
         self.memory: InterestMemory | None = None  # with `device`: where its interest is kept
         self._initial: Declared | None = []  # responder: the initiator's first declarations
         self._offered: tuple[Declared, bytes] | None = None  # initiator: our Summary's basis
+        self.offered_logs: list[SessionLog] = []  # initiator: agreed if the answer is not UNKNOWN
         self._summarised = False  # a Summary offer was sent (initiator) or answered (responder)
 
     def agreed(self) -> list[SessionLog]:
@@ -377,6 +378,7 @@ class LogTable:
         """Initiator: the Summary to open with (sent right behind our Hello)."""
         declared = self.own_declared()
         state = state_fingerprint([a for a, _ in declared], keyset_of)
+        self.offered_logs = self._session_logs(declared)
         self._offered = (declared, state)
         self._summarised = True
         return Summary(SUMMARY_OFFER, len(declared), interest_fingerprint(declared), state)
@@ -400,7 +402,7 @@ class LogTable:
         if any(store.sign_pub_of(address) != header[1:33] for address, header in declared):
             memory.forget(device.static_key)  # a log is no longer carried: declare again
             return Summary(SUMMARY_UNKNOWN)
-        self._agree_all(declared)
+        self._agree_all(self._session_logs(declared))
         self.peer_declarations = len(declared)
         state = state_fingerprint([a for a, _ in declared], keyset_of)
         return Summary(SUMMARY_IN_SYNC if state == offer.state else SUMMARY_KNOWN)
@@ -423,7 +425,7 @@ class LogTable:
         if answer.kind == SUMMARY_UNKNOWN:
             addresses = [a for a, _ in declared]
             return "unknown", InterestAnswer(self.declare(addresses, end=True), False)
-        self._agree_all(declared)
+        self._agree_all(self.offered_logs)
         self.heard_interest = True
         if (
             answer.kind == SUMMARY_IN_SYNC
@@ -432,14 +434,21 @@ class LogTable:
             return "in-sync", InterestAnswer([], False)
         return "known", InterestAnswer([], True)
 
-    def _agree_all(self, declared: Declared) -> None:
-        """Every log of `declared` is agreed under refs 0, 2, 4, ... (the initiator's header on
-        both sides: the entries of a log share one identity)."""
+    @staticmethod
+    def _session_logs(declared: Declared) -> list[SessionLog]:
+        """The logs of `declared`, agreed under refs 0, 2, 4, ... (the initiator's header on both
+        sides: the entries of a log share one identity)."""
+        slogs = []
         for index, (address, header) in enumerate(declared):
             slog = SessionLog(2 * index, address, header[1:33], ours=True, theirs=True)
             slog.peer_identity_signature = slog.our_identity_signature = header[33:]
+            slogs.append(slog)
+        return slogs
+
+    def _agree_all(self, slogs: list[SessionLog]) -> None:
+        for slog in slogs:
             self._add(slog)
-        self._next_ref = 2 * len(declared) + (0 if self.initiator else 1)
+        self._next_ref = 2 * len(slogs) + (0 if self.initiator else 1)
 
     def _remember_initial(self, decl: LogDeclaration, kept: bool) -> None:
         """Responder: note one of the initiator's first declarations (all kept: remembered)."""

@@ -59,7 +59,7 @@ from node.errors import (
     RemoteProtocolError,
     StoreError,
 )
-from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
+from node.proto.messages import ROLE_MEMBER, ROLE_RELAY, SUMMARY_KNOWN, SUMMARY_UNKNOWN
 from node.proto.pairing import key_fingerprint
 from node.proto.session import (
     AckReceived,
@@ -428,7 +428,10 @@ class LinkCore:
                 self.logs.memory = self.ctx.pairing.interests
         ctx = self.ctx
         if self.initiator and ctx.role == ROLE_MEMBER and ctx.static_private is not None:
-            self.session.send_summary(self.logs.offer(self._keyset), now)
+            offer = self.logs.offer(self._keyset)
+            logs = self.logs.offered_logs
+            offer.frame = self.passes.fold(logs, self._keyset, self._progress())
+            self.session.send_summary(offer, now)
 
     def _on_summary(self, summary: Summary, now: int) -> None:
         """A Summary: answer the initiator's offer (responder), or act on the answer."""
@@ -437,11 +440,18 @@ class LinkCore:
             self.session.send_summary(reply, now)
             self.ctx.count("summary.answered.%s" % SUMMARY_VERDICTS[reply.kind])
             self.outcome.logs_declared = self.logs.peer_declarations
+            if summary.frame and reply.kind != SUMMARY_UNKNOWN:  # pass 1 came with the offer
+                run, agreed = reply.kind == SUMMARY_KNOWN, self.logs.agreed()
+                frames = self.passes.open_folded(agreed, self._keyset, summary.frame, run)
+                self._send_reconcile(frames, now)
             return
+        folded = self.passes.folded
+        if folded:
+            self.passes.folded_answer(summary.kind)
         verdict, answer = self.logs.answered(summary, self._keyset)
         self.ctx.count("summary." + verdict)
         self._send_interest(answer.messages, now)
-        if answer.reconcile:
+        if answer.reconcile and not (folded and summary.kind == SUMMARY_KNOWN):
             self.passes.need_pass = True
         elif verdict == "in-sync":
             self.outcome.in_sync = True

@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.errors import REASON_UNEXPECTED, RemoteProtocolError
+from node.proto.messages import SUMMARY_KNOWN, SUMMARY_UNKNOWN
 from node.sync.keyset import MASK256
 from node.sync.reconcile import Reconciler
 from node.varint import decode_uvarint, encode_uvarint
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 PASS_START = 0x01  # Reconcile data flag: this message starts a pass and names its logs
 PASS_SENT = 0x02  # Reconcile data flag (responder only): every entry this pass decided was sent
 MAX_PASSES = 8  # passes in a row that found differences and moved nothing: "unsettled"
+FOLD_LOGS = 4  # a Summary offer carries pass 1 for at most this many logs
+FOLD_FRAME = 128  # and only if its first reconciler frame is at most this long
 
 # What the initiator does next (`Passes.decide`).
 WAIT = "wait"
@@ -73,6 +76,7 @@ class Passes:
         self.max_receive_frame = max_receive_frame
         self.number = 0  # the current pass
         self.need_pass = False  # something asks for another pass (new logs, a full queue)
+        self.folded = False  # initiator: pass 1 rides in our Summary offer, unanswered yet
         self.reconciler: Reconciler | None = None
         self.logs: list[SessionLog] = []  # the logs of the current pass, in its order
         self.peer_sent_all = False  # initiator: the responder said PASS_SENT for this pass
@@ -111,6 +115,43 @@ class Passes:
         header = bytes((PASS_START,)) + encode_uvarint(len(logs))
         header += b"".join(encode_uvarint(s.ref) for s in logs)
         return [header] + [b"\x00" + frame for frame in frames]
+
+    def fold(self, logs: list[SessionLog], keyset_of: KeySetOf, progress: tuple[int, int]) -> bytes:
+        """Initiator: start pass 1 inside our Summary offer if it is small (at most FOLD_LOGS
+        logs, one reconciler frame of at most FOLD_FRAME bytes); that frame, or b"" (no pass)."""
+        if not 0 < len(logs) <= FOLD_LOGS:
+            return b""
+        payloads = self.start(logs, keyset_of, progress)
+        if len(payloads) == 2 and len(payloads[1]) <= FOLD_FRAME:
+            self.folded = True
+            return payloads[1][1:]
+        self.number = self._unsettled = 0  # not folded: as if never started
+        self.reconciler, self.logs = None, []
+        return b""
+
+    def folded_answer(self, kind: int) -> None:
+        """Initiator: the answer to an offer that carried pass 1 (`fold`): KNOWN continues it;
+        IN_SYNC used its number, nothing to reconcile; UNKNOWN: it never happened."""
+        self.folded = False
+        if kind == SUMMARY_KNOWN:
+            return
+        self.reconciler, self.logs = None, []
+        if kind == SUMMARY_UNKNOWN:
+            self.number = self._unsettled = 0
+
+    def open_folded(
+        self, logs: list[SessionLog], keyset_of: KeySetOf, frame: bytes, run: bool
+    ) -> list[bytes]:
+        """Responder: pass 1 came inside the initiator's Summary offer; `run` (we answered
+        KNOWN): reconcile `logs` from its `frame`; else (IN_SYNC) its number is used."""
+        if self.initiator or self.number != 0:
+            raise RemoteProtocolError("reconcile: a folded pass out of turn", REASON_UNEXPECTED)
+        self.number = 1
+        if not run:
+            return []
+        self._begin(logs, keyset_of)
+        assert self.reconciler is not None
+        return [b"\x00" + reply for reply in self.reconciler.receive(frame)]
 
     def settled(self) -> bool:
         """The current pass's exchange is over: its reconciler is done and (initiator) the

@@ -36,7 +36,6 @@ from node.varint import decode_uvarint, encode_uvarint
 PROTOCOL_VERSION = 2  # 2: Summary; version 1 peers are refused (Bye "version")
 
 # Message types.
-BATCH = 0x00  # (version 2) not a message: a Noise payload carrying several (pack_messages)
 HELLO = 0x01
 INTEREST = 0x02
 RECONCILE = 0x03
@@ -73,7 +72,7 @@ MAX_SIZE = {
     ACK: 48,
     PAIRING: 1024,
     BYE: 320,
-    SUMMARY: 48,
+    SUMMARY: 192,
 }
 
 HELLO_DEFAULTS = (1 << 20, MAX_MESSAGE)  # window, max_message when a Hello leaves them out
@@ -82,13 +81,14 @@ MAX_ADDRESS = 255
 MAX_HEADER = 255
 MAX_ENTRY_ITEMS = 1024
 MAX_REASON = 32
+BYE_OK = "ok"  # (version 2) the common reason is written as an empty one
 MAX_BYE_TEXT = 255
 MAX_LOG_REF = (1 << 32) - 1
 
 ENTRIES_CONTINUES = 0x01  # flag: the last item continues in the next Entries message
 
 # Summary kinds: the initiator's offer, and the responder's three answers.
-SUMMARY_OFFER = 0  # uv count || 8-byte interest fingerprint || 8-byte state fingerprint
+SUMMARY_OFFER = 0  # uv count || 8-byte interest fp || 8-byte state fp || [reconciler frame]
 SUMMARY_IN_SYNC = 1  # the interest is known and every log's entries are equal
 SUMMARY_KNOWN = 2  # the interest is known: the logs are agreed (refs 0, 2, 4, ...), reconcile
 SUMMARY_UNKNOWN = 3  # not known here: declare the logs in Interest messages
@@ -266,15 +266,21 @@ class Bye:
 class Summary:
     """The initiator's interest in a few bytes (`kind` OFFER), or the responder's answer."""
 
-    __slots__ = ("count", "interest", "kind", "state")
+    __slots__ = ("count", "frame", "interest", "kind", "state")
 
     def __init__(
-        self, kind: int, count: int = 0, interest: bytes = b"", state: bytes = b""
+        self,
+        kind: int,
+        count: int = 0,
+        interest: bytes = b"",
+        state: bytes = b"",
+        frame: bytes = b"",
     ) -> None:
         self.kind = kind
         self.count = count
         self.interest = interest
         self.state = state
+        self.frame = frame  # an offer's first reconciler frame of pass 1 (few logs), or b""
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Summary) and (
@@ -282,7 +288,8 @@ class Summary:
             self.count,
             self.interest,
             self.state,
-        ) == (other.kind, other.count, other.interest, other.state)
+            self.frame,
+        ) == (other.kind, other.count, other.interest, other.state, other.frame)
 
     def __repr__(self) -> str:
         return "Summary(kind=%d, count=%d)" % (self.kind, self.count)
@@ -359,14 +366,15 @@ def encode_message(message: "Message") -> bytes:
             if len(message.interest) != SUMMARY_FP or len(message.state) != SUMMARY_FP:
                 raise LocalProtocolError("summary fingerprints are %d bytes" % SUMMARY_FP)
             body += encode_uvarint(message.count) + message.interest + message.state
+            body += message.frame
         elif message.kind not in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
             raise LocalProtocolError("unknown summary kind %r" % (message.kind,))
     elif isinstance(message, Bye):
         mtype = BYE
-        reason = message.reason.encode()
+        reason = b"" if message.reason == BYE_OK else message.reason.encode()
         text = message.text.encode()
-        if len(reason) > MAX_REASON:
-            raise LocalProtocolError("bye reason longer than %d bytes" % MAX_REASON)
+        if len(reason) > MAX_REASON or not message.reason:
+            raise LocalProtocolError("bye reason empty or longer than %d bytes" % MAX_REASON)
         if len(text) > MAX_BYE_TEXT:
             text = _truncate_utf8(text, MAX_BYE_TEXT)
         body = _bytes_field(reason) + _bytes_field(text)
@@ -464,57 +472,6 @@ class _Reader:
             raise self.fail("%d trailing bytes" % (len(self.data) - self.pos))
 
 
-def pack_messages(encoded: "list[bytes]", limit: int) -> "list[bytes]":
-    """Noise payloads for encoded session messages, in order (version 2).
-
-    Consecutive messages share one payload, a batch `00 || (uv len || message)*`, while it stays
-    within `limit` bytes; a payload of one message is that message alone (no overhead), as is a
-    message larger than `limit`.
-    """
-    payloads: "list[bytes]" = []
-    group: "list[bytes]" = []
-    size = 1
-    for message in encoded:
-        cost = len(encode_uvarint(len(message))) + len(message)
-        if group and size + cost > limit:
-            payloads.append(_payload(group))
-            group, size = [], 1
-        group.append(message)
-        size += cost
-    if group:
-        payloads.append(_payload(group))
-    return payloads
-
-
-def _payload(group: "list[bytes]") -> bytes:
-    if len(group) == 1:
-        return group[0]
-    return bytes((BATCH,)) + b"".join(_bytes_field(message) for message in group)
-
-
-def unpack_messages(payload: bytes) -> "list[bytes]":
-    """The session messages of one Noise payload: itself, or the messages of a batch.
-
-    Raises:
-        RemoteProtocolError: a batch of fewer than two messages, an empty or nested message, a
-            length that runs past the end (naming the offset).
-    """
-    if not payload or payload[0] != BATCH:
-        return [payload]
-    parts = []
-    r = _Reader(payload, "batch")
-    while r.pos < len(payload):
-        start = r.pos
-        message = r.raw("message", MAX_MESSAGE)
-        if not message or message[0] == BATCH:
-            r.pos = start
-            raise r.fail("empty or nested message")
-        parts.append(message)
-    if len(parts) < 2:
-        raise r.fail("a batch of %d message" % len(parts))
-    return parts
-
-
 def decode_message(data: bytes) -> "Message":
     """Decode one session message.
 
@@ -584,7 +541,8 @@ def decode_message(data: bytes) -> "Message":
         if kind == SUMMARY_OFFER:
             count = r.uvarint("log count", MAX_LOG_REF)
             interest = r.fixed("interest fingerprint", SUMMARY_FP)
-            message = Summary(kind, count, interest, r.fixed("state fingerprint", SUMMARY_FP))
+            state = r.fixed("state fingerprint", SUMMARY_FP)
+            message = Summary(kind, count, interest, state, r.rest())
         elif kind in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
             message = Summary(kind)
         else:
@@ -592,7 +550,8 @@ def decode_message(data: bytes) -> "Message":
             raise r.fail("unknown summary kind %d" % kind)
     else:  # BYE
         reason = r.text("reason", MAX_REASON, ascii_only=True)
-        text = r.text("text", MAX_BYE_TEXT)
-        message = Bye(reason, text)
+        if reason == BYE_OK:
+            raise r.fail("reason ok is written empty")
+        message = Bye(reason or BYE_OK, r.text("text", MAX_BYE_TEXT))
     r.end()
     return message

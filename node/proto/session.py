@@ -55,6 +55,7 @@ from node.errors import (
     RemoteProtocolError,
 )
 from node.proto import _states as S  # noqa: N812 - the table reads best short
+from node.proto.batch import pack_messages, unpack_messages
 
 # the events are re-exported: callers read them from node.proto.session
 from node.proto.events import AckReceived as AckReceived
@@ -88,8 +89,6 @@ from node.proto.messages import (
     Summary,
     decode_message,
     encode_message,
-    pack_messages,
-    unpack_messages,
 )
 from node.varint import encode_uvarint
 

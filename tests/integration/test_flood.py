@@ -36,6 +36,7 @@ from node.app.sync_client import MAX_FRAME
 from node.crypto.noise import WAYSTATION_PROLOGUE, NoiseHandshake, NoiseTransport
 from node.errors import LinkError
 from node.lan.tcp import TcpLink
+from node.proto.batch import unpack_messages
 from node.proto.messages import (
     BYE,
     HELLO,
@@ -45,7 +46,6 @@ from node.proto.messages import (
     Hello,
     decode_message,
     encode_message,
-    unpack_messages,
 )
 from node.store.sqlite import SQLiteStore
 from tests.integration.relay_process import Group, RelayProcess, counters

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from node.errors import REASON_UNEXPECTED, RemoteProtocolError
 from node.proto import _states as S
+from node.proto.batch import unpack_messages
 from node.proto.messages import (
     MAX_BYE_TEXT,
     MAX_REASON,
@@ -31,7 +32,6 @@ from node.proto.messages import (
     Summary,
     decode_message,
     encode_message,
-    unpack_messages,
 )
 from node.proto.session import (
     AckReceived,
@@ -137,7 +137,9 @@ def check_plaintext(plaintext: bytes) -> None:
 
 refs = st.integers(0, (1 << 32) - 1)
 entry_items = st.lists(st.binary(max_size=20), min_size=1, max_size=4)
-ascii_reason = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=MAX_REASON)
+ascii_reason = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=MAX_REASON
+)
 messages = st.one_of(
     st.builds(Hello, st.integers(0, 1), st.integers(0, 1 << 40), st.integers(0, 65519)),
     st.builds(
