@@ -29,6 +29,7 @@ from node.proto.messages import (
 )
 from node.store.sqlite import SQLiteStore
 from node.sync.store import MemoryStore
+from node.sync.wire import encode_item
 from tests.sync_helpers import SUITE, GroupLog, drive_pair, make_context, pair_device
 
 IN_SYNC_BYTES_AT_1000 = 1024  # issue 14's goal for a whole in-sync session at L = 1,000
@@ -170,3 +171,41 @@ def test_in_sync_session_bytes_at_1000_logs(tmp_path: Path) -> None:
     assert member.stats.get("summary.in-sync") == 1
     assert stats["frame_bytes"] <= IN_SYNC_BYTES_AT_1000, stats
     assert math.ceil(stats["half_rounds"] / 2) == 3, stats  # 1.5 handshake + 1 + the Bye
+
+
+HANDSHAKE_BYTES = 32 + 96 + 64  # Noise XX with empty payloads, as the pipe counts frames
+
+
+def test_behind_by_ten_costs_at_most_two_percent_beyond_the_handshake(tmp_path: Path) -> None:
+    """Issue 14: a paired member 10 entries behind its relay (one log): everything but the
+    Noise handshake and the entries' own wire items is at most 2 % of those items."""
+    (log,) = groups(1, entries=0)
+    for n in range(30):
+        log.append(("%03d" % n) * 250)  # ~750-byte payloads: items of ~870 bytes
+    relay = relay_at(tmp_path)
+    full = member_of([log])
+    pair_device(relay, full)
+    sync(full, relay)  # the relay holds all 30
+    behind = GroupLog(log.address, log.sign_pub, log.sign_secret, log.entries[:20])
+    member = member_of([behind], full.static_private)
+    stats = sync(member, relay)
+    assert member.stats.get("summary.known") == 1
+    assert member.store.log_info(log.address).entry_count == 30
+    items = sum(len(encode_item(e, log.sign_pub, log.identity_signature)) for e in log.entries[20:])
+    beyond = stats["frame_bytes"] - HANDSHAKE_BYTES - items
+    assert beyond <= 0.02 * items, (beyond, items)
+    assert math.ceil(stats["half_rounds"] / 2) == 3  # one pass, folded into the Summary
+
+
+def test_many_logs_known_runs_a_pass_without_folding(tmp_path: Path) -> None:
+    logs = groups(6)
+    relay = relay_at(tmp_path)
+    member = member_of(logs)
+    pair_device(relay, member)
+    sync(member, relay)
+    logs[5].append("late")
+    member.store.put_entries(logs[5].entries[-1:], 1_000_000)
+    member.store.commit()
+    sync(member, relay)
+    assert member.stats.get("summary.known") == 1
+    assert relay.store.log_info(logs[5].address).entry_count == 3

@@ -237,6 +237,7 @@ class LinkCore:
         self.outbound = Outbound(ctx.store, ctx.hub.cache)
         self.stopping = False  # a peer's error ended the link: say nothing more
         self._commits: list[CommitRequest] = []
+        self._acks: list[Committed] = []
         self._pending_commits = 0
         self._entries_stored = 0
         self.device: Device | None = None  # the paired device or relay at the other end
@@ -295,6 +296,10 @@ class LinkCore:
                 self._maybe_say_sent_all(now)
             else:
                 self._maybe_next_pass(now)
+            # acks last: none after our Bye "ok" in this step (the session is over; in sync)
+            for ack in self._acks if session.is_open else ():
+                session.send_ack(ack.ref, ack.count, ack.credit, now)
+            self._acks.clear()
         except RemoteProtocolError as exc:
             self._peer_failed(exc, now)
 
@@ -333,7 +338,7 @@ class LinkCore:
             # and sends them again at its next sync.
             self._store_failed("relay could not store entries", now)
         elif self.session.is_open:
-            self.session.send_ack(event.ref, event.count, event.credit, now)
+            self._acks.append(event)  # sent at the end of this step
 
     def _store_failed(self, text: str, now: int) -> None:
         """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
@@ -429,8 +434,7 @@ class LinkCore:
         ctx = self.ctx
         if self.initiator and ctx.role == ROLE_MEMBER and ctx.static_private is not None:
             offer = self.logs.offer(self._keyset)
-            logs = self.logs.offered_logs
-            offer.frame = self.passes.fold(logs, self._keyset, self._progress())
+            offer.frame = self.passes.fold(self.logs.offered_logs, self._keyset, self._progress())
             self.session.send_summary(offer, now)
 
     def _on_summary(self, summary: Summary, now: int) -> None:
@@ -446,8 +450,7 @@ class LinkCore:
                 self._send_reconcile(frames, now)
             return
         folded = self.passes.folded
-        if folded:
-            self.passes.folded_answer(summary.kind)
+        self.passes.folded_answer(summary.kind)
         verdict, answer = self.logs.answered(summary, self._keyset)
         self.ctx.count("summary." + verdict)
         self._send_interest(answer.messages, now)

@@ -131,7 +131,10 @@ class Passes:
 
     def folded_answer(self, kind: int) -> None:
         """Initiator: the answer to an offer that carried pass 1 (`fold`): KNOWN continues it;
-        IN_SYNC used its number, nothing to reconcile; UNKNOWN: it never happened."""
+        IN_SYNC used its number, nothing to reconcile; UNKNOWN: it never happened. Nothing if
+        the offer carried no pass."""
+        if not self.folded:
+            return
         self.folded = False
         if kind == SUMMARY_KNOWN:
             return
