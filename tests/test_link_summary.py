@@ -26,6 +26,8 @@ from node.proto.messages import (
     SUMMARY_KNOWN,
     SUMMARY_OFFER,
     Summary,
+    decode_message,
+    encode_message,
 )
 from node.store.sqlite import SQLiteStore
 from node.sync.store import MemoryStore
@@ -209,3 +211,16 @@ def test_many_logs_known_runs_a_pass_without_folding(tmp_path: Path) -> None:
     sync(member, relay)
     assert member.stats.get("summary.known") == 1
     assert relay.store.log_info(logs[5].address).entry_count == 3
+
+
+def test_summary_bytes() -> None:
+    offer = Summary(SUMMARY_OFFER, 3, bytes(range(8)), bytes(range(8, 16)))
+    assert encode_message(offer) == bytes([0x08, 0, 3, *range(16)])
+    folded = Summary(SUMMARY_OFFER, 1, bytes(8), b"", b"\x57\x01")  # pass 1's frame, no state
+    assert encode_message(folded) == bytes([0x08, 4, 1, *bytes(8), 0x57, 0x01])
+    for message in (offer, folded, Summary(SUMMARY_IN_SYNC)):
+        assert decode_message(encode_message(message)) == message
+    with pytest.raises(RemoteProtocolError):
+        decode_message(bytes([0x08, 4, 1, *bytes(8)]))  # a folded offer without its frame
+    with pytest.raises(RemoteProtocolError):
+        decode_message(bytes([0x08, 5]))  # no such kind

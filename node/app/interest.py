@@ -404,6 +404,8 @@ class LogTable:
             return Summary(SUMMARY_UNKNOWN)
         self._agree_all(self._session_logs(declared))
         self.peer_declarations = len(declared)
+        if offer.frame:  # the frame of pass 1 stands for the state: the caller reconciles it
+            return Summary(SUMMARY_KNOWN)
         state = state_fingerprint([a for a, _ in declared], keyset_of)
         return Summary(SUMMARY_IN_SYNC if state == offer.state else SUMMARY_KNOWN)
 

@@ -18,6 +18,7 @@ next pass. The link's `frame_hint` goes to the Session, which sizes messages fro
 
     node.app.interest   LogTable     logs by ref, who declared what, Interest messages
     node.app.passes     Passes       pass numbering, the Reconciler, settled / in sync / next pass
+    node.app.summary    (functions)  the Summary: a paired member's offer, the answer, pass 1 in it
     node.app.outbound   Outbound     send queues, credit, ForwardCache items, acknowledgements
     node.app.forward    Hub          fan-out of stored entries to the other links (ForwardCache)
 
@@ -44,9 +45,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from node.app.forward import Fresh
-from node.app.interest import SUMMARY_VERDICTS, LogTable
+from node.app.interest import LogTable
 from node.app.outbound import Outbound
 from node.app.passes import IN_SYNC, MAX_PASSES, PASS_SENT, START, UNSETTLED, Passes
+from node.app.summary import on_summary, open_with_summary
 from node.errors import (
     ENDING_LOST,
     REASON_INTEGRITY,
@@ -59,7 +61,7 @@ from node.errors import (
     RemoteProtocolError,
     StoreError,
 )
-from node.proto.messages import ROLE_MEMBER, ROLE_RELAY, SUMMARY_KNOWN, SUMMARY_UNKNOWN
+from node.proto.messages import ROLE_RELAY
 from node.proto.pairing import key_fingerprint
 from node.proto.session import (
     AckReceived,
@@ -79,7 +81,7 @@ from node.sync.wire import decode_item
 if TYPE_CHECKING:
     from node.app.context import NodeContext
     from node.app.interest import SessionLog
-    from node.proto.messages import LogDeclaration, Summary
+    from node.proto.messages import LogDeclaration
     from node.store.devices import Device
     from node.sync.keyset import Key, KeySet
 
@@ -396,14 +398,14 @@ class LinkCore:
                 if answer.reconcile:
                     self.passes.need_pass = True  # new agreed logs (or the first answer)
             elif isinstance(event, ReconcileReceived):
-                replies = self.passes.receive(event.ref, event.data, self.logs.by_ref, self._keyset)
-                self._send_reconcile(replies, now)
+                replies = self.passes.receive(event.ref, event.data, self.logs.by_ref, self.keyset)
+                self.send_reconcile(replies, now)
             elif isinstance(event, EntriesReceived):
                 self._on_entries(event.ref, event.items, event.size, now)
             elif isinstance(event, AckReceived):
                 self.outbound.acked(self.logs.by_ref.get(event.ref), event.stored)
             elif isinstance(event, SummaryReceived):
-                self._on_summary(event.summary, now)
+                on_summary(self, event.summary, now)
             elif isinstance(event, PairingReceived):
                 if self.ctx.pairing is None:
                     raise RemoteProtocolError("pairing is not offered here", REASON_UNEXPECTED)
@@ -431,35 +433,7 @@ class LinkCore:
             if self.device is not None and self.device.kind == "device":
                 self.logs.device = self.device
                 self.logs.memory = self.ctx.pairing.interests
-        ctx = self.ctx
-        if self.initiator and ctx.role == ROLE_MEMBER and ctx.static_private is not None:
-            offer = self.logs.offer(self._keyset)
-            offer.frame = self.passes.fold(self.logs.offered_logs, self._keyset, self._progress())
-            self.session.send_summary(offer, now)
-
-    def _on_summary(self, summary: Summary, now: int) -> None:
-        """A Summary: answer the initiator's offer (responder), or act on the answer."""
-        if not self.initiator:
-            reply = self.logs.answer(summary, self._keyset)
-            self.session.send_summary(reply, now)
-            self.ctx.count("summary.answered.%s" % SUMMARY_VERDICTS[reply.kind])
-            self.outcome.logs_declared = self.logs.peer_declarations
-            if summary.frame and reply.kind != SUMMARY_UNKNOWN:  # pass 1 came with the offer
-                run, agreed = reply.kind == SUMMARY_KNOWN, self.logs.agreed()
-                frames = self.passes.open_folded(agreed, self._keyset, summary.frame, run)
-                self._send_reconcile(frames, now)
-            return
-        folded = self.passes.folded
-        self.passes.folded_answer(summary.kind)
-        verdict, answer = self.logs.answered(summary, self._keyset)
-        self.ctx.count("summary." + verdict)
-        self._send_interest(answer.messages, now)
-        if answer.reconcile and not (folded and summary.kind == SUMMARY_KNOWN):
-            self.passes.need_pass = True
-        elif verdict == "in-sync":
-            self.outcome.in_sync = True
-            if self.until_synced:
-                self.session.close(REASON_OK, "", now)  # in sync
+        open_with_summary(self, now)
 
     def _peer_is_relay(self) -> bool:
         """Does the peer get a relay's treatment (our list of logs)? Only a trusted relay."""
@@ -473,12 +447,13 @@ class LinkCore:
         for declarations in messages:
             self.session.send_interest(declarations, now)
 
-    def _keyset(self, address: str) -> KeySet:
+    def keyset(self, address: str) -> KeySet:
+        """A log's KeySet in our store."""
         return self.ctx.store.keyset(address)
 
     # -- passes -----------------------------------------------------------------------------
 
-    def _send_reconcile(self, payloads: list[bytes], now: int) -> None:
+    def send_reconcile(self, payloads: list[bytes], now: int) -> None:
         """Send a pass's Reconcile payloads, then queue the keys its reconciler found."""
         for payload in payloads:
             self.session.send_reconcile(self.passes.number, payload, now)
@@ -486,7 +461,8 @@ class LinkCore:
             if not self.outbound.queue(slog, keys)[1]:
                 self.passes.need_pass = True  # too much to track: a later pass finds the rest
 
-    def _progress(self) -> tuple[int, int]:
+    def progress(self) -> tuple[int, int]:
+        """(entries sent, entries stored) on this link so far."""
         return (self.outcome.entries_sent, self._entries_stored)
 
     def _maybe_next_pass(self, now: int) -> None:
@@ -497,7 +473,7 @@ class LinkCore:
         outbound = self.outbound
         if outbound.unacked or self._pending_commits or outbound.pending(self.logs.by_ref.values()):
             return  # what this pass moved is still on its way
-        decision = self.passes.decide(self._keyset, self._progress())
+        decision = self.passes.decide(self.keyset, self.progress())
         if decision == IN_SYNC:
             self.outcome.in_sync = True
             if self.until_synced:
@@ -506,9 +482,9 @@ class LinkCore:
             self.session.close(REASON_UNSETTLED, "no agreement after %d passes" % MAX_PASSES, now)
         elif decision == START:
             logs = self.logs.agreed()
-            payloads = self.passes.start(logs, self._keyset, self._progress())
+            payloads = self.passes.start(logs, self.keyset, self.progress())
             self.outcome.passes = self.passes.number
-            self._send_reconcile(payloads, now)
+            self.send_reconcile(payloads, now)
             if not logs:  # a pass over no logs is settled at once; no reply will come to wake us
                 self._maybe_next_pass(now)
 

@@ -142,19 +142,21 @@ class Passes:
         if kind == SUMMARY_UNKNOWN:
             self.number = self._unsettled = 0
 
-    def open_folded(
-        self, logs: list[SessionLog], keyset_of: KeySetOf, frame: bytes, run: bool
-    ) -> list[bytes]:
-        """Responder: pass 1 came inside the initiator's Summary offer; `run` (we answered
-        KNOWN): reconcile `logs` from its `frame`; else (IN_SYNC) its number is used."""
+    def open_folded(self, logs: list[SessionLog], keyset_of: KeySetOf, frame: bytes) -> list[bytes]:
+        """Responder: pass 1 came inside the initiator's Summary offer: reconcile `logs` from its
+        `frame`; the Reconcile payloads to answer with, or [] if every log was in sync (the pass
+        ends there: we answer IN_SYNC, and its number is used)."""
         if self.initiator or self.number != 0:
             raise RemoteProtocolError("reconcile: a folded pass out of turn", REASON_UNEXPECTED)
         self.number = 1
-        if not run:
-            return []
         self._begin(logs, keyset_of)
-        assert self.reconciler is not None
-        return [b"\x00" + reply for reply in self.reconciler.receive(frame)]
+        reconciler = self.reconciler
+        assert reconciler is not None
+        replies = [b"\x00" + reply for reply in reconciler.receive(frame)]
+        if all(r.in_sync for r in reconciler.results):
+            self.reconciler, self.logs = None, []
+            return []
+        return replies
 
     def settled(self) -> bool:
         """The current pass's exchange is over: its reconciler is done and (initiator) the

@@ -88,10 +88,11 @@ MAX_LOG_REF = (1 << 32) - 1
 ENTRIES_CONTINUES = 0x01  # flag: the last item continues in the next Entries message
 
 # Summary kinds: the initiator's offer, and the responder's three answers.
-SUMMARY_OFFER = 0  # uv count || 8-byte interest fp || 8-byte state fp || [reconciler frame]
+SUMMARY_OFFER = 0  # uv count || 8-byte interest fingerprint || 8-byte state fingerprint
 SUMMARY_IN_SYNC = 1  # the interest is known and every log's entries are equal
 SUMMARY_KNOWN = 2  # the interest is known: the logs are agreed (refs 0, 2, 4, ...), reconcile
 SUMMARY_UNKNOWN = 3  # not known here: declare the logs in Interest messages
+SUMMARY_FOLDED = 4  # an offer carrying pass 1: uv count || interest fingerprint || its first frame
 SUMMARY_FP = 8  # bytes of each Summary fingerprint
 
 
@@ -361,12 +362,13 @@ def encode_message(message: "Message") -> bytes:
         body = encode_uvarint(message.step) + message.data
     elif isinstance(message, Summary):
         mtype = SUMMARY
-        body = bytes((message.kind,))
+        folded = message.kind == SUMMARY_OFFER and bool(message.frame)
+        body = bytes((SUMMARY_FOLDED if folded else message.kind,))
         if message.kind == SUMMARY_OFFER:
-            if len(message.interest) != SUMMARY_FP or len(message.state) != SUMMARY_FP:
+            state = message.frame if folded else message.state  # a frame stands for the state
+            if len(message.interest) != SUMMARY_FP or (not folded and len(state) != SUMMARY_FP):
                 raise LocalProtocolError("summary fingerprints are %d bytes" % SUMMARY_FP)
-            body += encode_uvarint(message.count) + message.interest + message.state
-            body += message.frame
+            body += encode_uvarint(message.count) + message.interest + state
         elif message.kind not in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
             raise LocalProtocolError("unknown summary kind %r" % (message.kind,))
     elif isinstance(message, Bye):
@@ -538,11 +540,15 @@ def decode_message(data: bytes) -> "Message":
         message = Pairing(step, r.rest())
     elif mtype == SUMMARY:
         kind = r.byte("kind")
-        if kind == SUMMARY_OFFER:
+        if kind in (SUMMARY_OFFER, SUMMARY_FOLDED):
             count = r.uvarint("log count", MAX_LOG_REF)
             interest = r.fixed("interest fingerprint", SUMMARY_FP)
-            state = r.fixed("state fingerprint", SUMMARY_FP)
-            message = Summary(kind, count, interest, state, r.rest())
+            if kind == SUMMARY_OFFER:
+                message = Summary(kind, count, interest, r.fixed("state fingerprint", SUMMARY_FP))
+            elif r.pos == len(data):
+                raise r.fail("a folded offer without its frame")
+            else:
+                message = Summary(SUMMARY_OFFER, count, interest, b"", r.rest())
         elif kind in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
             message = Summary(kind)
         else:

@@ -77,6 +77,7 @@ def messages_seeds(fx: Fixtures) -> list[bytes]:
             messages.Bye("malformed", "entry item: empty"),
             messages.Summary(messages.SUMMARY_OFFER, 2, bytes(range(8)), bytes(8)),
             messages.Summary(messages.SUMMARY_KNOWN),
+            messages.Summary(messages.SUMMARY_OFFER, 1, bytes(8), b"", b"\x57\x01"),
         ]
     ]
 
