@@ -26,7 +26,7 @@
 #   Ack        entries durably stored, and more credit granted; also the keepalive
 #   Pairing    one SPAKE2 pairing step (opaque)
 #   Bye        the reason the sender ends the session (a short ASCII code) and a text
-#   Summary    (version 2) the initiator's interest in 34 bytes: how many logs, a fingerprint of
+#   Summary    (version 2) the initiator's interest in ~18 bytes: how many logs, a fingerprint of
 #              their declarations and one of their entries; the responder answers in sync,
 #              known (reconcile them under refs 0, 2, 4, ...), or unknown (declare them)
 
