@@ -69,14 +69,21 @@ import ingest as ingest_bench  # noqa: E402
 import relay as relay_bench  # noqa: E402
 import sync as sync_bench  # noqa: E402
 
+from node.app.context import Committer, NodeContext  # noqa: E402
 from node.pipe import Pipe  # noqa: E402
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY  # noqa: E402
 from node.store.sqlite import SQLiteStore  # noqa: E402
 from node.sync.entry import Entry, create_entry, decode_entry, signed_bytes  # noqa: E402
 from node.sync.keyset import KeySet  # noqa: E402
-from node.sync.store import MemoryStore  # noqa: E402
+from node.sync.store import MemoryStore, Store  # noqa: E402
 from node.sync.wire import encode_item  # noqa: E402
-from tests.sync_helpers import SUITE, GroupLog, drive_pair, make_context  # noqa: E402
+from tests.sync_helpers import (  # noqa: E402
+    SUITE,
+    GroupLog,
+    drive_pair,
+    make_context,
+    pair_device,
+)
 
 CONFIG = (
     "[store]\nmax_total_bytes = 8589934592\n"  # a 1M-entry store is larger than the default 1 GiB
@@ -92,23 +99,40 @@ def emit(line: dict[str, object]) -> None:
 # -- sessions over the pipe ------------------------------------------------------------------
 
 
+HANDSHAKE_BYTES = 32 + 96 + 64  # Noise XX, empty payloads, as the pipe counts frames (no prefix)
+
+
 async def pipe_session(
-    member: MemoryStore, relay: MemoryStore, own: dict[str, tuple[bytes, bytes]]
+    member: Store,
+    relay: Store,
+    own: dict[str, tuple[bytes, bytes]],
+    member_key: bytes | None = None,
+    relay_ctx: NodeContext | None = None,
 ) -> dict[str, int]:
-    """One member-initiated sync with a freshly started relay context; the pipe's counts."""
+    """One member-initiated sync (with a fresh relay context unless given); the pipe's counts.
+    `member_key`: the member's stable Noise static key (a paired device), else a fresh one."""
     pipe = Pipe("scale")
     member_ctx = make_context(member, ROLE_MEMBER, own=own)
-    relay_ctx = make_context(relay, ROLE_RELAY)
+    member_ctx.static_private = member_key
+    if relay_ctx is None:
+        relay_ctx = make_context(relay, ROLE_RELAY)
+    relay_ctx.committer = Committer(relay, 0.0)  # one per event loop
     outcome, _ = await drive_pair(member_ctx, relay_ctx, *pipe.ends)
     assert outcome.in_sync, outcome
     stats = pipe.stats()
     stats["received"] = outcome.entries_received
+    stats["summary"] = int(any(k.startswith("summary.") for k in member_ctx.stats))
     return stats
 
 
-def stores_for(logs: list[GroupLog], member_lacks: int = 0) -> tuple[MemoryStore, MemoryStore]:
+def stores_for(
+    logs: list[GroupLog], member_lacks: int = 0, relay_dir: Path | None = None
+) -> tuple[MemoryStore, Store]:
+    """The member's store and the relay's (SQLite in `relay_dir` if given: pairing needs it)."""
     member = MemoryStore(SUITE.ed25519_verify)
-    relay = MemoryStore(SUITE.ed25519_verify)
+    relay: Store = MemoryStore(SUITE.ed25519_verify)
+    if relay_dir is not None:
+        relay = SQLiteStore.open_in(relay_dir, SUITE.ed25519_verify)
     for log in logs:
         member.add_log(log.address, log.sign_pub, pinned=True)
         relay.add_log(log.address, log.sign_pub)
@@ -119,22 +143,58 @@ def stores_for(logs: list[GroupLog], member_lacks: int = 0) -> tuple[MemoryStore
     return member, relay
 
 
+async def paired_session(
+    logs: list[GroupLog], own: dict[str, tuple[bytes, bytes]], member_lacks: int = 0
+) -> dict[str, int]:
+    """A paired member's second session (the first declares and is remembered; entries the
+    member lacks are taken from its store before the measured one)."""
+    with tempfile.TemporaryDirectory(prefix="scale-paired-") as tmp:
+        member, relay = stores_for(logs, 0, Path(tmp))
+        relay_ctx = make_context(relay, ROLE_RELAY)
+        device = make_context(member, ROLE_MEMBER, own=own)
+        pair_device(relay_ctx, device, quota=1 << 30)  # gives it a stable key
+        key = device.static_private
+        await pipe_session(member, relay, own, key, relay_ctx)  # declares; remembered
+        if member_lacks:
+            member = stores_for(logs, member_lacks)[0]
+        stats = await pipe_session(member, relay, own, key, relay_ctx)
+        assert stats["summary"], "the measured session did not use the Summary"
+        assert isinstance(relay, SQLiteStore)
+        relay.close()
+    return stats
+
+
 async def row_insync(count: int) -> None:
     logs = [GroupLog.make_indexed(i) for i in range(count)]
     for log in logs:
         log.append("a")
         log.append("b")
     own = {log.address: (log.sign_pub, log.identity_signature) for log in logs}
-    one = await pipe_session(*stores_for(logs[:1]), {logs[0].address: own[logs[0].address]})
-    many = await pipe_session(*stores_for(logs), own)
-    emit({
-        "row": "insync", "logs": count, "bytes": many["frame_bytes"],
-        "rtt": math.ceil(many["half_rounds"] / 2), "frames": many["frames"],
-        "ref_bytes_one_log": one["frame_bytes"],
-        "ref_rtt_one_log": math.ceil(one["half_rounds"] / 2),
-        "bytes_per_extra_log": round((many["frame_bytes"] - one["frame_bytes"]) / (count - 1), 1),
-        "goal": "<= 1 KB in total at L = 1,000, 1 RTT after the handshake",
-    })  # fmt: skip
+    one_own = {logs[0].address: own[logs[0].address]}
+    for kind in ("paired", "fresh-key"):
+        if kind == "paired":
+            one = await paired_session(logs[:1], one_own)
+            many = await paired_session(logs, own)
+        else:
+            one = await pipe_session(*stores_for(logs[:1]), one_own)
+            many = await pipe_session(*stores_for(logs), own)
+        emit({
+            "row": "insync", "member": kind, "logs": count, "bytes": many["frame_bytes"],
+            "rtt": math.ceil(many["half_rounds"] / 2), "frames": many["frames"],
+            "ref_bytes_one_log": one["frame_bytes"],
+            "ref_rtt_one_log": math.ceil(one["half_rounds"] / 2),
+            "bytes_per_extra_log": round(
+                (many["frame_bytes"] - one["frame_bytes"]) / (count - 1), 1
+            ),
+            "ref_v1_bytes": round(V1_INSYNC_ONE_LOG + V1_INSYNC_PER_LOG * (count - 1)),
+            "goal": "<= 1 KB in total at L = 1,000, 1 RTT after the handshake",
+        })  # fmt: skip
+
+
+# Version 1 (before issue 14's interest work), measured by this bench on the same machine:
+# 974 B at L = 1, 531.1 B per extra log (docs/performance.md, "Scale", before).
+V1_INSYNC_ONE_LOG = 974
+V1_INSYNC_PER_LOG = 531.1
 
 
 async def row_behind(ds: list[int]) -> None:
@@ -143,19 +203,27 @@ async def row_behind(ds: list[int]) -> None:
         group.append()
     log = GroupLog(group.address, group.sign_pub, group.sign_secret, group.entries)
     own = {log.address: (log.sign_pub, log.identity_signature)}
-    for d in ds:
-        missing = group.entries[-d:]
-        items = sum(len(encode_item(e, log.sign_pub, log.identity_signature)) for e in missing)
-        stats = await pipe_session(*stores_for([log], member_lacks=d), own)
-        assert stats["received"] == d, stats
-        total = stats["frame_bytes"]
-        emit({
-            "row": "behind", "d": d, "bytes": total, "ref_item_bytes": items,
-            "item_bytes_each": round(items / d), "block_bytes_each": len(missing[0].block),
-            "fixed_bytes": total - items, "overhead_pct": round(100 * (total - items) / items, 1),
-            "rtt": math.ceil(stats["half_rounds"] / 2),
-            "goal": "beyond the 204-B Noise handshake, <= 2 % from d = 10",
-        })  # fmt: skip
+    for kind in ("paired", "fresh-key"):
+        for d in ds:
+            missing = group.entries[-d:]
+            items = sum(len(encode_item(e, log.sign_pub, log.identity_signature)) for e in missing)
+            if kind == "paired":
+                stats = await paired_session([log], own, member_lacks=d)
+            else:
+                stats = await pipe_session(*stores_for([log], member_lacks=d), own)
+            assert stats["received"] == d, stats
+            total = stats["frame_bytes"]
+            beyond = total - HANDSHAKE_BYTES - items
+            emit({
+                "row": "behind", "member": kind, "d": d, "bytes": total, "ref_item_bytes": items,
+                "item_bytes_each": round(items / d), "block_bytes_each": len(missing[0].block),
+                "handshake_bytes": HANDSHAKE_BYTES, "beyond_handshake_bytes": beyond,
+                "beyond_handshake_pct": round(100 * beyond / items, 2),
+                "fixed_bytes": total - items,
+                "overhead_pct": round(100 * (total - items) / items, 1),
+                "rtt": math.ceil(stats["half_rounds"] / 2),
+                "goal": "beyond the 204-B Noise handshake, <= 2 % from d = 10",
+            })  # fmt: skip
 
 
 # -- reconciliation and ingest, in process ---------------------------------------------------

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 from node.crypto._nacl import NaclSuite
 from node.crypto.noise import WAYSTATION_PROLOGUE as PROLOGUE
 from node.crypto.noise import NoiseHandshake, NoiseTransport
-from node.proto.messages import ROLE_MEMBER, ROLE_RELAY, decode_message, encode_message
+from node.proto.batch import unpack_messages
+from node.proto.messages import (
+    ROLE_MEMBER,
+    ROLE_RELAY,
+    decode_message,
+    encode_message,
+)
 from node.proto.session import Session, SessionLimits
 
 if TYPE_CHECKING:
@@ -87,4 +93,8 @@ class RawPeer:
 
     def received(self) -> list[Message]:
         assert self.transport is not None
-        return [decode_message(self.transport.decrypt(f)) for f in self.session.frames_to_send()]
+        return [
+            decode_message(data)
+            for frame in self.session.frames_to_send()
+            for data in unpack_messages(self.transport.decrypt(frame))
+        ]

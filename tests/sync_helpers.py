@@ -88,6 +88,30 @@ def make_context(
     )
 
 
+def pair_device(relay: NodeContext, member: NodeContext, quota: int = 1 << 20) -> None:
+    """Make `member` a paired device of `relay` (a SQLiteStore's context): the relay gets its
+    RelayPairing and the device row; the member keeps one static key for its sessions."""
+    from node.app.pairing import RelayPairing
+    from node.store.devices import Device, DeviceBook
+    from node.store.sqlite import SQLiteStore
+
+    assert isinstance(relay.store, SQLiteStore) and relay.static_private is not None
+    if relay.pairing is None:
+        relay.pairing = RelayPairing(
+            SUITE,
+            DeviceBook(relay.store),
+            relay.store.commit,
+            SUITE.x25519_public(relay.static_private),
+            120,
+            quota,
+        )
+    if member.static_private is None:
+        member.static_private = SUITE.random_bytes(32)
+    key = SUITE.x25519_public(member.static_private)
+    relay.pairing.devices.add(Device(key, "phone", "device", quota, 0))
+    relay.store.commit()
+
+
 def member_store(log: GroupLog) -> MemoryStore:
     store = MemoryStore(SUITE.ed25519_verify)
     store.add_log(log.address, log.sign_pub, pinned=True)

@@ -59,9 +59,10 @@ def test_declare_then_echo_agrees_on_every_log() -> None:
     assert sorted(d.ref for d in flatten(first)) == [0, 2, 4]  # the initiator's refs are even
     answers = [theirs.receive(message, peer_is_relay=False) for message in first]
     echoed = flatten([m for a in answers for m in a.messages])
-    assert sorted((d.ref, d.address) for d in echoed) == sorted(
-        (d.ref, d.address) for d in flatten(first)
-    )
+    # version 2: an echo is the ref alone (the relay holds no identity signature yet for these
+    # logs, so it names its header: 64 zero bytes, not the member's)
+    assert sorted(d.ref for d in echoed) == sorted(d.ref for d in flatten(first))
+    assert all(d.address == "" for d in echoed)
     assert not any(a.reconcile for a in answers)  # only the initiator starts passes
     assert len(theirs.agreed()) == 3
     for message in [m for a in answers for m in a.messages]:
@@ -116,10 +117,23 @@ def test_log_state_table(state: str, incoming: str, result: str) -> None:
     slog = table.by_address[group.address]
     assert slog.agreed and slog.ref == decl.ref
     assert answer.reconcile == (state != "agreed")  # new agreed logs ask for a pass
-    if state == "none":
-        assert flatten(answer.messages) == [
-            LogDeclaration(1, group.address, table.ctx.header_for(group.address) or b"")
-        ]
+    if state == "none":  # the echo: the ref alone, with our header where it is not theirs
+        header = table.ctx.header_for(group.address) or b""
+        same = header[33:] == slog.peer_identity_signature
+        assert flatten(answer.messages) == [LogDeclaration(1, "", b"" if same else header)]
+
+
+def test_a_short_echo_agrees_and_a_new_ref_needs_an_address() -> None:
+    group = GROUPS[0]
+    table = LogTable(member(group), initiator=True)
+    table.declare([group.address])
+    answer = table.receive([LogDeclaration(0, "", b"")], peer_is_relay=True)  # same header
+    slog = table.by_ref[0]
+    assert slog.agreed and answer.reconcile
+    assert slog.peer_identity_signature == slog.our_identity_signature
+    with pytest.raises(RemoteProtocolError) as info:
+        table.receive([LogDeclaration(3, "", table.ctx.header_for(group.address) or b"")], True)
+    assert info.value.reason == "unexpected"
 
 
 def test_a_log_the_policy_refuses_is_counted_and_never_agreed() -> None:
@@ -154,7 +168,7 @@ def test_a_responding_relay_declares_its_logs_to_a_relay_after_the_initial_ones(
     table = LogTable(relay(GROUPS[2]), initiator=False)
     peer_is_relay = peer_role == ROLE_RELAY
     answer = table.receive([declaration(0, GROUPS[0])], peer_is_relay)
-    assert [d.address for d in flatten(answer.messages)] == [GROUPS[0].address]  # echo only
+    assert [(d.ref, d.address) for d in flatten(answer.messages)] == [(0, "")]  # echo only
     answer = table.receive([], peer_is_relay)  # the initiator's initial declarations ended
     declared = flatten(answer.messages)
     if peer_is_relay:

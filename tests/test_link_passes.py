@@ -14,6 +14,7 @@ import pytest
 
 from node.app.interest import SessionLog
 from node.app.passes import (
+    FOLD_LOGS,
     IN_SYNC,
     MAX_PASSES,
     PASS_SENT,
@@ -24,6 +25,7 @@ from node.app.passes import (
     Passes,
 )
 from node.errors import RemoteProtocolError
+from node.proto.messages import SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN
 from node.sync.keyset import KeySet
 from node.varint import encode_uvarint
 
@@ -205,3 +207,68 @@ def test_a_new_pass_before_the_last_ended_is_refused() -> None:
     b.receive(1, payloads[0])  # the pass opens; its frames never arrive
     with pytest.raises(RemoteProtocolError, match="before the last ended"):
         b.receive(2, start_message(0))
+
+
+# -- an exact pass needs no second one; pass 1 folded into a Summary ------------------------------
+
+
+def test_decide_after_an_exact_pass_whose_entries_moved() -> None:
+    a, _ = settled_pass([1, 2], [1, 2, 3])  # a is b's prefix: AHEAD, exact
+    a.keysets["log"].add(key(3))
+    a.logs[0].peer_holds(key(3))  # received and stored: exactly what was announced
+    assert a.passes.decide(a.keyset_of, (0, 1)) == IN_SYNC  # no confirming pass
+    a.keysets["log"].add(key(4))  # later: a change nobody told us of
+    assert a.passes.decide(a.keyset_of, (0, 1)) == START
+
+
+def test_decide_after_an_exact_pass_that_moved_more_than_announced() -> None:
+    a, _ = settled_pass([1, 2], [1, 2, 3])
+    for n in (3, 9):  # the announced entry and a push from another link
+        a.keysets["log"].add(key(n))
+        a.logs[0].peer_holds(key(n))
+    assert a.passes.decide(a.keyset_of, (0, 2)) == START  # not provably equal: check again
+
+
+def test_decide_after_a_pass_that_was_not_exact() -> None:
+    a, _ = settled_pass([1, 2, 4], [1, 2, 3])  # neither is the other's prefix
+    a.keysets["log"].add(key(3))
+    a.logs[0].peer_holds(key(3))
+    assert a.passes.decide(a.keyset_of, (1, 1)) == START
+
+
+def folded(a_ids: list[int], b_ids: list[int]) -> tuple[Side, Side, bytes]:
+    a, b = Side(True, {"log": a_ids}), Side(False, {"log": b_ids})
+    frame = a.passes.fold(list(a.logs.values()), a.keyset_of, (0, 0))
+    assert frame and a.passes.folded and a.passes.number == 1
+    return a, b, frame
+
+
+def test_a_folded_pass_answered_known_runs_as_pass_1() -> None:
+    a, b, frame = folded([1, 2], [1, 2, 3])
+    replies = b.passes.open_folded(list(b.logs.values()), b.keyset_of, frame)
+    assert replies  # a difference: the relay answers KNOWN with these
+    a.passes.folded_answer(SUMMARY_KNOWN)
+    assert not a.passes.folded and a.passes.reconciler is not None
+    for reply in replies:
+        assert a.receive(1, reply) == []
+    assert b.found() == {"log": [key(3)]}
+    with pytest.raises(RemoteProtocolError):  # only once, and only as pass 1
+        b.passes.open_folded(list(b.logs.values()), b.keyset_of, frame)
+
+
+@pytest.mark.parametrize(("kind", "number"), [(SUMMARY_IN_SYNC, 1), (SUMMARY_UNKNOWN, 0)])
+def test_a_folded_pass_answered_otherwise(kind: int, number: int) -> None:
+    a, b, frame = folded([1, 2], [1, 2])
+    if kind == SUMMARY_IN_SYNC:  # every log matched: the relay answers IN_SYNC, pass 1 is over
+        assert b.passes.open_folded(list(b.logs.values()), b.keyset_of, frame) == []
+        assert b.passes.reconciler is None
+    a.passes.folded_answer(kind)
+    assert a.passes.number == number and a.passes.reconciler is None and a.passes.settled()
+    run_pass(a, b)  # the next pass is numbered alike on both sides
+    assert b.passes.number == a.passes.number == number + 1
+
+
+def test_a_large_pass_is_not_folded() -> None:
+    a = Side(True, {"log-%d" % n: [1] for n in range(FOLD_LOGS + 1)})
+    assert a.passes.fold(list(a.logs.values()), a.keyset_of, (0, 0)) == b""
+    assert a.passes.number == 0 and not a.passes.folded

@@ -15,6 +15,7 @@ from node.proto.messages import (
     LogDeclaration,
     Pairing,
     Reconcile,
+    encode_message,
 )
 from node.proto.session import (
     AckReceived,
@@ -260,3 +261,72 @@ def test_non_empty_handshake_payload_is_refused() -> None:
     with pytest.raises(RemoteProtocolError, match="payloads must be empty"):
         server.receive_frame(hs.write_message(b"hello in clear"), 0)
     assert server.state == S.ERROR
+
+
+def _opened_responder() -> tuple[Session, RawPeer]:
+    session = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(session)
+    peer.handshake_step()
+    peer.send(Hello(0, 65536))
+    assert peer.received() == [session.local_hello]
+    SessionPair.events(session)
+    return session, peer
+
+
+def test_messages_of_one_step_share_a_frame_and_arrive_in_order() -> None:
+    pair = open_pair()
+    SessionPair.events(pair.server)
+    pair.client.send_reconcile(1, b"\x01\x00", 0)
+    pair.client.send_ack(0, 1, 5, 0)
+    pair.client.send_reconcile(1, b"\x00abc", 0)
+    frames = pair.client.frames_to_send()
+    assert len(frames) == 1  # one Noise message: a batch of three
+    pair.server.receive_frame(frames[0], 0)
+    got = [type(e).__name__ for e in SessionPair.events(pair.server)]
+    assert got == ["ReconcileReceived", "AckReceived", "ReconcileReceived"]
+
+
+def test_batches_are_cut_at_the_message_target() -> None:
+    pair = open_pair()
+    for _ in range(5):
+        pair.client.send_reconcile(1, bytes(16_000), 0)  # four fit the target of 65,519
+    frames = pair.client.frames_to_send()
+    assert len(frames) == 2 and all(len(f) <= 65535 for f in frames)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x00",  # a batch of nothing
+        b"\x00\x03\x05\x00\x00",  # a batch of one message
+        b"\x00\x00\x03\x05\x00\x00",  # an empty message
+        b"\x00\x03\x05\x00\x00\x05\x00\x03\x05\x00\x00",  # a batch inside a batch
+        b"\x00\x03\x05\x00\x00\x09\x05",  # runs past the end
+    ],
+)
+def test_malformed_batches_cost_the_link(payload: bytes) -> None:
+    session, peer = _opened_responder()
+    with pytest.raises(RemoteProtocolError) as caught:
+        peer.send_raw(payload)
+    assert caught.value.reason == "malformed" and session.state == S.ERROR
+    (bye,) = peer.received()
+    assert isinstance(bye, Bye) and bye.reason == "malformed"
+
+
+def test_what_follows_a_bye_in_a_batch_is_not_read() -> None:
+    session, peer = _opened_responder()
+    bye = encode_message(Bye("ok", ""))
+    ack = encode_message(Ack(0, 1, 5))
+    peer.send_raw(b"\x00" + bytes((len(bye),)) + bye + bytes((len(ack),)) + ack)
+    assert session.state == S.CLOSED
+    assert [type(e).__name__ for e in SessionPair.events(session)] == ["SessionClosed"]
+
+
+def test_an_old_version_peer_is_refused_with_bye_version() -> None:
+    session = Session(SUITE, False, SUITE.random_bytes(32), 1, 0)
+    peer = RawPeer(session)
+    peer.handshake_step()
+    with pytest.raises(RemoteProtocolError) as caught:
+        peer.send(Hello(0, 65536, version=1))
+    assert caught.value.reason == "version"
+    assert next(m for m in peer.received() if isinstance(m, Bye)).reason == "version"

@@ -18,6 +18,7 @@ next pass. The link's `frame_hint` goes to the Session, which sizes messages fro
 
     node.app.interest   LogTable     logs by ref, who declared what, Interest messages
     node.app.passes     Passes       pass numbering, the Reconciler, settled / in sync / next pass
+    node.app.summary    (functions)  the Summary: a paired member's offer, the answer, pass 1 in it
     node.app.outbound   Outbound     send queues, credit, ForwardCache items, acknowledgements
     node.app.forward    Hub          fan-out of stored entries to the other links (ForwardCache)
 
@@ -47,6 +48,7 @@ from node.app.forward import Fresh
 from node.app.interest import LogTable
 from node.app.outbound import Outbound
 from node.app.passes import IN_SYNC, MAX_PASSES, PASS_SENT, START, UNSETTLED, Passes
+from node.app.summary import on_summary, open_with_summary
 from node.errors import (
     ENDING_LOST,
     REASON_INTEGRITY,
@@ -71,6 +73,7 @@ from node.proto.session import (
     Session,
     SessionClosed,
     SessionOpened,
+    SummaryReceived,
 )
 from node.sync.store import REFUSED, REFUSED_DISK_FULL, REFUSED_OVER_QUOTA, STORED
 from node.sync.wire import decode_item
@@ -236,6 +239,7 @@ class LinkCore:
         self.outbound = Outbound(ctx.store, ctx.hub.cache)
         self.stopping = False  # a peer's error ended the link: say nothing more
         self._commits: list[CommitRequest] = []
+        self._acks: list[Committed] = []
         self._pending_commits = 0
         self._entries_stored = 0
         self.device: Device | None = None  # the paired device or relay at the other end
@@ -294,6 +298,10 @@ class LinkCore:
                 self._maybe_say_sent_all(now)
             else:
                 self._maybe_next_pass(now)
+            # acks last: none after our Bye "ok" in this step (the session is over; in sync)
+            for ack in self._acks if session.is_open else ():
+                session.send_ack(ack.ref, ack.count, ack.credit, now)
+            self._acks.clear()
         except RemoteProtocolError as exc:
             self._peer_failed(exc, now)
 
@@ -332,7 +340,7 @@ class LinkCore:
             # and sends them again at its next sync.
             self._store_failed("relay could not store entries", now)
         elif self.session.is_open:
-            self.session.send_ack(event.ref, event.count, event.credit, now)
+            self._acks.append(event)  # sent at the end of this step
 
     def _store_failed(self, text: str, now: int) -> None:
         """Our store could not take this peer's entries: Bye "store-error", nothing more acked."""
@@ -377,10 +385,10 @@ class LinkCore:
         session = self.session
         while (event := session.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                self._on_handshake(event.remote_static)
+                self._on_handshake(event.remote_static, now)
             elif isinstance(event, SessionOpened):
                 self.ctx.count("links.opened")
-                if self.initiator:
+                if self.initiator and not self.logs.summarised:
                     initial = self.logs.initial_addresses(self._peer_is_relay())
                     self._send_interest(self.logs.declare(initial, end=True), now)
             elif isinstance(event, InterestReceived):
@@ -390,12 +398,14 @@ class LinkCore:
                 if answer.reconcile:
                     self.passes.need_pass = True  # new agreed logs (or the first answer)
             elif isinstance(event, ReconcileReceived):
-                replies = self.passes.receive(event.ref, event.data, self.logs.by_ref, self._keyset)
-                self._send_reconcile(replies, now)
+                replies = self.passes.receive(event.ref, event.data, self.logs.by_ref, self.keyset)
+                self.send_reconcile(replies, now)
             elif isinstance(event, EntriesReceived):
                 self._on_entries(event.ref, event.items, event.size, now)
             elif isinstance(event, AckReceived):
                 self.outbound.acked(self.logs.by_ref.get(event.ref), event.stored)
+            elif isinstance(event, SummaryReceived):
+                on_summary(self, event.summary, now)
             elif isinstance(event, PairingReceived):
                 if self.ctx.pairing is None:
                     raise RemoteProtocolError("pairing is not offered here", REASON_UNEXPECTED)
@@ -405,8 +415,9 @@ class LinkCore:
                 self.outcome.text = event.text
                 self.outcome.by_peer = event.by_peer
 
-    def _on_handshake(self, remote_static: bytes) -> None:
-        """Noise is up: check a member's relay pin; recognise a paired device (relays)."""
+    def _on_handshake(self, remote_static: bytes, now: int) -> None:
+        """Noise is up: check a member's relay pin; recognise a paired device (relays); a member
+        with a stable key opens with a Summary, right behind its Hello."""
         self.outcome.remote_static = remote_static
         pin = self.ctx.pinned_fingerprint
         if pin is not None:
@@ -421,6 +432,8 @@ class LinkCore:
             self.device = self.ctx.pairing.device_of(remote_static)
             if self.device is not None and self.device.kind == "device":
                 self.logs.device = self.device
+                self.logs.memory = self.ctx.pairing.interests
+        open_with_summary(self, now)
 
     def _peer_is_relay(self) -> bool:
         """Does the peer get a relay's treatment (our list of logs)? Only a trusted relay."""
@@ -434,12 +447,13 @@ class LinkCore:
         for declarations in messages:
             self.session.send_interest(declarations, now)
 
-    def _keyset(self, address: str) -> KeySet:
+    def keyset(self, address: str) -> KeySet:
+        """A log's KeySet in our store."""
         return self.ctx.store.keyset(address)
 
     # -- passes -----------------------------------------------------------------------------
 
-    def _send_reconcile(self, payloads: list[bytes], now: int) -> None:
+    def send_reconcile(self, payloads: list[bytes], now: int) -> None:
         """Send a pass's Reconcile payloads, then queue the keys its reconciler found."""
         for payload in payloads:
             self.session.send_reconcile(self.passes.number, payload, now)
@@ -447,7 +461,8 @@ class LinkCore:
             if not self.outbound.queue(slog, keys)[1]:
                 self.passes.need_pass = True  # too much to track: a later pass finds the rest
 
-    def _progress(self) -> tuple[int, int]:
+    def progress(self) -> tuple[int, int]:
+        """(entries sent, entries stored) on this link so far."""
         return (self.outcome.entries_sent, self._entries_stored)
 
     def _maybe_next_pass(self, now: int) -> None:
@@ -458,18 +473,18 @@ class LinkCore:
         outbound = self.outbound
         if outbound.unacked or self._pending_commits or outbound.pending(self.logs.by_ref.values()):
             return  # what this pass moved is still on its way
-        decision = self.passes.decide(self._keyset, self._progress())
+        decision = self.passes.decide(self.keyset, self.progress())
         if decision == IN_SYNC:
             self.outcome.in_sync = True
             if self.until_synced:
-                self.session.close(REASON_OK, "in sync", now)
+                self.session.close(REASON_OK, "", now)  # in sync
         elif decision == UNSETTLED:
             self.session.close(REASON_UNSETTLED, "no agreement after %d passes" % MAX_PASSES, now)
         elif decision == START:
             logs = self.logs.agreed()
-            payloads = self.passes.start(logs, self._keyset, self._progress())
+            payloads = self.passes.start(logs, self.keyset, self.progress())
             self.outcome.passes = self.passes.number
-            self._send_reconcile(payloads, now)
+            self.send_reconcile(payloads, now)
             if not logs:  # a pass over no logs is settled at once; no reply will come to wake us
                 self._maybe_next_pass(now)
 

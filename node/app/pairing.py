@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from node.app.control import BAD_ARGUMENTS, CommandError, Handler
+from node.app.interest import InterestMemory
 from node.app.pake import Spake2Side
 from node.crypto.api import Suite
 from node.errors import REASON_UNEXPECTED, RemoteProtocolError
@@ -140,6 +141,7 @@ class RelayPairing:
         self.join: Callable[[str, bytes, str | None], None] | None = None
         self.joining: dict[str, object] = {}
         self._exchanges: dict[int, pp.PairingExchange] = {}
+        self.interests = InterestMemory()  # what each paired device declared last (Summary)
 
     # -- trust ------------------------------------------------------------------------------
 
@@ -394,5 +396,6 @@ class RelayPairing:
                 store.add_log(log_id, sign_pub, pinned=False, quota=self.community_quota)
         self.commit()
         closed = self.close_links(device.static_key)
+        self.interests.forget(device.static_key)
         log.info("revoked %s %r; %d link(s) closed", device.kind, device.name, closed)
         return {"revoked": device.name, "logs_unpinned": len(unpinned), "links_closed": closed}

@@ -12,7 +12,8 @@ is queued, unacknowledged or waiting for a commit, and (initiator) the responder
 
 The initiator then decides (`decide`), in this order:
 
-    the last pass found every log in sync and nothing changed since   -> IN_SYNC
+    the last pass found every log in sync (or exact, below) and
+    nothing changed since                                             -> IN_SYNC
     no change and no pass asked for                                   -> WAIT
     MAX_PASSES passes in a row neither matched nor moved an entry     -> UNSETTLED (Bye)
     otherwise                                                         -> START another pass
@@ -20,7 +21,10 @@ The initiator then decides (`decide`), in this order:
 "Nothing changed" is measured, not assumed: each log keeps the (count, ID sum) of its KeySet at
 the pass's OPEN plus the entries the peer is known to hold since (it sent them to us, or
 acknowledged them from us); another pass starts only when a KeySet differs from that sum. So an
-online member's long-lived session costs no pass per delivered message.
+online member's long-lived session costs no pass per delivered message. A log that differed
+counts as in sync without a second pass when its reconciliation was exact (one set a prefix of the
+other, LogResult.exact) and exactly the announced entries moved (sent and acknowledged, or
+received and stored): the common "I am just behind" case ends in one pass.
 
 `Passes` does no I/O and needs no event loop: it returns the Reconcile payloads to send and the
 keys to queue; KeySets come from the caller's `keyset_of`.
@@ -31,6 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.errors import REASON_UNEXPECTED, RemoteProtocolError
+from node.proto.messages import SUMMARY_KNOWN, SUMMARY_UNKNOWN
 from node.sync.keyset import MASK256
 from node.sync.reconcile import Reconciler
 from node.varint import decode_uvarint, encode_uvarint
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
 PASS_START = 0x01  # Reconcile data flag: this message starts a pass and names its logs
 PASS_SENT = 0x02  # Reconcile data flag (responder only): every entry this pass decided was sent
 MAX_PASSES = 8  # passes in a row that found differences and moved nothing: "unsettled"
+FOLD_LOGS = 4  # a Summary offer carries pass 1 for at most this many logs
+FOLD_FRAME = 128  # and only if its first reconciler frame is at most this long
 
 # What the initiator does next (`Passes.decide`).
 WAIT = "wait"
@@ -69,6 +76,7 @@ class Passes:
         self.max_receive_frame = max_receive_frame
         self.number = 0  # the current pass
         self.need_pass = False  # something asks for another pass (new logs, a full queue)
+        self.folded = False  # initiator: pass 1 rides in our Summary offer, unanswered yet
         self.reconciler: Reconciler | None = None
         self.logs: list[SessionLog] = []  # the logs of the current pass, in its order
         self.peer_sent_all = False  # initiator: the responder said PASS_SENT for this pass
@@ -108,6 +116,48 @@ class Passes:
         header += b"".join(encode_uvarint(s.ref) for s in logs)
         return [header] + [b"\x00" + frame for frame in frames]
 
+    def fold(self, logs: list[SessionLog], keyset_of: KeySetOf, progress: tuple[int, int]) -> bytes:
+        """Initiator: start pass 1 inside our Summary offer if it is small (at most FOLD_LOGS
+        logs, one reconciler frame of at most FOLD_FRAME bytes); that frame, or b"" (no pass)."""
+        if not 0 < len(logs) <= FOLD_LOGS:
+            return b""
+        payloads = self.start(logs, keyset_of, progress)
+        if len(payloads) == 2 and len(payloads[1]) <= FOLD_FRAME:
+            self.folded = True
+            return payloads[1][1:]
+        self.number = self._unsettled = 0  # not folded: as if never started
+        self.reconciler, self.logs = None, []
+        return b""
+
+    def folded_answer(self, kind: int) -> None:
+        """Initiator: the answer to an offer that carried pass 1 (`fold`): KNOWN continues it;
+        IN_SYNC used its number, nothing to reconcile; UNKNOWN: it never happened. Nothing if
+        the offer carried no pass."""
+        if not self.folded:
+            return
+        self.folded = False
+        if kind == SUMMARY_KNOWN:
+            return
+        self.reconciler, self.logs = None, []
+        if kind == SUMMARY_UNKNOWN:
+            self.number = self._unsettled = 0
+
+    def open_folded(self, logs: list[SessionLog], keyset_of: KeySetOf, frame: bytes) -> list[bytes]:
+        """Responder: pass 1 came inside the initiator's Summary offer: reconcile `logs` from its
+        `frame`; the Reconcile payloads to answer with, or [] if every log was in sync (the pass
+        ends there: we answer IN_SYNC, and its number is used)."""
+        if self.initiator or self.number != 0:
+            raise RemoteProtocolError("reconcile: a folded pass out of turn", REASON_UNEXPECTED)
+        self.number = 1
+        self._begin(logs, keyset_of)
+        reconciler = self.reconciler
+        assert reconciler is not None
+        replies = [b"\x00" + reply for reply in reconciler.receive(frame)]
+        if all(r.in_sync for r in reconciler.results):
+            self.reconciler, self.logs = None, []
+            return []
+        return replies
+
     def settled(self) -> bool:
         """The current pass's exchange is over: its reconciler is done and (initiator) the
         responder said PASS_SENT. The caller also waits until the entries it moved are sent,
@@ -144,14 +194,23 @@ class Passes:
         if not reconciler.done:
             return False
         for slog, result in zip(self.logs, reconciler.results, strict=True):
-            if not result.in_sync or slog.opened is None:
+            if slog.opened is None:
                 return False
             count, total = slog.opened
             keyset = keyset_of(slog.address)
+            now_sum = keyset.sum_between(0, len(keyset))
             if len(keyset) != count + slog.moved_count:
                 return False
-            if keyset.sum_between(0, len(keyset)) != (total + slog.moved_sum) & MASK256:
+            if now_sum != (total + slog.moved_sum) & MASK256:
                 return False
+            if not result.in_sync:
+                # exact (AHEAD), and exactly the announced entries moved: the peer holds what we
+                # hold. From here on the log counts as one that matched, from this state.
+                if not result.exact or slog.moved_count != len(result.send) + result.expect:
+                    return False
+                result.in_sync = True
+                slog.opened = (len(keyset), now_sum)
+                slog.moved_count = slog.moved_sum = 0
         return True
 
     # -- both sides -------------------------------------------------------------------------

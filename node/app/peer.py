@@ -6,8 +6,10 @@ One LinkDriver runs per link, inside the daemon's TaskGroup (or alone in `waysta
 sync`). The protocol logic (session, interest, passes, outbound entries, storing what arrives) is
 node.app.linkcore's LinkCore, which does no I/O; this shell only moves things between it and the
 world. A reader task reads frames from the Link into the inbox (at most FRAME_SLOTS ahead). The
-loop writes what the core queued, then takes the next input from the inbox (a frame, a framing
-error, a wake-up, a close request, a durable commit) or the core's timer, and feeds it to the core.
+loop writes what the core queued (unless more inputs already wait, for at most COALESCE inputs:
+their answers then share Noise messages, node.proto.session), then takes the next input from the
+inbox (a frame, a framing error, a wake-up, a close request, a durable commit) or the core's
+timer, and feeds it to the core.
 After each input it hands the core's stored batches to the node's Committer (whose callback puts
 `Committed` into the inbox once they are durable), wakes `wait_in_sync` waiters, and reports
 progress. The Hub subscription queues entries other links stored (`LinkCore.offer`) and puts one
@@ -56,6 +58,7 @@ __all__ = [
 log = logging.getLogger("waystation.link")
 
 FRAME_SLOTS = 8  # frames read ahead of the driver
+COALESCE = 4  # inputs handled before writing, when more already wait (their answers share frames)
 
 
 # Bye reasons (docs/protocol.md) and local endings; anything else a peer writes in its Bye is
@@ -161,8 +164,11 @@ class LinkDriver:
     async def _main_loop(self) -> None:
         core = self.core
         session = core.session
+        held = 0  # inputs handled since the last write
         while True:
-            await self._flush()
+            if held >= COALESCE or self._inbox.empty() or session.is_finished or core.stopping:
+                await self._flush()
+                held = 0
             if session.is_finished or core.stopping:  # core.finished, inlined
                 return
             timer = session.get_timer()  # the core's session, read directly on this hot path
@@ -181,6 +187,7 @@ class LinkDriver:
             elif kind is Wake:
                 self._wake_queued = False
             core.handle(item, self.ctx.clock())
+            held += 1
             for commit in core.take_commits():
                 self.ctx.committer.after_commit(self._when_durable(commit), commit.generation)
             if self.outcome.in_sync and not self._in_sync.is_set():

@@ -7,8 +7,9 @@
 # until one says Bye or the link drops. States are named for what the session waits for:
 #
 #   AWAIT_HANDSHAKE  Noise handshake messages (no session message can be read yet)
-#   AWAIT_HELLO      the peer's Hello (ours is sent the moment the handshake completes)
-#   OPEN             anything: interest, reconcile, entries, acks, pairing, bye
+#   AWAIT_HELLO      the peer's Hello (ours is sent the moment the handshake completes; the
+#                    initiator may send its Summary right behind it, in the same flight)
+#   OPEN             anything: summary, interest, reconcile, entries, acks, pairing, bye
 #   CLOSING          we said Bye and wait for the peer's Bye (or the link to drop, or a deadline)
 #   CLOSED           done, normally
 #   ERROR            done because a protocol rule was broken (by the peer, or by us)
@@ -56,6 +57,7 @@ RECV_ENTRIES = "RECV_ENTRIES"
 RECV_ACK = "RECV_ACK"
 RECV_PAIRING = "RECV_PAIRING"
 RECV_BYE = "RECV_BYE"
+RECV_SUMMARY = "RECV_SUMMARY"
 CONNECTION_LOST = "CONNECTION_LOST"
 DEADLINE_PASSED = "DEADLINE_PASSED"
 HANDSHAKE_COMPLETED = "HANDSHAKE_COMPLETED"
@@ -67,6 +69,7 @@ SEND_ENTRIES = "SEND_ENTRIES"
 SEND_ACK = "SEND_ACK"
 SEND_PAIRING = "SEND_PAIRING"
 SEND_BYE = "SEND_BYE"
+SEND_SUMMARY = "SEND_SUMMARY"
 
 REMOTE_INPUTS = (
     RECV_HANDSHAKE,
@@ -77,11 +80,20 @@ REMOTE_INPUTS = (
     RECV_ACK,
     RECV_PAIRING,
     RECV_BYE,
+    RECV_SUMMARY,
     CONNECTION_LOST,
     DEADLINE_PASSED,
     HANDSHAKE_COMPLETED,
 )
-LOCAL_INPUTS = (SEND_INTEREST, SEND_RECONCILE, SEND_ENTRIES, SEND_ACK, SEND_PAIRING, SEND_BYE)
+LOCAL_INPUTS = (
+    SEND_INTEREST,
+    SEND_RECONCILE,
+    SEND_ENTRIES,
+    SEND_ACK,
+    SEND_PAIRING,
+    SEND_BYE,
+    SEND_SUMMARY,
+)
 
 # Inputs from the session itself.
 KEEPALIVE_DUE = "KEEPALIVE_DUE"
@@ -90,8 +102,8 @@ INTERNAL_INPUTS = (KEEPALIVE_DUE, PROTOCOL_FAILED)
 
 INPUTS = REMOTE_INPUTS + LOCAL_INPUTS + INTERNAL_INPUTS
 
-_OPEN_RECV = (RECV_INTEREST, RECV_RECONCILE, RECV_ENTRIES, RECV_ACK, RECV_PAIRING)
-_OPEN_SEND = (SEND_INTEREST, SEND_RECONCILE, SEND_ENTRIES, SEND_ACK, SEND_PAIRING)
+_OPEN_RECV = (RECV_INTEREST, RECV_RECONCILE, RECV_ENTRIES, RECV_ACK, RECV_PAIRING, RECV_SUMMARY)
+_OPEN_SEND = (SEND_INTEREST, SEND_RECONCILE, SEND_ENTRIES, SEND_ACK, SEND_PAIRING, SEND_SUMMARY)
 
 TRANSITIONS = {
     (AWAIT_HANDSHAKE, RECV_HANDSHAKE): ("handshake", AWAIT_HANDSHAKE),
@@ -104,6 +116,7 @@ TRANSITIONS = {
     (AWAIT_HELLO, CONNECTION_LOST): ("lost", CLOSED),
     (AWAIT_HELLO, DEADLINE_PASSED): ("timeout", CLOSING),
     (AWAIT_HELLO, SEND_BYE): ("say_bye", CLOSING),
+    (AWAIT_HELLO, SEND_SUMMARY): ("send", AWAIT_HELLO),  # the initiator's, behind its Hello
     (OPEN, RECV_BYE): ("answer_bye", CLOSED),
     (OPEN, CONNECTION_LOST): ("lost", CLOSED),
     (OPEN, DEADLINE_PASSED): ("timeout", CLOSING),

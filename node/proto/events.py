@@ -1,7 +1,7 @@
 # The events a Session hands its caller (L0), all in the past tense: what happened on the link.
 # node.proto.session re-exports them; see it for when each is produced.
 
-from node.proto.messages import Hello, LogDeclaration
+from node.proto.messages import Hello, LogDeclaration, Summary
 
 
 class HandshakeCompleted:
@@ -97,6 +97,18 @@ class PairingReceived:
 
     def __repr__(self) -> str:
         return "PairingReceived(step=%d, %d bytes)" % (self.step, len(self.data))
+
+
+class SummaryReceived:
+    """The peer's Summary (node.proto.messages.Summary: an offer, or the answer to ours)."""
+
+    __slots__ = ("summary",)
+
+    def __init__(self, summary: "Summary") -> None:
+        self.summary = summary
+
+    def __repr__(self) -> str:
+        return "SummaryReceived(%r)" % (self.summary,)
 
 
 class SessionClosed:

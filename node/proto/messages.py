@@ -26,11 +26,14 @@
 #   Ack        entries durably stored, and more credit granted; also the keepalive
 #   Pairing    one SPAKE2 pairing step (opaque)
 #   Bye        the reason the sender ends the session (a short ASCII code) and a text
+#   Summary    (version 2) the initiator's interest in ~18 bytes: how many logs, a fingerprint of
+#              their declarations and one of their entries; the responder answers in sync,
+#              known (reconcile them under refs 0, 2, 4, ...), or unknown (declare them)
 
 from node.errors import REASON_TOO_LARGE, LocalProtocolError, RemoteProtocolError
 from node.varint import decode_uvarint, encode_uvarint
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Summary; version 1 peers are refused (Bye "version")
 
 # Message types.
 HELLO = 0x01
@@ -40,6 +43,7 @@ ENTRIES = 0x04
 ACK = 0x05
 PAIRING = 0x06
 BYE = 0x07
+SUMMARY = 0x08
 
 TYPE_NAMES = {
     HELLO: "hello",
@@ -49,6 +53,7 @@ TYPE_NAMES = {
     ACK: "ack",
     PAIRING: "pairing",
     BYE: "bye",
+    SUMMARY: "summary",
 }
 
 # Roles a node announces in Hello.
@@ -67,17 +72,28 @@ MAX_SIZE = {
     ACK: 48,
     PAIRING: 1024,
     BYE: 320,
+    SUMMARY: 192,
 }
 
+HELLO_DEFAULTS = (1 << 20, MAX_MESSAGE)  # window, max_message when a Hello leaves them out
 MAX_INTEREST_LOGS = 128
 MAX_ADDRESS = 255
 MAX_HEADER = 255
 MAX_ENTRY_ITEMS = 1024
 MAX_REASON = 32
+BYE_OK = "ok"  # (version 2) the common reason is written as an empty one
 MAX_BYE_TEXT = 255
 MAX_LOG_REF = (1 << 32) - 1
 
 ENTRIES_CONTINUES = 0x01  # flag: the last item continues in the next Entries message
+
+# Summary kinds: the initiator's offer, and the responder's three answers.
+SUMMARY_OFFER = 0  # uv count || 8-byte interest fingerprint || 8-byte state fingerprint
+SUMMARY_IN_SYNC = 1  # the interest is known and every log's entries are equal
+SUMMARY_KNOWN = 2  # the interest is known: the logs are agreed (refs 0, 2, 4, ...), reconcile
+SUMMARY_UNKNOWN = 3  # not known here: declare the logs in Interest messages
+SUMMARY_FOLDED = 4  # an offer carrying pass 1: uv count || interest fingerprint || its first frame
+SUMMARY_FP = 8  # bytes of each Summary fingerprint
 
 
 class Hello:
@@ -85,7 +101,13 @@ class Hello:
 
     __slots__ = ("max_message", "role", "version", "window")
 
-    def __init__(self, role: int, window: int, max_message: int = MAX_MESSAGE, version: int = 1):
+    def __init__(
+        self,
+        role: int,
+        window: int,
+        max_message: int = MAX_MESSAGE,
+        version: int = PROTOCOL_VERSION,
+    ):
         self.version = version
         self.role = role
         self.window = window
@@ -242,9 +264,41 @@ class Bye:
         return "Bye(%r, %r)" % (self.reason, self.text)
 
 
+class Summary:
+    """The initiator's interest in a few bytes (`kind` OFFER), or the responder's answer."""
+
+    __slots__ = ("count", "frame", "interest", "kind", "state")
+
+    def __init__(
+        self,
+        kind: int,
+        count: int = 0,
+        interest: bytes = b"",
+        state: bytes = b"",
+        frame: bytes = b"",
+    ) -> None:
+        self.kind = kind
+        self.count = count
+        self.interest = interest
+        self.state = state
+        self.frame = frame  # an offer's first reconciler frame of pass 1 (few logs), or b""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Summary) and (
+            self.kind,
+            self.count,
+            self.interest,
+            self.state,
+            self.frame,
+        ) == (other.kind, other.count, other.interest, other.state, other.frame)
+
+    def __repr__(self) -> str:
+        return "Summary(kind=%d, count=%d)" % (self.kind, self.count)
+
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the union of message classes, for annotations only
-    Message = Hello | Interest | Reconcile | Entries | Ack | Pairing | Bye
+    Message = Hello | Interest | Reconcile | Entries | Ack | Pairing | Bye | Summary
 
 
 def _bytes_field(data: bytes) -> bytes:
@@ -264,12 +318,11 @@ def encode_message(message: "Message") -> bytes:
     """
     if isinstance(message, Hello):
         mtype = HELLO
-        body = (
-            encode_uvarint(message.version)
-            + encode_uvarint(message.role)
-            + encode_uvarint(message.window)
-            + encode_uvarint(message.max_message)
-        )
+        # version 2: trailing fields at their defaults are left out (a 3-byte Hello)
+        tail = [message.window, message.max_message]
+        while tail and tail[-1] == HELLO_DEFAULTS[len(tail) - 1]:
+            tail.pop()
+        body = b"".join(encode_uvarint(v) for v in [message.version, message.role, *tail])
     elif isinstance(message, Interest):
         mtype = INTEREST
         if len(message.logs) > MAX_INTEREST_LOGS:
@@ -307,12 +360,23 @@ def encode_message(message: "Message") -> bytes:
     elif isinstance(message, Pairing):
         mtype = PAIRING
         body = encode_uvarint(message.step) + message.data
+    elif isinstance(message, Summary):
+        mtype = SUMMARY
+        folded = message.kind == SUMMARY_OFFER and bool(message.frame)
+        body = bytes((SUMMARY_FOLDED if folded else message.kind,))
+        if message.kind == SUMMARY_OFFER:
+            state = message.frame if folded else message.state  # a frame stands for the state
+            if len(message.interest) != SUMMARY_FP or (not folded and len(state) != SUMMARY_FP):
+                raise LocalProtocolError("summary fingerprints are %d bytes" % SUMMARY_FP)
+            body += encode_uvarint(message.count) + message.interest + state
+        elif message.kind not in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
+            raise LocalProtocolError("unknown summary kind %r" % (message.kind,))
     elif isinstance(message, Bye):
         mtype = BYE
-        reason = message.reason.encode()
+        reason = b"" if message.reason == BYE_OK else message.reason.encode()
         text = message.text.encode()
-        if len(reason) > MAX_REASON:
-            raise LocalProtocolError("bye reason longer than %d bytes" % MAX_REASON)
+        if len(reason) > MAX_REASON or not message.reason:
+            raise LocalProtocolError("bye reason empty or longer than %d bytes" % MAX_REASON)
         if len(text) > MAX_BYE_TEXT:
             text = _truncate_utf8(text, MAX_BYE_TEXT)
         body = _bytes_field(reason) + _bytes_field(text)
@@ -393,6 +457,13 @@ class _Reader:
             self.pos = start
             raise self.fail("%s is not valid UTF-8" % what) from None
 
+    def fixed(self, what: str, length: int) -> bytes:
+        if self.pos + length > len(self.data):
+            raise self.fail("truncated before " + what)
+        value = self.data[self.pos : self.pos + length]
+        self.pos += length
+        return value
+
     def rest(self) -> bytes:
         value = self.data[self.pos :]
         self.pos = len(self.data)
@@ -426,8 +497,15 @@ def decode_message(data: bytes) -> "Message":
     if mtype == HELLO:
         version = r.uvarint("version", 255)
         role = r.uvarint("role", ROLE_RELAY)
-        window = r.uvarint("window", 1 << 40)
-        max_message = r.uvarint("max_message", MAX_MESSAGE)
+        window, max_message = HELLO_DEFAULTS
+        if r.pos < len(data):
+            window = r.uvarint("window", 1 << 40)
+        if r.pos < len(data):
+            max_message = r.uvarint("max_message", MAX_MESSAGE)
+            if max_message == HELLO_DEFAULTS[1]:
+                raise r.fail("max_message at its default is left out")
+        elif r.pos == len(data) > 3 and window == HELLO_DEFAULTS[0]:
+            raise r.fail("window at its default is left out")
         message = Hello(role, window, max_message, version)
     elif mtype == INTEREST:
         count = r.uvarint("log count", MAX_INTEREST_LOGS)
@@ -460,9 +538,26 @@ def decode_message(data: bytes) -> "Message":
     elif mtype == PAIRING:
         step = r.uvarint("step", 255)
         message = Pairing(step, r.rest())
+    elif mtype == SUMMARY:
+        kind = r.byte("kind")
+        if kind in (SUMMARY_OFFER, SUMMARY_FOLDED):
+            count = r.uvarint("log count", MAX_LOG_REF)
+            interest = r.fixed("interest fingerprint", SUMMARY_FP)
+            if kind == SUMMARY_OFFER:
+                message = Summary(kind, count, interest, r.fixed("state fingerprint", SUMMARY_FP))
+            elif r.pos == len(data):
+                raise r.fail("a folded offer without its frame")
+            else:
+                message = Summary(SUMMARY_OFFER, count, interest, b"", r.rest())
+        elif kind in (SUMMARY_IN_SYNC, SUMMARY_KNOWN, SUMMARY_UNKNOWN):
+            message = Summary(kind)
+        else:
+            r.pos -= 1
+            raise r.fail("unknown summary kind %d" % kind)
     else:  # BYE
         reason = r.text("reason", MAX_REASON, ascii_only=True)
-        text = r.text("text", MAX_BYE_TEXT)
-        message = Bye(reason, text)
+        if reason == BYE_OK:
+            raise r.fail("reason ok is written empty")
+        message = Bye(reason or BYE_OK, r.text("text", MAX_BYE_TEXT))
     r.end()
     return message

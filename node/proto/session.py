@@ -55,6 +55,7 @@ from node.errors import (
     RemoteProtocolError,
 )
 from node.proto import _states as S  # noqa: N812 - the table reads best short
+from node.proto.batch import pack_messages, unpack_messages
 
 # the events are re-exported: callers read them from node.proto.session
 from node.proto.events import AckReceived as AckReceived
@@ -65,6 +66,7 @@ from node.proto.events import PairingReceived as PairingReceived
 from node.proto.events import ReconcileReceived as ReconcileReceived
 from node.proto.events import SessionClosed as SessionClosed
 from node.proto.events import SessionOpened as SessionOpened
+from node.proto.events import SummaryReceived as SummaryReceived
 
 # as are the limits
 from node.proto.limits import MIN_WINDOW as MIN_WINDOW
@@ -84,6 +86,7 @@ from node.proto.messages import (
     LogDeclaration,
     Pairing,
     Reconcile,
+    Summary,
     decode_message,
     encode_message,
 )
@@ -115,6 +118,7 @@ _RECV_INPUT = {
     Ack: S.RECV_ACK,
     Pairing: S.RECV_PAIRING,
     Bye: S.RECV_BYE,
+    Summary: S.RECV_SUMMARY,
 }
 
 
@@ -165,6 +169,7 @@ class Session:
         self._transport: "NoiseTransport | None" = None
         self._events: "list[object]" = []
         self._out: "list[bytes]" = []
+        self._pending: "list[bytes]" = []  # encoded messages, packed into frames when taken
         self._deadline: "int | None" = now + self.limits.handshake_timeout
         self._last_received = now
         self._last_sent = now
@@ -225,7 +230,13 @@ class Session:
         return None
 
     def frames_to_send(self) -> "list[bytes]":
-        """Take the frames queued for the link, oldest first."""
+        """Take the frames queued for the link, oldest first: the messages queued since the last
+        call share frames (batches within the message target and the peer's max_message)."""
+        if self._pending and self._transport is not None:
+            peer = self.peer_hello.max_message if self.peer_hello else 1024
+            for payload in pack_messages(self._pending, min(self.message_target, peer)):
+                self._queue_frame(self._transport.encrypt(payload))
+            self._pending = []
         out = self._out
         self._out = []
         return out
@@ -280,8 +291,11 @@ class Session:
             transport = self._transport
             if transport is None:  # pragma: no cover - guarded by the state
                 raise LocalProtocolError("no transport outside AWAIT_HANDSHAKE")
-            message = decode_message(transport.decrypt(frame))
-            self._apply(_RECV_INPUT[type(message)], message, now)
+            for data in unpack_messages(transport.decrypt(frame)):
+                if self.is_finished:
+                    break  # what follows a Bye in the same frame is not read
+                message = decode_message(data)
+                self._apply(_RECV_INPUT[type(message)], message, now)
         except RemoteProtocolError as exc:
             self._fail(exc, now)
             raise
@@ -290,6 +304,10 @@ class Session:
         """Declare logs to sync (at most 128 per message)."""
         message = Interest(logs)
         self._apply(S.SEND_INTEREST, message, now)
+
+    def send_summary(self, summary: Summary, now: int) -> None:
+        """Send a Summary (the initiator's may follow its Hello before the peer's arrives)."""
+        self._apply(S.SEND_SUMMARY, summary, now)
 
     def send_reconcile(self, ref: int, data: bytes, now: int) -> None:
         """Send one reconciliation message for log `ref`."""
@@ -396,7 +414,7 @@ class Session:
         transport = self._transport
         if transport is None:
             raise LocalProtocolError("no Noise transport yet")
-        self._queue_frame(transport.encrypt(encode_message(message)))
+        self._pending.append(encode_message(message))
         self._last_sent = now
 
     # -- actions (named in _states.TRANSITIONS) -------------------------------------------------
@@ -453,6 +471,8 @@ class Session:
                 self._events.append(AckReceived(message.ref, message.stored, message.credit))
         elif isinstance(message, Pairing):
             self._events.append(PairingReceived(message.step, message.data))
+        elif isinstance(message, Summary):
+            self._events.append(SummaryReceived(message))
 
     def _receive_entries(self, message: Entries) -> None:
         size = _message_size(message)
@@ -492,7 +512,7 @@ class Session:
         if isinstance(message, Ack):
             self.receive_window += message.credit
         if not isinstance(
-            message, (Interest, Reconcile, Entries, Ack, Pairing)
+            message, (Interest, Reconcile, Entries, Ack, Pairing, Summary)
         ):  # pragma: no cover
             raise LocalProtocolError("send action without a message")
         self._queue_message(message, now)

@@ -50,8 +50,8 @@
 # a side that received requests always answers (possibly with an empty FINAL frame). `done` is then
 # true on both sides. Keys added on either side mid-exchange are handled safely but may be missed
 # by this pass; the caller is finished when a pass reports `all_in_sync` (every log matched at
-# OPEN), which costs 1 RTT and ~22 B per log. So: reconcile, transfer the entries, reconcile again
-# until a pass is all in sync (normally the second pass is).
+# OPEN), or when every log that differed was `exact` (one side's set was the other's prefix, AHEAD)
+# and all its announced entries moved; else it reconciles again (normally the second pass agrees).
 #
 # Malformed input of any kind raises RemoteProtocolError; nothing else escapes `receive`.
 
@@ -111,14 +111,16 @@ class LogResult:
         send: keys the peer lacks; we must send these entries (in order found).
         expect: how many entries the peer will send us (it lacks none of them... we lack them).
         in_sync: True if the log matched at the first check (nothing differed).
+        exact: one set was the other's prefix: once `send` and `expect` moved, the sets are equal.
     """
 
-    __slots__ = ("expect", "in_sync", "send")
+    __slots__ = ("exact", "expect", "in_sync", "send")
 
     def __init__(self) -> None:
         self.send: list[Key] = []
         self.expect = 0
         self.in_sync = True
+        self.exact = False
 
     def __repr__(self) -> str:
         return "LogResult(send=%d, expect=%d, in_sync=%r)" % (
@@ -368,6 +370,7 @@ class Reconciler:
             raise _bad("AHEAD count %d not above ours %d" % (count, sent))
         result = self.results[index]
         result.in_sync = False
+        result.exact = True
         result.expect += count - sent
         self._state[index] = S.DONE
 
@@ -391,6 +394,7 @@ class Reconciler:
         result.in_sync = False
         if peer_count <= mine and keyset.fingerprint(0, peer_count) == peer_fp:
             self._state[index] = S.DONE
+            result.exact = True
             if peer_count < mine:
                 result.send.extend(keyset.keys_between(peer_count, mine))
                 self._emit(index, OP_AHEAD, encode_uvarint(mine))

@@ -75,6 +75,9 @@ def messages_seeds(fx: Fixtures) -> list[bytes]:
             messages.Ack(0, 2, 4096),
             messages.Pairing(1, b"spake2 message"),
             messages.Bye("malformed", "entry item: empty"),
+            messages.Summary(messages.SUMMARY_OFFER, 2, bytes(range(8)), bytes(8)),
+            messages.Summary(messages.SUMMARY_KNOWN),
+            messages.Summary(messages.SUMMARY_OFFER, 1, bytes(8), b"", b"\x57\x01"),
         ]
     ]
 

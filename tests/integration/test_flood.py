@@ -36,6 +36,7 @@ from node.app.sync_client import MAX_FRAME
 from node.crypto.noise import WAYSTATION_PROLOGUE, NoiseHandshake, NoiseTransport
 from node.errors import LinkError
 from node.lan.tcp import TcpLink
+from node.proto.batch import unpack_messages
 from node.proto.messages import (
     BYE,
     HELLO,
@@ -126,9 +127,10 @@ class NoiseClient:
                 break
             if frame is None:
                 break
-            message = decode_message(self.transport.decrypt(frame))
-            if isinstance(message, Bye) and reason is None:
-                reason = message.reason
+            for data in unpack_messages(self.transport.decrypt(frame)):
+                message = decode_message(data)
+                if isinstance(message, Bye) and reason is None:
+                    reason = message.reason
         await self.link.close()
         return reason
 

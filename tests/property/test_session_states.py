@@ -28,6 +28,8 @@ from node.errors import (
 from node.proto import _states as S
 from node.proto import session as session_module
 from node.proto.messages import (
+    SUMMARY_KNOWN,
+    SUMMARY_OFFER,
     Ack,
     Bye,
     Entries,
@@ -36,6 +38,7 @@ from node.proto.messages import (
     LogDeclaration,
     Pairing,
     Reconcile,
+    Summary,
     decode_message,
     encode_message,
 )
@@ -49,6 +52,7 @@ from node.proto.session import (
     SessionClosed,
     SessionLimits,
     SessionOpened,
+    SummaryReceived,
 )
 from tests.session_helpers import SUITE, RawPeer
 
@@ -68,6 +72,7 @@ PEER_MESSAGES: dict[str, Message] = {
     S.RECV_ACK: Ack(5, 1, 10),
     S.RECV_PAIRING: Pairing(1, b"p"),
     S.RECV_BYE: Bye("done", "bye"),
+    S.RECV_SUMMARY: Summary(SUMMARY_OFFER, 2, bytes(8), bytes(range(8))),
 }
 OUR_BYE = Bye("leaving", "we leave")
 FAILURE = RemoteProtocolError("a rule was broken", "malformed")
@@ -78,6 +83,7 @@ OUR_MESSAGES: dict[str, Message] = {
     S.SEND_ACK: Ack(7, 2, 100),
     S.SEND_PAIRING: Pairing(2, b"step"),
     S.SEND_BYE: OUR_BYE,
+    S.SEND_SUMMARY: Summary(SUMMARY_KNOWN),
 }
 # What `deliver` hands the caller for each peer message (as described by `described`).
 DELIVERED = {
@@ -91,6 +97,7 @@ DELIVERED = {
     ),
     S.RECV_ACK: ("AckReceived", 5, 1, 10),
     S.RECV_PAIRING: ("PairingReceived", 1, b"p"),
+    S.RECV_SUMMARY: ("SummaryReceived", PEER_MESSAGES[S.RECV_SUMMARY]),
 }
 EVENT_FIELDS = {
     AckReceived: ("ref", "stored", "credit"),
@@ -98,6 +105,7 @@ EVENT_FIELDS = {
     InterestReceived: ("logs",),
     PairingReceived: ("step", "data"),
     ReconcileReceived: ("ref", "data"),
+    SummaryReceived: ("summary",),
     SessionClosed: ("reason", "text", "by_peer"),
     SessionOpened: ("hello",),
 }
@@ -199,6 +207,8 @@ def send_ours(session: Session, event: str, now: int) -> None:
         session.send_pairing(message.step, message.data, now)
     elif isinstance(message, Bye):
         session.close(message.reason, message.text, now)
+    elif isinstance(message, Summary):
+        session.send_summary(message, now)
     else:  # pragma: no cover
         raise AssertionError(event)
 
