@@ -270,6 +270,7 @@ class StoreConfig:
     max_total_bytes: int = field(metadata=_rule(_Int(MIB, 1 << 42)))
     expiry_days: int = field(metadata=_rule(_Int(1, 3650)))
     commit_interval_ms: int = field(metadata=_rule(_Int(0, 1000)))
+    journal: str = field(metadata=_rule(_Choice(("wal", "rollback"))))  # schema.JOURNALS
 
 
 @dataclass(frozen=True, slots=True)
