@@ -1,14 +1,15 @@
-"""WAL (the store's mode) against a rollback journal: write amplification vs commit cost.
+"""WAL (the store's default) against a rollback journal: write amplification vs commit cost.
 
 Usage:
-    python bench/journal.py [--variants wal-4096,persist-2048] [--rounds 8] [--relay-rounds 4]
+    python bench/journal.py [--variants wal,rollback] [--rounds 8] [--relay-rounds 3]
 
 Issue 9 §2 asks that a sync of a log larger than its quota write at most 2x the quota to disk. In
-WAL mode every page is written twice (WAL, then checkpoint), so the store cannot get under 2x; a
+WAL mode every page is written twice (WAL, then checkpoint), so a store cannot get under 2x; a
 rollback journal writes new pages once (only pages that existed before the transaction are
 copied to the journal) but costs ~4 fsyncs per commit instead of 1. This bench measures both
-sides in one run, each variant a set of pragmas (journal mode, page size of a new store; always
-synchronous=FULL and an exclusive lock) patched into the store's `configure`:
+sides in one run, each variant a value of `store.journal` forced into node/store/schema.py's
+`configure` ("wal": 4 KiB pages; "rollback": PERSIST, 2 KiB pages for a new store; always
+synchronous=FULL and an exclusive lock):
 
   over_quota    bench/over_quota.py's case (1 MiB quota, logs of 2x and 10x): disk bytes written
                 for the sync and the store's close, per quota (goal <= 2)
@@ -19,18 +20,26 @@ synchronous=FULL and an exclusive lock) patched into the store's `configure`:
   relay         bench/relay.py's latency (500 entries at 100/s: offer -> delivered to an online
                 member, and the writer's ack) and throughput (5,000 entries) cases against a real
                 daemon process whose store runs the variant, alternating, medians
+  loop_calls    the daemon's arrangement in this process: the Committer commits on its thread
+                (interval 100 ms) while the event loop puts 8 entries every 10 ms and asks
+                `has()` every 2 ms; how long those store calls take on the loop (a call made
+                while a commit runs waits for the store's lock), and commit() durations
+  scale_ingest  bench/scale.py's ingest row (decode + verify + store, a durable commit per 128
+                entries, vs raw verify; beside it bench/ingest.py's decode + verify ratio)
+  scale_latency bench/scale.py's latency row (accept -> deliver, 100 entries/s, with --load
+                members syncing in a loop in another process; reference: unloaded)
 
-The reference is the first variant (the store's mode today), measured in the same run.
+The reference is the first variant (the store's default), measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -45,8 +54,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import over_quota  # noqa: E402
 import relay as relay_bench  # noqa: E402
+import scale as scale_bench  # noqa: E402
 import store as store_bench  # noqa: E402
 
+from node.app.context import Committer  # noqa: E402
+from node.store import schema  # noqa: E402
 from node.store import sqlite as sqlite_store  # noqa: E402
 from node.store.sqlite import SQLiteStore  # noqa: E402
 from node.sync.store import Limits  # noqa: E402
@@ -63,23 +75,11 @@ sys.exit(main())
 """
 
 
-def configure_for(variant: str) -> Callable[[sqlite3.Connection], None]:
-    """The store's `configure` with `variant` ("wal-4096", "persist-2048", ...)."""
-    journal, page = variant.split("-")
-
-    def configure(conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-        conn.execute("PRAGMA page_size = %d" % int(page))
-        mode = conn.execute("PRAGMA journal_mode = %s" % journal.upper()).fetchone()
-        assert str(mode[0]).lower() == journal, mode
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = OFF")
-
-    return configure
-
-
 def install(variant: str) -> None:
-    sqlite_store.configure = configure_for(variant)  # type: ignore[assignment]
+    """Make every store opened from now on use journal `variant` ("wal" or "rollback")."""
+    sqlite_store.configure = (  # type: ignore[assignment]
+        lambda conn, journal="wal": schema.configure(conn, variant)
+    )
 
 
 def fresh(workdir: Path) -> Path:
@@ -140,11 +140,73 @@ def fsyncs_per_commit(variant: str, workdir: Path) -> float | None:
     return (counts[1] - counts[0]) / 100
 
 
+def percentile_ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+async def loop_calls(workdir: Path, entries: list, public: bytes, seconds: float) -> dict:
+    """Store calls on the event loop while the Committer commits on its thread (see docstring)."""
+    directory = fresh(workdir)
+    store = new_store(directory)
+    store.add_log(store_bench.LOG_ID, public)
+    store.commit()
+    commits: list[float] = []
+    real = store.commit
+
+    def timed_commit() -> list:
+        before = time.perf_counter()
+        try:
+            return real()
+        finally:
+            commits.append(time.perf_counter() - before)
+
+    store.commit = timed_commit  # type: ignore[method-assign]
+    committer = Committer(store, 0.1)
+    running = asyncio.create_task(committer.run())
+    puts: list[float] = []
+    reads: list[float] = []
+    acked = [0]
+    deadline = time.perf_counter() + seconds
+
+    async def writer() -> None:
+        for i in range(0, len(entries), 8):
+            if time.perf_counter() > deadline:
+                return
+            before = time.perf_counter()
+            store.put_entries(entries[i : i + 8], 1_000_000 + i)
+            puts.append(time.perf_counter() - before)
+            committer.after_commit(lambda ok: acked.__setitem__(0, acked[0] + ok))
+            await asyncio.sleep(0.01)
+
+    async def reader() -> None:
+        while time.perf_counter() < deadline:
+            before = time.perf_counter()
+            store.has(entries[0].cid)
+            reads.append(time.perf_counter() - before)
+            await asyncio.sleep(0.002)
+
+    await asyncio.gather(writer(), reader())
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    store.close()
+    shutil.rmtree(directory, ignore_errors=True)
+    return {
+        "has_p50_ms": percentile_ms(reads, 0.5), "has_p99_ms": percentile_ms(reads, 0.99),
+        "has_max_ms": percentile_ms(reads, 1.0), "put_p50_ms": percentile_ms(puts, 0.5),
+        "put_p99_ms": percentile_ms(puts, 0.99), "put_max_ms": percentile_ms(puts, 1.0),
+        "commit_p50_ms": percentile_ms(commits, 0.5), "commit_p99_ms": percentile_ms(commits, 0.99),
+        "commits": len(commits), "batches_acked": acked[0],
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="wal-4096,persist-2048")
+    parser.add_argument("--variants", default="wal,rollback")
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--relay-rounds", type=int, default=4)
+    parser.add_argument("--relay-rounds", type=int, default=3)
+    parser.add_argument("--load", type=int, default=20, help="load members of scale_latency")
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -193,6 +255,26 @@ def run(args: argparse.Namespace, variants: list[str], workdir: Path) -> None:
             "entries_per_s": round(statistics.median(r[0] for r in runs)),
             "commit_ms": round(statistics.median(r[1] for r in runs), 2),
         })  # fmt: skip
+    calls: dict[str, list[dict]] = {}
+    public, entries = store_bench.build_entries(3072)
+    for _ in range(args.rounds // 2):
+        for variant in variants:
+            install(variant)
+            calls.setdefault(variant, []).append(
+                asyncio.run(loop_calls(workdir, entries, public, 3.0))
+            )
+    for variant, runs in calls.items():
+        emit({
+            "case": "loop_calls", "variant": variant, "rounds": len(runs),
+            **{k: round(statistics.median(r[k] for r in runs), 2) for k in runs[0]},
+        })  # fmt: skip
+    for _ in range(2):
+        for variant in variants:
+            install(variant)
+            scale_bench.emit = lambda line, v=variant: emit(
+                {"case": "scale_ingest", "variant": v, **line}
+            )
+            scale_bench.row_ingest(4000)
     daemon = workdir / "waystation"
     daemon.write_text(DAEMON.format(python=sys.executable, bench=str(ROOT / "bench"), env=ENV))
     daemon.chmod(0o755)
@@ -204,6 +286,12 @@ def run(args: argparse.Namespace, variants: list[str], workdir: Path) -> None:
             latency = asyncio.run(relay_bench.bench_latency(fresh(workdir), 500, 100.0))
             throughput = asyncio.run(relay_bench.bench_throughput(fresh(workdir), 5000))
             relays.setdefault(variant, []).append((latency, throughput))
+    for variant in variants:
+        os.environ[ENV] = variant
+        scale_bench.emit = lambda line, v=variant: emit(
+            {"case": "scale_latency", "variant": v, **line}
+        )
+        asyncio.run(scale_bench.row_latency(fresh(workdir), 300, args.load))
     for variant, runs in relays.items():
 
         def median(pick: Callable[[tuple[dict, dict]], float], runs=runs) -> float:

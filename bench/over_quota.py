@@ -1,11 +1,11 @@
 """A member syncs a log larger than the relay's community quota: bytes written, seconds, passes.
 
 Usage:
-    python bench/over_quota.py [--quota BYTES] [--times 2,10] [--dir DIR]
+    python bench/over_quota.py [--quota BYTES] [--times 2,10] [--journals wal,rollback] [--dir DIR]
 
-For each multiple, a member (in memory) syncs a log of `times` x the quota (~1.6 KB entries,
-Ed25519-signed) to a relay on a fresh SQLite store (synchronous=FULL) over loopback TCP, in one
-process. One JSON line per case:
+For each journal (`store.journal`) and multiple, a member (in memory) syncs a log of `times` x
+the quota (~1.6 KB entries, Ed25519-signed) to a relay on a fresh SQLite store (synchronous=FULL)
+over loopback TCP, in one process. One JSON line per case:
 
     log_bytes             block bytes of the member's log
     kept_entries/of       what the relay keeps (the newest within the quota) and the log's length
@@ -53,7 +53,7 @@ def proc_io() -> dict[str, int]:
     return {k: int(v) for k, v in (line.split(": ") for line in text.splitlines())}
 
 
-def case(directory: Path, quota: int, times: int) -> dict[str, object]:
+def case(directory: Path, quota: int, times: int, journal: str = "wal") -> dict[str, object]:
     group = GroupLog.make(60 + times)
     while sum(len(e.block) for e in group.entries) < times * quota:
         group.append("m%d " % len(group.entries) + "q" * 1500)
@@ -62,7 +62,7 @@ def case(directory: Path, quota: int, times: int) -> dict[str, object]:
         ROLE_MEMBER,
         own={group.address: (group.sign_pub, group.identity_signature)},
     )
-    store = SQLiteStore.open_in(directory, SUITE.ed25519_verify)
+    store = SQLiteStore.open_in(directory, SUITE.ed25519_verify, journal=journal)
     relay = make_context(store, ROLE_RELAY)
     relay.policy.community_quota = quota
     before = proc_io()
@@ -76,6 +76,7 @@ def case(directory: Path, quota: int, times: int) -> dict[str, object]:
     files = sum(p.stat().st_size for p in directory.glob(FILENAME + "*"))
     return {
         "bench": "over_quota",
+        "journal": journal,
         "times": times,
         "quota": quota,
         "log_bytes": sum(len(e.block) for e in group.entries),
@@ -97,14 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quota", type=int, default=1024 * 1024)
     parser.add_argument("--times", default="2,10")
+    parser.add_argument("--journals", default="wal,rollback")
     parser.add_argument("--dir", default=None, help="where the stores go (default: a temp dir)")
     args = parser.parse_args()
-    for times in (int(t) for t in args.times.split(",")):
-        directory = Path(tempfile.mkdtemp(prefix="ws-overquota-", dir=args.dir))
-        try:
-            print(json.dumps(case(directory, args.quota, times)), flush=True)
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
+    for journal in args.journals.split(","):
+        for times in (int(t) for t in args.times.split(",")):
+            directory = Path(tempfile.mkdtemp(prefix="ws-overquota-", dir=args.dir))
+            try:
+                print(json.dumps(case(directory, args.quota, times, journal)), flush=True)
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,41 @@ def test_members_sync_over_both_families_through_the_link_queue(tmp_path: Path) 
     assert labels == ["ok", "ok"]
     assert counts == [5, 6]
     assert listening == ["127.0.0.1:%d" % daemon.port, "[::1]:%d" % daemon.port]
+
+
+def test_store_journal_from_the_config_reaches_the_store(tmp_path: Path) -> None:
+    """`store.journal = "rollback"` (docs/store.md "Why WAL"): the daemon's store keeps a rollback
+    journal beside the file while it runs (entries synced and committed through it), deletes it
+    at a clean stop, and the file is a rollback-journal database (header bytes 18-19 = 1, 1;
+    WAL's are 2, 2)."""
+    suite = NaclSuite()
+    config = parse_config(
+        '[lan]\nlisten = ["127.0.0.1:0"]\nzeroconf = false\n'
+        '[store]\ncommit_interval_ms = 0\njournal = "rollback"\n'
+    )
+    data = tmp_path / "relay"
+    daemon = Daemon(config, suite, data)
+    group = GroupLog.make(84)
+    for i in range(5):
+        group.append("j-%d" % i)
+
+    async def scenario() -> list[str]:
+        running = asyncio.create_task(daemon.run())
+        async with asyncio.timeout(30):
+            await daemon.started.wait()
+        assert daemon.port is not None
+        logs = {group.address: (group.sign_pub, group.identity_signature)}
+        outcome = await sync_with(
+            member_context(member_store(group), suite, logs),
+            tcp_address("127.0.0.1", daemon.port),
+            30.0,
+        )
+        assert outcome.in_sync and outcome.reason == "ok", outcome
+        beside = sorted(p.name for p in data.glob("store.sqlite3*"))
+        daemon.stop()
+        await running
+        return beside
+
+    assert asyncio.run(scenario()) == ["store.sqlite3", "store.sqlite3-journal"]
+    assert sorted(p.name for p in data.glob("store.sqlite3*")) == ["store.sqlite3"]
+    assert (data / "store.sqlite3").read_bytes()[18:20] == b"\x01\x01"

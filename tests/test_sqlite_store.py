@@ -24,8 +24,8 @@ A = Writer(1, "/orbitdb/bafy-a/aa_berty_group_messages")
 B = Writer(2, "/orbitdb/bafy-b/bb_berty_group_messages")
 
 
-def open_store(directory: Path, **limits: int) -> SQLiteStore:
-    store = SQLiteStore.open_in(directory, SUITE.ed25519_verify, Limits(**limits))
+def open_store(directory: Path, journal: str = "wal", **limits: int) -> SQLiteStore:
+    store = SQLiteStore.open_in(directory, SUITE.ed25519_verify, Limits(**limits), journal=journal)
     if not store.logs():
         store.add_log(A.log_id, A.sign_pub)
         store.add_log(B.log_id, B.sign_pub)
@@ -64,12 +64,46 @@ def test_store_commit_reopen(tmp_path: Path) -> None:
     again.close()
 
 
-def test_wal_and_full_sync(tmp_path: Path) -> None:
+def test_journal_modes_full_sync_and_conversion(tmp_path: Path) -> None:
+    """store.journal: "wal" (the default) or "rollback" (PERSIST, 2 KiB pages for a new store);
+    always synchronous=FULL. A store opened in the other mode converts and keeps its entries (a
+    WAL left by a process that died converts too); a clean close leaves no journal or WAL."""
+    e1, e2 = A.entry(1), A.entry(2)
     store = open_store(tmp_path)
     conn = store._db()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
+    script = (  # dies with its WAL beside the file (no checkpoint, no close)
+        "import os, sys\nfrom pathlib import Path\n"
+        "from tests.test_sqlite_store import A, open_store\n"
+        "store = open_store(Path(sys.argv[1]))\n"
+        "store.put_entries([A.entry(1)], 10)\nstore.commit()\nos._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, cwd=ROOT)
+    assert (tmp_path / (FILENAME + "-wal")).exists()
+    store = open_store(tmp_path, "rollback")
+    conn = store._db()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "persist"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert not (tmp_path / (FILENAME + "-wal")).exists()
+    assert store.has(e1.cid)
+    store.put_entries([e2], 11)
+    store.commit()
+    assert (tmp_path / (FILENAME + "-journal")).exists()
+    store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FILENAME]
+    again = open_store(tmp_path)
+    assert again._db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert again.has(e1.cid) and again.has(e2.cid)
+    again.close()
+    (tmp_path / "new").mkdir()
+    fresh = open_store(tmp_path / "new", "rollback")
+    assert fresh._db().execute("PRAGMA page_size").fetchone()[0] == 2048
+    fresh.close()
+    with pytest.raises(StoreError, match="unknown store journal"):
+        open_store(tmp_path, "memory")
 
 
 def test_uncommitted_work_is_lost_on_close_and_never_acknowledged(tmp_path: Path) -> None:
@@ -88,19 +122,23 @@ def test_uncommitted_work_is_lost_on_close_and_never_acknowledged(tmp_path: Path
     again.close()
 
 
+@pytest.mark.parametrize("journal", ["wal", "rollback"])
 @pytest.mark.parametrize("spill", [False, True], ids=["in-cache", "spilled"])
-def test_killed_process_keeps_exactly_the_committed_entries(tmp_path: Path, spill: bool) -> None:
+def test_killed_process_keeps_exactly_the_committed_entries(
+    tmp_path: Path, spill: bool, journal: str
+) -> None:
     # A child process commits e1, puts more without committing and dies by SIGKILL-equivalent
     # os._exit in the middle of the open transaction. "spilled": a 2-page cache makes SQLite
-    # write the open transaction's pages out (to the WAL, uncommitted) before the death, so
-    # reopening must leave them out.
+    # write the open transaction's pages out (to the WAL, uncommitted; or into the database
+    # file, with the old pages in the hot journal) before the death, so reopening must leave
+    # them out.
     script = textwrap.dedent(
         f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from tests.test_sqlite_store import A, open_store
-        store = open_store(Path({str(tmp_path)!r}))
+        store = open_store(Path({str(tmp_path)!r}), {journal!r})
         e1 = A.entry(1)
         store.put_entries([e1], 10)
         assert store.commit() == [e1.cid]
@@ -112,7 +150,10 @@ def test_killed_process_keeps_exactly_the_committed_entries(tmp_path: Path, spil
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
-    store = open_store(tmp_path)
+    if spill and journal == "rollback":  # the hot journal is there to roll them back
+        assert (tmp_path / (FILENAME + "-journal")).stat().st_size > 0
+    store = open_store(tmp_path, journal)
+    assert store.left_open
     e1 = A.entry(1)
     assert store.has(e1.cid)
     assert not store.has(A.entry(2, [e1], payload="p0 " + "x" * 1500).cid)

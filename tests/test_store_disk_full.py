@@ -35,6 +35,12 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
 
 
+@pytest.fixture(params=["wal", "rollback"])
+def journal(request: pytest.FixtureRequest) -> str:
+    """Both values of `store.journal` (docs/store.md "Why WAL") keep the contract."""
+    return str(request.param)
+
+
 def fill(directory: Path, leave: int) -> Path:
     """Write a file that leaves about `leave` bytes free on `directory`'s filesystem."""
     stat = os.statvfs(directory)
@@ -61,17 +67,19 @@ def member_with_entries(seed: int, count: int):  # type: ignore[no-untyped-def]
     )
 
 
-def reopen_count(path: Path, log_id: str) -> int:
-    store = SQLiteStore(path, VERIFY, min_free_bytes=1)
+def reopen_count(path: Path, log_id: str, journal: str = "wal") -> int:
+    store = SQLiteStore(path, VERIFY, min_free_bytes=1, journal=journal)
     try:
         return store.log_info(log_id).entry_count if store.has_log(log_id) else -1
     finally:
         store.close()
 
 
-def test_a_failed_put_never_becomes_another_links_acknowledgement(small_fs: Path) -> None:
+def test_a_failed_put_never_becomes_another_links_acknowledgement(
+    small_fs: Path, journal: str
+) -> None:
     path = small_fs / "store.sqlite3"
-    store = SQLiteStore(path, VERIFY, min_free_bytes=1)
+    store = SQLiteStore(path, VERIFY, min_free_bytes=1, journal=journal)
     committer = Committer(store, 0)
     a, b, c = Writer(1, "log-a"), Writer(2, "log-b"), Writer(3, "log-c")
     store.add_log(a.log_id, a.sign_pub)
@@ -92,20 +100,21 @@ def test_a_failed_put_never_becomes_another_links_acknowledgement(small_fs: Path
     committer.commit_now()
     if told["b"]:
         store.close()
-        assert reopen_count(path, b.log_id) == 20, "link B was acknowledged, its entries are gone"
+        lost = "link B was acknowledged, its entries are gone"
+        assert reopen_count(path, b.log_id, journal) == 20, lost
     assert told == {"b": False}
     assert store.disk_full
     assert store.has_log(c.log_id), "a new log's registration was undone by another link's failure"
     committer.commit_now()
     store.close()
-    assert reopen_count(path, c.log_id) == 0  # registered, and on disk
+    assert reopen_count(path, c.log_id, journal) == 0  # registered, and on disk
 
 
 def test_a_full_disk_is_a_state_left_by_itself(
-    small_fs: Path, caplog: pytest.LogCaptureFixture
+    small_fs: Path, caplog: pytest.LogCaptureFixture, journal: str
 ) -> None:
     path = small_fs / "store.sqlite3"
-    store = SQLiteStore(path, VERIFY, min_free_bytes=32 * 1024)
+    store = SQLiteStore(path, VERIFY, min_free_bytes=32 * 1024, journal=journal)
     writer = Writer(4, "log-d")
     store.add_log(writer.log_id, writer.sign_pub)
     first = big_entries(writer, 5, 2000)
@@ -132,12 +141,14 @@ def test_a_full_disk_is_a_state_left_by_itself(
     assert sum("room again" in r.message for r in caplog.records) == 1
     assert len(store.commit()) == 10
     store.close()
-    assert reopen_count(path, writer.log_id) == 15
+    assert reopen_count(path, writer.log_id, journal) == 15
 
 
-def test_a_window_bigger_than_the_free_space_still_makes_progress(small_fs: Path) -> None:
+def test_a_window_bigger_than_the_free_space_still_makes_progress(
+    small_fs: Path, journal: str
+) -> None:
     path = small_fs / "store.sqlite3"
-    store = SQLiteStore(path, VERIFY, min_free_bytes=16 * 1024)
+    store = SQLiteStore(path, VERIFY, min_free_bytes=16 * 1024, journal=journal)
     committer = Committer(store, 0)
     writer = Writer(5, "log-e")
     store.add_log(writer.log_id, writer.sign_pub)
@@ -158,7 +169,7 @@ def test_a_window_bigger_than_the_free_space_still_makes_progress(small_fs: Path
     assert 0 < stored < 40
     assert all(durable for _, durable in outcomes)
     store.close()
-    assert reopen_count(path, writer.log_id) == stored
+    assert reopen_count(path, writer.log_id, journal) == stored
 
 
 def test_a_put_time_failure_ends_the_link_with_store_error(small_fs: Path) -> None:

@@ -101,6 +101,7 @@ class StoreConfig:
     max_total_bytes: int = field(metadata=_rule(Int(MIB, 1 << 42)))
     expiry_days: int = field(metadata=_rule(Int(1, 3650)))
     commit_interval_ms: int = field(metadata=_rule(Int(0, 1000)))
+    journal: str = field(metadata=_rule(Choice(("wal", "rollback"))))  # schema.JOURNALS
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,8 +228,9 @@ class Daemon:
             try:
                 self.identity = load_or_create_identity(self.data_dir, self.suite)
                 store = SQLiteStore.open_in(
-                    self.data_dir, self.suite.ed25519_verify, store_limits(self.config)
-                )
+                    self.data_dir, self.suite.ed25519_verify, store_limits(self.config),
+                    journal=self.config.store.journal,
+                )  # fmt: skip
                 try:
                     if store.left_open:  # reads the whole file: only after an unclean end
                         log.warning("store %s was not closed cleanly: checking it", store.path)

@@ -137,7 +137,7 @@ class PeerSession:
         while (self.data_dir / ("%s.damaged-%d" % (STORE_FILE, number))).exists():
             number += 1
         moved = self.data_dir / ("%s.damaged-%d" % (STORE_FILE, number))
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-journal", "-wal", "-shm"):
             path = self.data_dir / (STORE_FILE + suffix)
             if path.exists():
                 path.rename(moved.with_name(moved.name + suffix))

@@ -160,13 +160,28 @@ def cid_col(value: object) -> CID:
         raise corrupt("bad CID %s: %s" % (value.hex(), exc)) from exc
 
 
-def configure(conn: sqlite3.Connection) -> None:
-    """WAL, synchronous=FULL, an exclusive lock (see node/store/sqlite.py)."""
+# store.journal -> (SQLite journal_mode, page size of a new store); docs/store.md "Why WAL".
+JOURNALS = {"wal": ("wal", 4096), "rollback": ("persist", 2048)}
+JOURNAL_SIZE_LIMIT = 4 << 20  # rollback: a persistent journal is cut to this after a commit
+
+
+def configure(conn: sqlite3.Connection, journal: str = "wal") -> None:
+    """Journal (`store.journal`), synchronous=FULL, an exclusive lock (see node/store/sqlite.py).
+
+    "wal": every page is written twice (WAL, then checkpoint), one fsync per commit. "rollback"
+    (PERSIST): new pages are written once, four fsyncs per commit. A store made in the other mode
+    converts here (leaving WAL checkpoints it); a page size applies only to a new store."""
+    if journal not in JOURNALS:
+        raise StoreError("unknown store journal %r (one of %s)" % (journal, ", ".join(JOURNALS)))
+    mode, page_size = JOURNALS[journal]
     # Exclusive before WAL: no shared-memory index, and a second process gets "locked".
     conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-    if mode is None or str(mode[0]).lower() != "wal":
-        raise StoreError("store database refused WAL mode (got %r)" % (mode,))
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        conn.execute("PRAGMA page_size = %d" % page_size)
+    got = conn.execute("PRAGMA journal_mode = %s" % mode).fetchone()
+    if got is None or str(got[0]).lower() != mode:
+        raise StoreError("store database refused journal mode %s (got %r)" % (mode, got))
+    conn.execute("PRAGMA journal_size_limit = %d" % JOURNAL_SIZE_LIMIT)
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = OFF")
 

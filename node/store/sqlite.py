@@ -29,8 +29,7 @@ and a bounded buffer of the newest in memory; `cid` decides between rows sharing
 `refs` counts the stored entries of the same log that name the entry in `next` (0 = head); a link
 whose parent is not stored in the child's log (yet, or any more) is counted in `unresolved` and
 moves into the parent's `refs` when the parent is stored, back out when it is deleted. Uniqueness of
-a CID is enforced by the duplicate check in put and by the key index (the digest is part of the
-key).
+a CID is enforced by the duplicate check in put and by the key index (the digest is in the key).
 
 Blocks sit in their own append-ordered rowid table so that scans of `entries` (eviction, opening)
 never read block bodies (sync-perf.md §4.4). Migrations are functions in MIGRATIONS, applied in
@@ -38,14 +37,10 @@ order, each in its own transaction together with the new user_version; a databas
 this program, of another application, or not a database at all raises StoreError. Version 1 (a
 UNIQUE CID index, links keyed by (log, parent CID), a heads table) converts in place (_v1_to_v2).
 
-Durability and acknowledgement (group commit). The connection runs in WAL mode with
-`synchronous=FULL` and an exclusive lock. put_entries writes into one open transaction; commit()
-commits it, and with FULL the commit returns only after the WAL is fsynced, so the CIDs commit()
-returns are durable when they are acknowledged. One commit costs one WAL fsync however many
-entries it carries (plus the two fsyncs of an occasional checkpoint), so the daemon commits at a
-cadence (≤ 1 s, or every N entries) rather than per entry. `synchronous=NORMAL` (WAL synced only
-at checkpoints) could lose acknowledged entries on a power cut and buys nothing with group
-commit. A power cut loses exactly the uncommitted work, put since the last commit(), never acked.
+Durability (group commit): `synchronous=FULL`, an exclusive lock, the journal of `store.journal`
+(schema.configure: WAL, or a rollback journal; docs/store.md "Why WAL"). commit() returns once
+durable: the CIDs it returns may be acked. A power cut loses exactly the work put since the last
+commit(). A clean close leaves no journal or WAL beside the file (`left_open` sees one left).
 
 Caches: per log, the entry/byte counts (read from `logs` at open) and, once used, the KeySet of
 (lamport time, digest), loaded from the key index and kept within a byte budget
@@ -55,8 +50,7 @@ database after a rollback. Every sqlite3.Error and OSError is translated to Stor
 `_guard`; after one the open transaction is rolled back (its work is lost, unacknowledged) and the
 caches are reloaded. Rows that make no sense (a hostile or corrupt file) raise StoreError too.
 
-Use from one thread at a time (the daemon uses it on its event-loop thread); a lock makes a
-mistake safe, not fast. keyset() returns the live cache: read it on the store's thread.
+Every call holds one lock (the daemon commits on its commit thread, everything else on the loop).
 """
 
 from __future__ import annotations
@@ -114,6 +108,7 @@ class SQLiteStore(Store):
 
     Args:
         path: the database file (created if missing); see open_in() for the data directory.
+        journal: "wal" or "rollback" (`store.journal`; schema.JOURNALS).
         verify: Ed25519 verify(public key, message, signature) -> bool, e.g. suite.ed25519_verify.
         limits: store limits (node.sync.store.Limits).
         min_free_bytes: disk space kept free (node/store/space.py).
@@ -128,6 +123,7 @@ class SQLiteStore(Store):
     def __init__(
         self, path: str | Path, verify: Verify, limits: Limits | None = None,
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, key_budget: int = DEFAULT_BUDGET,
+        journal: str = "wal",
     ) -> None:  # fmt: skip
         super().__init__(verify, limits)
         self.path = Path(path)
@@ -145,13 +141,13 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self.keys = KeyCache(self._db, key_budget)
         self._cids = CidTable(self._db)
-        # A WAL left beside the file: its last user did not close it (crash, kill, power cut).
-        self.left_open = Path(str(self.path) + "-wal").exists()
+        # A journal (or an old store's WAL) beside the file: its last user did not close it.
+        self.left_open = any(Path(str(self.path) + s).exists() for s in ("-journal", "-wal"))
         try:
             self._conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=0.0
             )
-            configure(self._conn)
+            configure(self._conn, journal)
             migrate(self._conn, MIGRATIONS)
             self._reload()
         except (sqlite3.Error, OSError) as exc:
@@ -168,9 +164,10 @@ class SQLiteStore(Store):
     def open_in(
         cls, data_dir: str | Path, verify: Verify, limits: Limits | None = None,
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES, key_budget: int = DEFAULT_BUDGET,
+        journal: str = "wal",
     ) -> SQLiteStore:  # fmt: skip
         """Open (or create) the store file FILENAME in `data_dir`."""
-        return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes, key_budget)
+        return cls(Path(data_dir) / FILENAME, verify, limits, min_free_bytes, key_budget, journal)
 
     def quick_check(self) -> None:
         """`PRAGMA quick_check` (the daemon's start when left_open); StoreError: one line."""
@@ -352,6 +349,9 @@ class SQLiteStore(Store):
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):  # a rollback journal goes (not if the disk is full)
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0] == "persist":
+                        conn.execute("PRAGMA journal_mode = DELETE")
                 conn.close()
             except sqlite3.Error as exc:
                 raise StoreError("store %s: close failed: %s" % (self.path, exc)) from exc
@@ -590,7 +590,7 @@ class SQLiteStore(Store):
                 ],
             )
         self._cids.flush()
-        conn.execute("COMMIT")  # synchronous=FULL: returns after the WAL is fsynced
+        conn.execute("COMMIT")  # synchronous=FULL: returns once durable
         self._stat_deltas = {}
         self._dirty_logs = set()
         self._window_bytes = 0
