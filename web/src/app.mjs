@@ -180,6 +180,7 @@ function wire(app) {
         },
       });
       $("sync-outcome").textContent = outcome.text;
+      app.lastSync = outcome; // for the tests: which relay it was, the MTU packets were cut for
       if (outcome.relayName) {
         $("relay-name").textContent = outcome.relayName;
         $("sync-again").hidden = false;

@@ -6,7 +6,8 @@
 //   {"op": "init", "name": "Bea"}             create the account in the page
 //   {"op": "join", "invitation": "..."}       -> the group id
 //   {"op": "sync", "choose": true}            Find a relay (device chooser answered) and sync
-//                                             -> {"ok", "text"} (the outcome the page shows)
+//                                             -> {"ok", "text"} (the outcome the page shows),
+//                                             "relay" (the paired relay it was, or ""), "mtu"
 //   {"op": "pair", "code": "1234-5678", "fingerprint": "...", "name": "Bea's phone"}
 //                                             -> {"ok", "text"}
 //   {"op": "read", "group": "<id>"}           -> [{"author", "body"}] as the page shows them
@@ -102,7 +103,9 @@ const OPS = {
     const before = await text(page, "#sync-outcome");
     if (choose) await chooseRelay("#find-relay");
     else await page.click("#sync-again");
-    return outcome(before, /^(Synced|Sync with .* failed)/);
+    const shown = await outcome(before, /^(Synced|Sync with .* failed)/);
+    const last = await page.evaluate(() => window.waystation.then((w) => w.app.lastSync));
+    return { ...shown, relay: last.relay, mtu: last.mtu };
   },
   read: async ({ group }) => {
     await openGroup(group);
