@@ -13,6 +13,8 @@
 //   {"op": "read", "group": "<id>"}           -> [{"author", "body"}] as the page shows them
 //   {"op": "send", "group": "<id>", "text": "..."}
 //   {"op": "screenshot", "path": "x.png"}
+//   {"op": "metrics"}                         -> {"js_heap_mb", "wasm_mb"} (CDP Performance.getMetrics;
+//                                             Pyodide's wasm memory) for bench/web_sync.py
 import { createInterface } from "node:readline";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -120,6 +122,11 @@ const OPS = {
     await page.waitForFunction((n) => document.querySelectorAll("#messages li").length > n, {}, count);
   },
   screenshot: async ({ path, full }) => { await page.screenshot({ path, fullPage: Boolean(full) }); },
+  metrics: async () => {
+    const m = await page.metrics();
+    const wasm = await page.evaluate(() => window.waystation.then((w) => w.pyodide._module.HEAP8.length));
+    return { js_heap_mb: +(m.JSHeapUsedSize / 2 ** 20).toFixed(1), wasm_mb: +(wasm / 2 ** 20).toFixed(1) };
+  },
 };
 
 console.log(JSON.stringify({ ok: true, result: "ready" }));
