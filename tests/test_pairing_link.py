@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from node.app.context import Committer, LogPolicy, NodeContext
-from node.app.pair_client import PairingError, _run
+from node.app.pair_client import Paired, PairingError, _run
 from node.app.pairing import MAX_ATTEMPTS, RelayPairing, normalise_code
 from node.app.peer import LinkDriver
 from node.link import Link
@@ -26,6 +26,7 @@ from node.sync.store import MemoryStore
 from tests.sync_helpers import SUITE, GroupLog, make_context, member_store
 
 DEADLINE_S = 10.0
+DISCOVERY_KEY = bytes(range(32))  # the relay's token key, handed to whoever pairs
 
 
 class Clock:
@@ -60,6 +61,7 @@ class RelaySide:
             1 << 20,
             close_links=self.close_links,
             clock=self.clock,
+            discovery_key=DISCOVERY_KEY,
         )
         self.ctx.pairing = self.pairing
 
@@ -82,16 +84,16 @@ class RelaySide:
         key: bytes | None = None,
         role: int = ROLE_MEMBER,
         expect: str | None = None,
-    ) -> bytes:
+    ) -> Paired:
         """Pair a phone (or a relay, by `role`) with `code`; its key, random unless given."""
         return asyncio.run(self._pair(code, key, role, expect))
 
-    async def _pair(self, code: str, key: bytes | None, role: int, expect: str | None) -> bytes:
+    async def _pair(self, code: str, key: bytes | None, role: int, expect: str | None) -> Paired:
         phone_end, relay_end = Pipe().ends
         driver = LinkDriver(self.ctx, relay_end, initiator=False)
         self.drivers.append(driver)
         failure: PairingError | None = None
-        remote = b""
+        remote = Paired(b"", b"")
         async with asyncio.timeout(DEADLINE_S), asyncio.TaskGroup() as tasks:
             relay_task = tasks.create_task(driver.run())
             try:
@@ -125,9 +127,9 @@ def test_right_code_pins_both_keys(relay: RelaySide) -> None:
     code = relay.open()
     key = SUITE.random_bytes(32)
     fingerprint = relay.pairing.fingerprint
-    remote = relay.pair(code, key, expect=fingerprint)
-    assert remote == SUITE.x25519_public(relay.static)
-    assert pp.key_fingerprint(SUITE, remote) == fingerprint
+    paired = relay.pair(code, key, expect=fingerprint)
+    assert paired == Paired(SUITE.x25519_public(relay.static), DISCOVERY_KEY)
+    assert pp.key_fingerprint(SUITE, paired.static_key) == fingerprint
     device = relay.pairing.device_of(SUITE.x25519_public(key))
     assert device is not None and device.name == "phone" and device.kind == "device"
     status = relay.pairing.cmd_status({})
@@ -368,7 +370,7 @@ async def _replay(relay: RelaySide, key: bytes, steps: list[tuple[int, bytes]]) 
                 if isinstance(event, SessionOpened) and pending:
                     session.send_pairing(*pending.pop(0), now())
                 elif isinstance(event, PairingReceived) and event.step == pp.RESULT:
-                    status = pp.decode_result(event.data)
+                    status = pp.decode_result(event.data)[0]
                     session.close("ok", "", now())
                 elif isinstance(event, PairingReceived) and pending:
                     session.send_pairing(*pending.pop(0), now())

@@ -284,6 +284,7 @@ class Daemon:
             config.relay.trusted,
             self.close_links_of,
             community_quota=config.relay.community_log_bytes,
+            discovery_key=discovery_key(self.identity.secret_key[:32]),
         )
         self.ctx.pairing = self.pairing
         ring = LogRing()
@@ -485,12 +486,12 @@ class Daemon:
         except TimeoutError:
             self.pairing.joined(relay, None, "no answer in time")
         else:
-            self.pairing.joined(relay, remote, "")
+            self.pairing.joined(relay, remote.static_key, "")
 
     # -- discovery ----------------------------------------------------------------------------
 
     def _token(self) -> bytes:
-        assert self.identity is not None
+        assert self.identity is not None  # the key is also given to paired devices (RelayPairing)
         key = discovery_key(self.identity.secret_key[:32])
         return relay_token(key, round_period(int(time.time()), TOKEN_INTERVAL))
 

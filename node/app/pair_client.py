@@ -2,13 +2,16 @@
 
 `pair_with(...)` dials the relay, runs a session (Noise XX, Hello) and, once it is open, the
 pairing exchange of node/proto/pairing.py on the code the operator read out, then says Bye. It
-returns the relay's Noise static key, which the caller pins.
+returns the relay's Noise static key, which the caller pins, and the relay's discovery key (the
+key of its rotating token, node.crypto.rendezvous), given inside the pairing.
 
 Members keep their pins in `DATA/relays.json` (mode 0600): per relay address, the fingerprint of
-the relay's link key and, when paired, the member's own device key for that relay (a paired
-device proves its pairing by using the same static key; unpaired syncs use a fresh key each
-time). A pin, whether from pairing or from `peer sync --pin`, makes every later sync to that
-address refuse any other key.
+the relay's link key, when paired the member's own device key for that relay (a paired device
+proves its pairing by using the same static key; unpaired syncs use a fresh key each time), and
+the relay's discovery key if it gave one. A pin, whether from pairing or from `peer sync --pin`,
+makes every later sync to that address refuse any other key. `pin_for_token` finds the paired
+relay whose token a BLE advertisement or INFO value carries: how a phone recognises its relay
+among others without any fixed identifier on the air (docs/ble.md §2).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from node.app.pake import Spake2Side
 from node.crypto.api import Suite
+from node.crypto.rendezvous import TOKEN_INTERVAL, relay_token, round_period
 from node.errors import REASON_INTEGRITY, REASON_OK, LinkError, NodeError, RemoteProtocolError
 from node.link import Dialers, Link, PeerAddress
 from node.proto import pairing as pp
@@ -36,6 +40,12 @@ from node.proto.session import (
 
 PINS_FILE = "relays.json"
 MAX_PINS_BYTES = 1 << 20
+# Token periods either side of ours that still recognise a relay (96: a day). A token changes
+# every TOKEN_INTERVAL (15 min), and a relay's clock may be far off: an appliance with no network
+# and no real-time clock resumes from its last saved time after a power cut. Each period costs an
+# HMAC (~4 us): a day either side costs under 1 ms per check, nearest periods first.
+TOKEN_SKEW_PERIODS = 96
+_SKEWS = sorted(range(-TOKEN_SKEW_PERIODS, TOKEN_SKEW_PERIODS + 1), key=abs)
 
 
 class PairingError(NodeError):
@@ -49,10 +59,35 @@ class RelayPin:
     Attributes:
         fingerprint: the relay's link-key fingerprint (8 groups of 4 hex digits).
         device_key: our X25519 static private key for it when paired, else b"".
+        discovery_key: the key of its rotating token when it gave one at pairing, else b"".
     """
 
     fingerprint: str
     device_key: bytes = b""
+    discovery_key: bytes = b""
+
+    def knows_token(self, token: bytes, now: int) -> bool:
+        """Is `token` this relay's for a period within TOKEN_SKEW_PERIODS of `now` (Unix s)?"""
+        if not self.discovery_key:
+            return False
+        period = round_period(now, TOKEN_INTERVAL)
+        return any(
+            relay_token(self.discovery_key, period + skew * TOKEN_INTERVAL) == token
+            for skew in _SKEWS
+        )
+
+
+@dataclass(frozen=True)
+class Paired:
+    """What pairing gave: the relay's Noise static public key and its discovery key (or b"")."""
+
+    static_key: bytes
+    discovery_key: bytes
+
+
+def pin_for_token(pins: dict[str, RelayPin], token: bytes, now: int) -> str | None:
+    """The address of the pin whose relay advertises `token` around `now`, or None."""
+    return next((a for a, pin in pins.items() if pin.knows_token(token, now)), None)
 
 
 def load_pins(data_dir: Path) -> dict[str, RelayPin]:
@@ -76,9 +111,10 @@ def load_pins(data_dir: Path) -> dict[str, RelayPin]:
         for address, item in table.items():
             fingerprint = item["fingerprint"]
             key = bytes.fromhex(item.get("device_key", ""))
-            if not isinstance(fingerprint, str) or len(key) not in (0, 32):
+            token_key = bytes.fromhex(item.get("discovery_key", ""))
+            if not isinstance(fingerprint, str) or {len(key), len(token_key)} - {0, 32}:
                 raise ValueError("bad pin for %s" % address)
-            pins[str(address)] = RelayPin(fingerprint, key)
+            pins[str(address)] = RelayPin(fingerprint, key, token_key)
         return pins
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PairingError("%s is damaged (%s); move it aside to pin again" % (path, exc)) from exc
@@ -89,7 +125,9 @@ def save_pin(data_dir: Path, address: PeerAddress, pin: RelayPin) -> None:
     pins = load_pins(data_dir)
     pins[str(address)] = pin
     table = {
-        a: {"fingerprint": p.fingerprint, "device_key": p.device_key.hex()} for a, p in pins.items()
+        a: {"fingerprint": p.fingerprint, "device_key": p.device_key.hex()}
+        | ({"discovery_key": p.discovery_key.hex()} if p.discovery_key else {})
+        for a, p in pins.items()
     }
     path = data_dir / PINS_FILE
     tmp = path.with_suffix(".tmp")
@@ -111,8 +149,8 @@ async def pair_with(
     role: int,
     timeout: float,
     expect_fingerprint: str | None = None,
-) -> bytes:
-    """Pair with the relay at `address`; returns its Noise static public key.
+) -> Paired:
+    """Pair with the relay at `address`; returns its static key and its discovery key.
 
     Args:
         suite: the crypto suite.
@@ -146,7 +184,7 @@ async def _run(
     static_private: bytes,
     role: int,
     expect: str | None,
-) -> bytes:
+) -> Paired:
     clock = _millis
     session = Session(
         suite, True, static_private, role, clock(), SessionLimits(), frame_hint=link.frame_hint
@@ -213,7 +251,7 @@ async def _run(
         raise PairingError(failure)
     if exchange is None or exchange.state != pp.PAIRED or session.remote_static is None:
         raise PairingError("the link ended before pairing finished")
-    return session.remote_static
+    return Paired(session.remote_static, exchange.discovery_key)
 
 
 def _millis() -> int:

@@ -110,6 +110,8 @@ class RelayPairing:
         close_links: closes every open link whose remote static key is the one given.
         clock: wall-clock seconds.
         community_quota: the quota a log gets back when its device is revoked.
+        discovery_key: the key of our rotating token (node.crypto.rendezvous.discovery_key),
+            given to every device that pairs so that it recognises our token; b"" for none.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class RelayPairing:
         close_links: Callable[[bytes], int] = lambda _key: 0,
         clock: Callable[[], float] = time.time,
         community_quota: int | None = None,
+        discovery_key: bytes = b"",
     ) -> None:
         self.suite = suite
         self.devices = devices
@@ -135,6 +138,7 @@ class RelayPairing:
         self.close_links = close_links
         self.clock = clock
         self.community_quota = community_quota
+        self.discovery_key = discovery_key
         self.window: PairingWindow | None = None
         # Relay-to-relay pairing as the initiator: join(relay, code, fingerprint) starts it (the
         # daemon runs it as a task and calls joined()); None where nothing can run it.
@@ -186,8 +190,9 @@ class RelayPairing:
             window.attempts += 1
             window.busy = True
             exchange = pp.PairingExchange(
-                self.suite, Spake2Side, False, window.code.encode(), session.handshake_hash
-            )
+                self.suite, Spake2Side, False, window.code.encode(), session.handshake_hash,
+                self.discovery_key,
+            )  # fmt: skip
             self._exchanges[id(core)] = exchange
             self._check_attempts(window)
         try:

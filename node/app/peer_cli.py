@@ -415,7 +415,9 @@ def _sync(session: PeerSession, args: argparse.Namespace) -> int:
 
     client = session.client
     deadline = time.monotonic() + args.timeout
-    target = relay_target(args)
+    from node.app.pair_client import load_pins
+
+    target = relay_target(args, load_pins(session.data_dir))
     if target is None:
         return EXIT_SYNC_FAILED
     address, where, dialers = target

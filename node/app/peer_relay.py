@@ -14,12 +14,14 @@ import argparse
 import asyncio
 import socket
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from node.errors import LinkError
 from node.member.errors import MemberError
 
 if TYPE_CHECKING:
+    from node.app.pair_client import RelayPin
     from node.app.peer_session import PeerSession
     from node.link import Dialers, PeerAddress
 
@@ -54,7 +56,7 @@ def pair_command(session: PeerSession, args: argparse.Namespace) -> int:
     device_key = session.suite.random_bytes(32)
     expect = args.fingerprint.lower() if args.fingerprint else None
     try:
-        remote = asyncio.run(
+        paired = asyncio.run(
             pair_with(
                 session.suite, dialers, address, code, args.name, device_key,
                 ROLE_MEMBER, args.timeout, expect,
@@ -66,15 +68,19 @@ def pair_command(session: PeerSession, args: argparse.Namespace) -> int:
     except TimeoutError:
         _err("waystation peer: pairing with %s timed out" % where)
         return EXIT_SYNC_FAILED
-    fingerprint = key_fingerprint(session.suite, remote)
-    save_pin(session.data_dir, address, RelayPin(fingerprint, device_key))
+    fingerprint = key_fingerprint(session.suite, paired.static_key)
+    save_pin(session.data_dir, address, RelayPin(fingerprint, device_key, paired.discovery_key))
     _out("paired with relay %s at %s" % (fingerprint, where))
     return 0
 
 
-def relay_target(args: argparse.Namespace) -> tuple[PeerAddress, str, Dialers] | None:
+def relay_target(
+    args: argparse.Namespace, pins: dict[str, RelayPin] | None = None
+) -> tuple[PeerAddress, str, Dialers] | None:
     """Where `--ble`, `--discover` or `--relay` points (address, its words for messages) and
     the dialers that reach it; None, said on stderr, when BLE is missing or nothing answered.
+    With `--ble` and a relay paired over BLE that gave its discovery key (in `pins`), only that
+    relay is dialled: the one whose advertised token is its token now.
 
     Raises:
         MemberError: a malformed or unresolvable --relay.
@@ -84,12 +90,18 @@ def relay_target(args: argparse.Namespace) -> tuple[PeerAddress, str, Dialers] |
     from node.link import PeerAddress
 
     if args.ble:
+        address = PeerAddress("ble", "any")
+        pin = (pins or {}).get(str(address))
+        want = None
+        if pin is not None and pin.discovery_key:
+            known = pin.knows_token
+            want = lambda token: known(token, int(time.time()))  # noqa: E731
         try:
-            dialers = ble_dialers(args.adapter)
+            dialers = ble_dialers(args.adapter, want)
         except LinkError as exc:
             _err("waystation peer: cannot reach a relay over BLE: %s" % exc)
             return None
-        return PeerAddress("ble", "any"), "a relay over BLE", dialers
+        return address, "your relay over BLE" if want else "a relay over BLE", dialers
     if getattr(args, "discover", False):
         found = _discover(args)
         if found is None:

@@ -43,8 +43,9 @@ def member_dialers() -> Dialers:
     return Dialers([TcpDialer(MAX_FRAME)])
 
 
-def ble_dialers(adapter: str) -> Dialers:
-    """A desktop member acting as a phone would: a BLE central on `adapter` (`peer sync --ble`).
+def ble_dialers(adapter: str, want_token: Callable[[bytes], bool] | None = None) -> Dialers:
+    """A desktop member acting as a phone would: a BLE central on `adapter` (`peer sync --ble`);
+    with `want_token`, only relays whose advertised token it accepts (a paired relay's).
 
     Raises:
         LinkError: the `ble` extra (bleak, dbus-fast) is not installed.
@@ -53,7 +54,7 @@ def ble_dialers(adapter: str) -> Dialers:
         from node.radio.central import BleCentral
     except ImportError as exc:
         raise LinkError("BLE needs the ble extra: pip install 'waystation[ble]'") from exc
-    return Dialers([BleCentral(adapter, MAX_FRAME)])
+    return Dialers([BleCentral(adapter, MAX_FRAME, want_token=want_token)])
 
 
 async def sync_with_relay(

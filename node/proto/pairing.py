@@ -11,7 +11,7 @@
 #           K = SPAKE2(code, h)      <----------   REPLY   pake_B ‖ confirm_R
 #   check confirm_R                                 (a wrong code fails here, for the initiator)
 #   CONFIRM confirm_I                ---------->   check confirm_I
-#                                    <----------   RESULT  status (0 = paired)
+#                                    <----------   RESULT  status (0 = paired) [‖ discovery key]
 #
 # SPAKE2's identities are "waystation/1 pair A" ‖ h and "waystation/1 pair B" ‖ h, where h is the
 # session's Noise handshake hash, so the shared key K exists only for this one session; both
@@ -21,7 +21,10 @@
 # a recorded exchange replayed in a new session fails for the same reason. An eavesdropper sees
 # only SPAKE2 messages, which reveal nothing it could test code guesses against offline; an active
 # attacker tests exactly one guess per exchange (the responder counts every START as an attempt).
-# On PAIRED each side pins the other's Noise static key (the caller does that).
+# On PAIRED each side pins the other's Noise static key (the caller does that). A relay's RESULT
+# 00 also carries its discovery key (node.crypto.rendezvous), so that the paired device can
+# recognise the relay's rotating token; it travels inside the Noise session, after the
+# initiator checked REPLY's confirmation, so only the peer that knew the code receives it.
 #
 # SPAKE2 itself is injected (`pake_factory(side, code, id_a, id_b)` -> object with
 # `start() -> bytes` and `finish(message) -> bytes`), like the crypto suite: the `spake2` package
@@ -69,6 +72,7 @@ STATUS_TEXT = {
     BUSY: "another device is pairing with the relay right now; try again",
 }
 
+DISCOVERY_KEY_BYTES = 32  # node.crypto.rendezvous.discovery_key: the relay's token key
 PAKE_MESSAGE_BYTES = 33  # the spake2 package's Ed25519-group message: side byte + point
 CONFIRM_BYTES = 64  # HMAC-BLAKE2b
 MAX_NAME_BYTES = 64
@@ -159,18 +163,26 @@ def decode_confirm(data: bytes) -> bytes:
     return data
 
 
-def encode_result(status: int) -> bytes:
-    """RESULT data: one status byte."""
+def encode_result(status: int, discovery_key: bytes = b"") -> bytes:
+    """RESULT data: a status byte; with PAIRED_OK, the relay's discovery key (32) if it has one."""
     if status not in STATUS_TEXT:
         raise LocalProtocolError("pairing RESULT: unknown status %r" % (status,))
-    return bytes([status])
+    if discovery_key and (status != PAIRED_OK or len(discovery_key) != DISCOVERY_KEY_BYTES):
+        raise LocalProtocolError("pairing RESULT: a 32-byte discovery key goes with PAIRED_OK only")
+    return bytes([status]) + discovery_key
 
 
-def decode_result(data: bytes) -> int:
-    """The status of RESULT data; RemoteProtocolError for another length or an unknown status."""
-    if len(data) != 1 or data[0] not in STATUS_TEXT:
-        raise RemoteProtocolError("pairing RESULT: bad status %s" % data.hex())
-    return data[0]
+def decode_result(data: bytes) -> "tuple[int, bytes]":
+    """(status, discovery key or b"") of RESULT data.
+
+    Raises:
+        RemoteProtocolError: an unknown status, or a length other than 1 (33 with PAIRED_OK).
+    """
+    if not data or data[0] not in STATUS_TEXT:
+        raise RemoteProtocolError("pairing RESULT: bad status %s" % data[:1].hex())
+    if len(data) != 1 and not (data[0] == PAIRED_OK and len(data) == 1 + DISCOVERY_KEY_BYTES):
+        raise RemoteProtocolError("pairing RESULT: %d bytes, expected 1 or 33" % len(data))
+    return data[0], bytes(data[1:])
 
 
 def key_fingerprint(suite: "Suite", static_public: bytes) -> str:
@@ -201,11 +213,14 @@ class PairingExchange:
         initiator: True on the side that pairs (phone, or the relay that dialed).
         code: the pairing code, as typed (ASCII digits).
         handshake_hash: this session's Noise handshake hash (64 bytes).
+        discovery_key: responder: the key of our rotating token, given in RESULT on success
+            (node.crypto.rendezvous.discovery_key), or b"" to give none.
 
     Attributes:
         state: one of STATES.
         status: the RESULT status once finished (PAIRED_OK, WRONG_CODE, NO_WINDOW, BUSY).
         peer_name: the name the initiator gave (responder side).
+        discovery_key: the key the responder gave (ours on the responder side); b"" if none.
     """
 
     def __init__(
@@ -215,6 +230,7 @@ class PairingExchange:
         initiator: bool,
         code: bytes,
         handshake_hash: bytes,
+        discovery_key: bytes = b"",
     ) -> None:
         if not handshake_hash:
             raise LocalProtocolError("pairing needs the session's handshake hash")
@@ -223,6 +239,7 @@ class PairingExchange:
         self.state = IDLE
         self.status = -1
         self.peer_name = ""
+        self.discovery_key = discovery_key
         self._h = handshake_hash
         side = "A" if initiator else "B"
         self._pake = pake_factory(side, code, ID_A + handshake_hash, ID_B + handshake_hash)
@@ -301,17 +318,17 @@ class PairingExchange:
             self.status = WRONG_CODE
             return [(RESULT, encode_result(WRONG_CODE))]
         self.status = PAIRED_OK
-        return [(RESULT, encode_result(PAIRED_OK))]
+        return [(RESULT, encode_result(PAIRED_OK, self.discovery_key))]
 
     def _do_refused(self, data: bytes) -> "list[tuple[int, bytes]]":
-        status = decode_result(data)
+        status = decode_result(data)[0]
         if status == PAIRED_OK:
             raise RemoteProtocolError("pairing: paired before any confirmation", REASON_INTEGRITY)
         self.status = status
         return []
 
     def _do_result(self, data: bytes) -> "list[tuple[int, bytes]]":
-        self.status = decode_result(data)
+        self.status, self.discovery_key = decode_result(data)
         if self.status != PAIRED_OK:
             self.state = FAILED
         return []

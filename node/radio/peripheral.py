@@ -425,14 +425,13 @@ class BlePeripheral:
     # -- what the GATT objects ask (objects.GattHandler) ------------------------------------
 
     def read_info(self, options: Options) -> bytes:
-        """INFO read: give the reading central its link (a new one if there is room)."""
-        device = self._device(options)
-        link = self._links_by_device.get(device)
-        if link is None:
-            link = self._new_link(device, self._mtu(options))
-        return Info(
-            PROTOCOL_VERSION, link.link_id if link else NO_LINK, self.max_frame, self._token()
-        ).encode()
+        """INFO read: the reading central's link (a new one if there is room), and the ATT MTU
+        of its connection (the read's `mtu` option, capped at max_mtu; 0 if BlueZ gave none)."""
+        device, mtu = self._device(options), self._mtu(options)
+        link = self._links_by_device.get(device) or self._new_link(device, mtu)
+        said = mtu if "mtu" in options else 0
+        return Info(PROTOCOL_VERSION, link.link_id if link else NO_LINK, self.max_frame,
+                    self._token(), said).encode()  # fmt: skip
 
     def _new_link(self, device: str, mtu: int) -> BleLink | None:
         if len(self._links_by_id) >= self.max_links or self._accepted is None:

@@ -14,7 +14,7 @@ its own notifications from another's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from node.errors import RemoteProtocolError
 
@@ -35,7 +35,8 @@ MAX_MTU = 517
 # limit, checked by bluetoothd 5.66 on writes and notifications alike): 510 keeps a margin of two.
 MAX_PACKET = 510
 TOKEN_SIZE = 8
-INFO_SIZE = 1 + 1 + 4 + TOKEN_SIZE  # fits the 22-byte read payload of the smallest MTU
+MIN_INFO_SIZE = 1 + 1 + 4 + TOKEN_SIZE  # what relays before the MTU field send
+INFO_SIZE = MIN_INFO_SIZE + 2  # with the MTU; fits the 22-byte read payload of the smallest MTU
 
 
 @dataclass(frozen=True)
@@ -48,29 +49,38 @@ class Info:
             notifications (1..255); NO_LINK when the relay has no room for another central.
         max_frame: the largest frame (bytes) the relay reassembles.
         token: the relay's rotating token of the current period (node.crypto.rendezvous).
+        mtu: the ATT MTU the relay sees on the reading central's connection (what BlueZ passed
+            with the read), or 0 when the relay did not say (a value of MIN_INFO_SIZE bytes).
+            A central that cannot learn its MTU (Web Bluetooth) cuts its packets for it.
     """
 
     version: int
     link_id: int
     max_frame: int
     token: bytes
+    mtu: int = 0
 
     def encode(self) -> bytes:
-        """The value bytes: version u8, link id u8, max frame u32 big-endian, token (8 bytes)."""
+        """The value bytes: version u8, link id u8, max frame u32 big-endian, token (8 bytes),
+        ATT MTU u16 big-endian."""
         return (
             bytes((self.version, self.link_id))
             + self.max_frame.to_bytes(4, "big")
             + self.token[:TOKEN_SIZE].ljust(TOKEN_SIZE, b"\0")
+            + self.mtu.to_bytes(2, "big")
         )
 
     @classmethod
     def decode(cls, value: bytes) -> Info:
         """Parse an info value read from a relay.
 
+        A value of MIN_INFO_SIZE bytes (no MTU) is a relay from before the MTU field: mtu 0.
+        Longer values may carry fields added later; they are ignored.
+
         Raises:
-            RemoteProtocolError: wrong length or an unknown version.
+            RemoteProtocolError: too short or an unknown version.
         """
-        if len(value) < INFO_SIZE:
+        if len(value) < MIN_INFO_SIZE:
             raise RemoteProtocolError(
                 "info value is %d bytes, expected %d" % (len(value), INFO_SIZE)
             )
@@ -79,7 +89,10 @@ class Info:
                 "relay speaks BLE profile version %d, we speak %d" % (value[0], PROTOCOL_VERSION),
                 "version",
             )
-        return cls(value[0], value[1], int.from_bytes(value[2:6], "big"), bytes(value[6:INFO_SIZE]))
+        info = cls(value[0], value[1], int.from_bytes(value[2:6], "big"), bytes(value[6:14]))
+        if len(value) < INFO_SIZE:
+            return info  # a relay from before the MTU field
+        return replace(info, mtu=int.from_bytes(value[MIN_INFO_SIZE:INFO_SIZE], "big"))
 
 
 def fragment_room(mtu: int) -> int:

@@ -67,9 +67,16 @@ class TestCodecs(TestCase):
         self.assertRaises(RemoteProtocolError, pp.decode_reply, b"B" * 96)
         self.assertRaises(RemoteProtocolError, pp.decode_confirm, b"c" * 63)
         for status in (pp.PAIRED_OK, pp.WRONG_CODE, pp.NO_WINDOW, pp.BUSY):
-            self.assertEqual(pp.decode_result(pp.encode_result(status)), status)
+            self.assertEqual(pp.decode_result(pp.encode_result(status)), (status, b""))
+        key = bytes(range(32))
+        self.assertEqual(pp.decode_result(pp.encode_result(pp.PAIRED_OK, key)), (pp.PAIRED_OK, key))
         self.assertRaises(RemoteProtocolError, pp.decode_result, b"\x04")
+        self.assertRaises(RemoteProtocolError, pp.decode_result, b"")
         self.assertRaises(RemoteProtocolError, pp.decode_result, b"\x00\x00")
+        self.assertRaises(RemoteProtocolError, pp.decode_result, b"\x01" + key)  # key: paired only
+        self.assertRaises(RemoteProtocolError, pp.decode_result, b"\x00" + key[:31])
+        self.assertRaises(LocalProtocolError, pp.encode_result, pp.WRONG_CODE, key)
+        self.assertRaises(LocalProtocolError, pp.encode_result, pp.PAIRED_OK, key[:31])
 
     def test_fingerprint_shape(self):
         fingerprint = pp.key_fingerprint(SUITE, b"\x01" * 32)
@@ -86,6 +93,21 @@ class TestExchange(TestCase):
         self.assertEqual(result, (pp.RESULT, b"\x00"))
         self.assertEqual(i.receive(*result), [])
         self.assertEqual((i.state, r.state, r.peer_name), (pp.PAIRED, pp.PAIRED, "phone"))
+        self.assertEqual(i.discovery_key, b"")
+
+    def test_relay_hands_its_discovery_key_on_success_only(self):
+        key = bytes(range(32))
+        i, r = exchange(True), exchange(False)
+        r.discovery_key = key
+        [reply] = r.receive(*i.begin("phone"))
+        [result] = r.receive(*i.receive(*reply)[0])
+        self.assertEqual(result, (pp.RESULT, b"\x00" + key))
+        i.receive(*result)
+        self.assertEqual((i.state, i.discovery_key), (pp.PAIRED, key))
+        i, r = exchange(True, b"87654321"), exchange(False)
+        r.discovery_key = key
+        r.receive(*i.begin("phone"))
+        self.assertEqual(r.receive(pp.CONFIRM, b"c" * 64), [(pp.RESULT, b"\x01")])
 
     def test_wrong_code_fails_at_the_initiator(self):
         i, r = exchange(True, b"87654321"), exchange(False)

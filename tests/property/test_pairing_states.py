@@ -190,9 +190,11 @@ def test_reply_round_trip(message: bytes, confirm: bytes) -> None:
     assert pp.decode_reply(pp.encode_reply(message, confirm)) == (message, confirm)
 
 
-@given(st.sampled_from(sorted(pp.STATUS_TEXT)))
-def test_result_round_trip(status: int) -> None:
-    assert pp.decode_result(pp.encode_result(status)) == status
+@given(st.sampled_from(sorted(pp.STATUS_TEXT)), st.binary(min_size=32, max_size=32))
+def test_result_round_trip(status: int, key: bytes) -> None:
+    assert pp.decode_result(pp.encode_result(status)) == (status, b"")
+    if status == pp.PAIRED_OK:
+        assert pp.decode_result(pp.encode_result(status, key)) == (status, key)
 
 
 @given(st.binary(max_size=200))
@@ -202,7 +204,7 @@ def test_hostile_bytes_are_refused_or_canonical(data: bytes) -> None:
         (pp.decode_start, lambda v: pp.encode_start(*v)),
         (pp.decode_reply, lambda v: pp.encode_reply(*v)),
         (pp.decode_confirm, lambda v: v),
-        (pp.decode_result, pp.encode_result),
+        (pp.decode_result, lambda v: pp.encode_result(*v)),
     ]
     for decode, encode in codecs:
         try:

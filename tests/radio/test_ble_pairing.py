@@ -48,11 +48,14 @@ def test_a_phone_pairs_over_ble_and_its_logs_are_then_carried_for_it(
         assert out == "paired with relay %s at a relay over BLE\n" % window["fingerprint"]
         pins = json.loads((phone.data_dir / "relays.json").read_text())
         assert pins["ble:any"]["fingerprint"] == window["fingerprint"]
+        assert len(bytes.fromhex(pins["ble:any"]["discovery_key"])) == 32  # given in RESULT
 
         group = phone.create_group("held for Ana")
         phone.send(group, "kept by the relay")
         synced = phone.run("sync", "--ble", "--adapter", "hci1", "--timeout", DEADLINE)
-        assert "synced with a relay over BLE" in synced.stdout
+        # "your relay": the central dialled only a relay whose advertised token the paired
+        # relay's discovery key gives (node.app.pair_client.RelayPin.knows_token)
+        assert "synced with your relay over BLE" in synced.stdout, synced
         devices = request(relay.data_dir, "devices.list", {})["devices"]
         assert isinstance(devices, list) and len(devices) == 1
         assert devices[0]["name"] == "Ana's phone" and devices[0]["logs"] == 2

@@ -19,6 +19,7 @@ from node.radio.profile import (
     INFO_SIZE,
     MAX_MTU,
     MAX_PACKET,
+    MIN_INFO_SIZE,
     MIN_MTU,
     PROTOCOL_VERSION,
     Info,
@@ -143,12 +144,15 @@ def test_an_end_mid_frame_is_a_lost_link_and_between_frames_a_clean_one() -> Non
     link_id=st.integers(0, 255),
     max_frame=st.integers(0, 2**32 - 1),
     token=st.binary(min_size=8, max_size=8),
+    mtu=st.integers(0, 517),
 )
-def test_info_value_round_trip(link_id: int, max_frame: int, token: bytes) -> None:
-    info = Info(PROTOCOL_VERSION, link_id, max_frame, token)
+def test_info_value_round_trip(link_id: int, max_frame: int, token: bytes, mtu: int) -> None:
+    info = Info(PROTOCOL_VERSION, link_id, max_frame, token, mtu)
     value = info.encode()
-    assert len(value) == INFO_SIZE <= MIN_MTU - 1  # one read at the smallest MTU
+    assert len(value) == INFO_SIZE <= MIN_MTU - 3  # one read at the smallest MTU
     assert Info.decode(value) == info
+    assert Info.decode(value[:MIN_INFO_SIZE]) == Info(PROTOCOL_VERSION, link_id, max_frame, token)
+    assert Info.decode(value + b"later") == info  # fields added later are ignored
 
 
 @pytest.mark.parametrize(
@@ -196,6 +200,26 @@ def test_agent_never_accepts_a_pin_or_passkey(
             assert radio.peripheral.agent.refused == 1
 
     asyncio.run(main())
+
+
+def test_info_tells_each_central_the_mtu_bluez_passed_with_its_read() -> None:
+    """The `mtu` option of INFO's ReadValue (bluetoothd passes the connection's ATT MTU) comes
+    back in the value, capped at max_mtu; without the option the relay says 0 (unknown)."""
+    from dbus_fast import Variant
+
+    from node.link import LinkQueue
+    from node.radio.peripheral import BlePeripheral
+
+    relay = BlePeripheral("hci0", lambda: bytes(8), 4096, acquire=True, max_mtu=247)
+    relay._accepted, relay._up = LinkQueue(4), True
+    for i, (options, said) in enumerate(
+        [({"mtu": Variant("q", 185)}, 185), ({"mtu": Variant("q", 517)}, 247), ({}, 0)]
+    ):
+        device = {"device": Variant("o", "/org/bluez/hci0/dev_%d" % i)}
+        info = Info.decode(relay.read_info({**device, **options}))
+        assert (info.link_id, info.mtu) == (i + 1, said)
+        again = Info.decode(relay.read_info({**device, **options}))  # the same link, same MTU
+        assert (again.link_id, again.mtu) == (i + 1, said)
 
 
 def test_bluez_566_shared_sockets_are_demultiplexed_by_the_tag() -> None:

@@ -6,8 +6,9 @@ the BlueZ it talks to; the relay is a real `waystation run` whose GATT server is
 takes hci0 by itself). A desktop member (`waystation peer`) reaches the same relay over TCP.
 The page creates an account, joins the desktop member's group from its invitation, pairs with the
 relay on the code its console gives (`waystation pair`; a wrong code first, refused), syncs over
-Bluetooth (the device chooser answered as a person would) as the paired device, reads the
-desktop member's message, replies, syncs again; the desktop member reads the reply.
+Bluetooth (the device chooser answered as a person would) as the paired device, recognised by
+the relay's token, in packets cut for the MTU the relay's INFO says, reads the desktop member's
+message, replies, syncs again; the desktop member reads the reply.
 
 WAYSTATION_WEB_SCREENSHOTS=DIR saves the page's screens there (docs/web/ holds the committed ones).
 """
@@ -76,6 +77,10 @@ def test_browser_joins_syncs_over_web_bluetooth_reads_and_replies(
         assert paired["ok"] and fingerprint in paired["text"], paired
         first = page.call("sync", choose=False)  # Bea announces herself, as the paired phone
         assert first["ok"], first
+        # the relay was recognised by its token (the discovery key it gave at pairing), and the
+        # page cut its packets for the MTU the relay saw on the read (BlueZoo: max_mtu, 517)
+        assert first["relay"] == fingerprint and "your relay" in first["text"], first
+        assert first["mtu"] == 517, first
         devices = request(relay.data_dir, "devices.list", {})["devices"]
         assert isinstance(devices, list) and [d["name"] for d in devices] == ["Bea's phone"]
         assert devices[0]["logs"] >= 1, devices  # the relay knew the page by its paired key
@@ -83,8 +88,8 @@ def test_browser_joins_syncs_over_web_bluetooth_reads_and_replies(
         alice.send(group, "beans at six")
         alice.sync(relay.address)
 
-        second = page.call("sync", choose=False)
-        assert second["ok"], second
+        second = page.call("sync", choose=True)  # chosen again, as after a reload
+        assert second["ok"] and second["relay"] == fingerprint, second
         read = page.call("read", group=group)
         assert "beans at six" in _bodies(read), read
         assert [m["author"] for m in read if m["body"] == "beans at six"] == ["Alice"]

@@ -6,6 +6,7 @@ import qrcode from "qrcode-generator";
 import { startPython, PYTHON_ROOT } from "./runtime.mjs";
 import { openStorage, ACCOUNT_DIR } from "./storage.mjs";
 import { bluetoothSupported, pairOverBluetooth, syncOverBluetooth } from "./ble.mjs";
+import { cameraSupported, scanQr } from "./scan.mjs";
 
 async function loadZipSources(pyodide) {
   const response = await fetch("./waystation-py.zip");
@@ -180,6 +181,7 @@ function wire(app) {
         },
       });
       $("sync-outcome").textContent = outcome.text;
+      app.lastSync = outcome; // for the tests: which relay it was, the MTU packets were cut for
       if (outcome.relayName) {
         $("relay-name").textContent = outcome.relayName;
         $("sync-again").hidden = false;
@@ -203,6 +205,27 @@ function wire(app) {
       await app.storage.save();
     }
   });
+  // Scanning a QR code into a field (the invitation, or the relay's pairing QR text, which
+  // pair_ble takes whole): the person checks it and presses Join / Pair.
+  let stopScan = null;
+  const scanInto = (button, field) => action(button, async () => {
+    $("scanner").hidden = false;
+    $("scan-status").textContent = "Point the camera at the QR code…";
+    const cancel = new Promise((resolve) => { stopScan = resolve; });
+    try {
+      const { text, decoder } = await scanQr($("scan-video"), { cancel });
+      $("scanner").dataset.decoder = decoder;
+      if (text) $(field).value = text;
+      $("scan-status").textContent = text ? "QR code read." : "No QR code read.";
+    } finally {
+      $("scanner").hidden = true;
+      stopScan = null;
+    }
+  });
+  $("scan-cancel").addEventListener("click", () => stopScan?.());
+  scanInto("scan-invitation", "invitation-in");
+  scanInto("scan-pair", "pair-code");
+  if (cameraSupported()) for (const id of ["scan-invitation", "scan-pair"]) $(id).hidden = false;
   action("find-relay", () => runSync(true));
   action("sync-again", () => runSync(false));
   if (!bluetoothSupported()) {

@@ -1,8 +1,10 @@
 // Web Bluetooth: only what a browser must do. Choose a relay (`requestDevice` filtered on our
 // service UUID), connect, read INFO, subscribe to DATA_OUT, write packets to DATA_IN with
 // write-without-response. The link itself (fragments, reassembly, the session, sync) is the
-// project's Python (web/py/waystation_web/webble.py, node.radio.link.BleLink). A lost link is
-// retried by reconnecting: reconciliation sends only what is still missing (docs/ble.md §1.3).
+// project's Python (web/py/waystation_web/webble.py, node.radio.link.BleLink), and so is knowing
+// which relay it is (by the token in INFO: waystation_web.member) and the MTU to cut packets for
+// (the one the relay says in INFO). A lost link is retried by reconnecting: reconciliation sends
+// only what is still missing (docs/ble.md §1.3).
 
 export const SERVICE_UUID = "6b1d5a40-3c8e-4f7a-9b52-57a7c0de0001";
 export const DATA_IN_UUID = "6b1d5a40-3c8e-4f7a-9b52-57a7c0de0002";
@@ -10,7 +12,7 @@ export const DATA_OUT_UUID = "6b1d5a40-3c8e-4f7a-9b52-57a7c0de0003";
 export const INFO_UUID = "6b1d5a40-3c8e-4f7a-9b52-57a7c0de0004";
 const SYNC_TIMEOUT_S = 120;
 const ATTEMPTS = 3;
-const MTU = 23; // Web Bluetooth cannot tell the MTU: cut for the smallest (docs/ble.md §6)
+const MTU = 0; // 0: cut packets for the MTU the relay says it sees (INFO), else 23 (docs/ble.md §7)
 
 export function bluetoothSupported() {
   return typeof navigator !== "undefined" && Boolean(navigator.bluetooth);
@@ -84,8 +86,8 @@ export async function pairOverBluetooth(member, { code, fingerprint, name, progr
   const device = await chooseRelay(progress);
   const relayName = device.name || "relay";
   progress(`Pairing with ${relayName}…`);
-  const r = JSON.parse(await member.pair_ble((ms) => openGatt(device, ms), device.id, code,
-    name, fingerprint, SYNC_TIMEOUT_S));
+  const r = JSON.parse(await member.pair_ble((ms) => openGatt(device, ms), code, name,
+    fingerprint, SYNC_TIMEOUT_S));
   const text = r.ok ? `Paired with ${relayName} (key ${r.fingerprint}).` : `Pairing with ${relayName} failed: ${r.reason}.`;
   return { ok: r.ok, text, relayName };
 }
@@ -106,9 +108,10 @@ export async function syncOverBluetooth(member, { choose, progress }) {
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     progress(attempt === 1 ? `Connecting to ${name}…` : `Link lost; reconnecting to ${name} (try ${attempt} of ${ATTEMPTS})…`);
     const report = (sent, received) => progress(`Syncing with ${name}: ${sent} sent, ${received} received`);
-    last = JSON.parse(await member.sync_ble((ms) => openGatt(device, ms), SYNC_TIMEOUT_S, MTU, report, device.id));
+    last = JSON.parse(await member.sync_ble((ms) => openGatt(device, ms), SYNC_TIMEOUT_S, MTU, report));
     if (last.ok) {
-      const text = `Synced with ${name}: ${last.sent} sent, ${last.received} received, ${last.opened} new messages.`;
+      const whose = last.relay ? `your relay ${name} (key ${last.relay})` : `${name}, not your relay (not paired with this phone)`;
+      const text = `Synced with ${whose}: ${last.sent} sent, ${last.received} received, ${last.opened} new messages.`;
       return { ok: true, text, relayName: name, ...last };
     }
   }

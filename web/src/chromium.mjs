@@ -11,8 +11,9 @@ export const CHROMIUM = process.env.WAYSTATION_CHROMIUM ?? "/usr/bin/chromium";
  * Launch Chromium; resolves to {browser, close()} (close also removes the profile).
  * @param {object} [options]
  * @param {boolean} [options.bluetooth] enable Web Bluetooth (BlueZ on DBUS_SYSTEM_BUS_ADDRESS)
+ * @param {string} [options.camera] a .y4m file Chromium's fake camera shows (permission granted)
  */
-export async function launchChromium({ bluetooth = false } = {}) {
+export async function launchChromium({ bluetooth = false, camera = null } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "waystation-web-chromium-"));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -20,7 +21,9 @@ export async function launchChromium({ bluetooth = false } = {}) {
     userDataDir: profile,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      ...(bluetooth ? ["--enable-experimental-web-platform-features"] : [])],
+      ...(bluetooth ? ["--enable-experimental-web-platform-features"] : []),
+      ...(camera ? ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        `--use-file-for-fake-video-capture=${camera}`] : [])],
   });
   return {
     browser,

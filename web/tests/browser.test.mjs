@@ -1,7 +1,8 @@
 // The built web app in Debian's headless Chromium: create an account, a group, write a message,
 // see the invitation (text and QR) and the members; everything survives a reload (IndexedDB);
 // the account file restores the account in another browser profile; every request stays on the
-// page's own origin, and after the first load the app starts again with the network gone.
+// page's own origin, and after the first load the app starts again with the network gone; an
+// invitation's QR code shown to Chromium's fake camera is read (jsQR) and joined.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -12,6 +13,8 @@ import { fileURLToPath } from "node:url";
 import { serveStatic } from "../src/serve.mjs";
 import { launchChromium } from "../src/chromium.mjs";
 import { waitReady, text, fill } from "./page_helpers.mjs";
+import { writeQrY4m } from "./qr_y4m.mjs";
+import { REPO } from "./helpers.mjs";
 
 const WEB = join(dirname(fileURLToPath(import.meta.url)), "..");
 let out, server, chromium;
@@ -120,4 +123,41 @@ test("account, group, message, invitation, members; kept over a reload; offline;
   assert.match(await text(fresh, "#messages li"), /Water the beans at six/);
   await context.close();
   rmSync(downloads, { recursive: true, force: true });
+});
+
+test("camera: an invitation's QR code scanned (Chromium's fake camera), then joined", async () => {
+  // a real invitation, from a desktop member (`waystation peer`), shown to the fake camera
+  const home = mkdtempSync(join(tmpdir(), "waystation-web-camera-"));
+  const peer = (...args) => execFileSync(join(REPO, ".venv", "bin", "waystation"), ["peer", ...args, "--data", join(home, "alice")],
+    { encoding: "utf8", env: { ...process.env, XDG_DATA_HOME: home } }).trim();
+  peer("init", "--name", "Alice");
+  const group = peer("group", "create", "Seed swap");
+  const invitation = peer("invite", group);
+  const picture = join(home, "invitation.y4m");
+  const { modules } = writeQrY4m(picture, invitation);
+  const camera = await launchChromium({ camera: picture });
+  try {
+    const page = await camera.browser.newPage();
+    await page.setViewport({ width: 360, height: 740 });
+    await page.goto(server.url, { waitUntil: "load" });
+    assert.match(await waitReady(page), /^Ready/);
+    await page.waitForSelector("#start:not([hidden])");
+    await fill(page, "#name", "Bea");
+    await page.click("#create");
+    await page.waitForSelector("#home:not([hidden])");
+    await page.click("#home details:nth-of-type(3) summary"); // Join a group
+    await page.click("#scan-invitation");
+    await page.waitForFunction(() => document.getElementById("invitation-in").value.length > 0, { timeout: 60_000 });
+    assert.equal(await page.$eval("#invitation-in", (e) => e.value), invitation, `QR of ${modules} modules`);
+    const decoder = await page.$eval("#scanner", (e) => e.dataset.decoder);
+    const native = await page.evaluate(() => "BarcodeDetector" in window);
+    assert.equal(decoder, native ? decoder : "jsQR"); // no BarcodeDetector in Chromium on Linux
+    assert.ok(await page.$eval("#scanner", (e) => e.hidden), "the camera is stopped");
+    await page.click("#join");
+    await page.waitForSelector("#group:not([hidden])");
+    assert.equal(await text(page, "#group-name"), "Seed swap");
+  } finally {
+    await camera.close();
+    rmSync(home, { recursive: true, force: true });
+  }
 });

@@ -6,12 +6,15 @@
 //   {"op": "init", "name": "Bea"}             create the account in the page
 //   {"op": "join", "invitation": "..."}       -> the group id
 //   {"op": "sync", "choose": true}            Find a relay (device chooser answered) and sync
-//                                             -> {"ok", "text"} (the outcome the page shows)
+//                                             -> {"ok", "text"} (the outcome the page shows),
+//                                             "relay" (the paired relay it was, or ""), "mtu"
 //   {"op": "pair", "code": "1234-5678", "fingerprint": "...", "name": "Bea's phone"}
 //                                             -> {"ok", "text"}
 //   {"op": "read", "group": "<id>"}           -> [{"author", "body"}] as the page shows them
 //   {"op": "send", "group": "<id>", "text": "..."}
 //   {"op": "screenshot", "path": "x.png"}
+//   {"op": "metrics"}                         -> {"js_heap_mb", "wasm_mb"} (CDP Performance.getMetrics;
+//                                             Pyodide's wasm memory) for bench/web_sync.py
 import { createInterface } from "node:readline";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -102,7 +105,9 @@ const OPS = {
     const before = await text(page, "#sync-outcome");
     if (choose) await chooseRelay("#find-relay");
     else await page.click("#sync-again");
-    return outcome(before, /^(Synced|Sync with .* failed)/);
+    const shown = await outcome(before, /^(Synced|Sync with .* failed)/);
+    const last = await page.evaluate(() => window.waystation.then((w) => w.app.lastSync));
+    return { ...shown, relay: last.relay, mtu: last.mtu };
   },
   read: async ({ group }) => {
     await openGroup(group);
@@ -117,6 +122,11 @@ const OPS = {
     await page.waitForFunction((n) => document.querySelectorAll("#messages li").length > n, {}, count);
   },
   screenshot: async ({ path, full }) => { await page.screenshot({ path, fullPage: Boolean(full) }); },
+  metrics: async () => {
+    const m = await page.metrics();
+    const wasm = await page.evaluate(() => window.waystation.then((w) => w.pyodide._module.HEAP8.length));
+    return { js_heap_mb: +(m.JSHeapUsedSize / 2 ** 20).toFixed(1), wasm_mb: +(wasm / 2 ** 20).toFixed(1) };
+  },
 };
 
 console.log(JSON.stringify({ ok: true, result: "ready" }));

@@ -1,7 +1,10 @@
 // The web-only parts of Bluetooth sync and of the account file, under Node:
 // - waystation_web.webble (Pyodide) on a fake GATT object: packets cut for the MTU and tagged,
 //   other centrals' notifications dropped, a full relay and a foreign INFO refused (the
-//   connection closed), a connection lost mid-frame is a LinkError;
+//   connection closed), a connection lost mid-frame is a LinkError; packets cut for the MTU the
+//   relay's INFO says (23 when it says nothing);
+// - waystation_web.member: a paired relay recognised by the token in its INFO (its pin and our
+//   device key used), any other token "not your relay";
 // - web/src/ble.mjs retries a lost link by reconnecting, and reports a clear outcome;
 // - the account file: Argon2id of libsodium.js equals PyNaCl's; export/import round trip; a wrong
 //   passphrase refused;
@@ -74,6 +77,62 @@ json.dumps({"sizes": sorted({len(p) for p in written}), "tags": sorted({p[0] for
   assert.deepEqual(result.closed, [1, 1]);
 });
 
+const withMtu = (linkId, mtu) => [...INFO(linkId), mtu >> 8, mtu & 0xff];
+
+test("webble: packets cut for the MTU the relay's INFO says, else for 23", async () => {
+  const py = await pyodide();
+  const infos = [withMtu(3, 185), INFO(3), withMtu(3, 0)];
+  const gatts = [];
+  py.globals.set("open_gatt", async () => { const g = fakeGatt(infos.shift()); gatts.push(g); return g; });
+  py.globals.set("gatts", gatts);
+  const result = JSON.parse(await py.runPythonAsync(`
+import json
+from node.link import PeerAddress
+from waystation_web.webble import WebBleDialer
+seen = []
+for i in range(3):
+    dialer = WebBleDialer(open_gatt, 1 << 18)  # mtu 0: as the relay says
+    link = await dialer.dial(PeerAddress.parse("ble:web"), 5)
+    await link.send([bytes(1000)])
+    seen.append([dialer.info.mtu, max(len(p.to_py()) for p in gatts[i].written)])
+    await link.close()
+json.dumps(seen)
+`));
+  assert.deepEqual(result, [[185, 182], [0, 20], [0, 20]]); // a packet fills the ATT payload, MTU - 3
+});
+
+test("member: a paired relay is recognised by its token; any other is not your relay", async () => {
+  const py = await pyodide();
+  py.globals.set("make_gatt", (info) => {
+    const g = fakeGatt(info.toJs());
+    g.write = () => { g.listeners.onEnd("disconnected"); return Promise.resolve(); }; // a quick end
+    return g;
+  });
+  const result = JSON.parse(await py.runPythonAsync(`
+import json, time, waystation_sodium
+from node.app.pair_client import RelayPin, save_pin
+from node.crypto.rendezvous import TOKEN_INTERVAL, discovery_key, relay_token, round_period
+from node.link import PeerAddress
+from waystation_web.member import WebMember
+from waystation_web.suite import JsSuite
+m = WebMember(JsSuite(waystation_sodium), "/data/tokens", "Tia")
+key, stranger = discovery_key(bytes(range(32))), discovery_key(bytes(32))
+save_pin(m.data_dir, PeerAddress("ble", "fp-mine"), RelayPin("fp-mine", bytes(32), key))
+outcomes = []
+for k in (key, stranger):
+    token = relay_token(k, round_period(int(time.time()), TOKEN_INTERVAL))
+    info = bytes([1, 5, 0, 4, 0, 0]) + token + (247).to_bytes(2, "big")
+    async def open_gatt(ms, info=info):
+        return make_gatt(info)
+    outcomes.append(json.loads(await m.sync_ble(open_gatt, 10)))
+m.close()
+json.dumps({"relays": json.loads(m.relays_json()),
+            "seen": [[o["ok"], o["relay"], o["mtu"]] for o in outcomes]})
+`));
+  assert.deepEqual(result.relays, ["fp-mine"]);
+  assert.deepEqual(result.seen, [[false, "fp-mine", 247], [false, "", 247]]);
+});
+
 test("ble.mjs: a lost link is retried by reconnecting; the outcome says what happened", async () => {
   const device = { name: "relay-7", id: "x", gatt: {} };
   const asked = [];
@@ -84,13 +143,13 @@ test("ble.mjs: a lost link is retried by reconnecting; the outcome says what hap
   });
   const answers = [
     { ok: false, reason: "ble:web/relay-7: disconnected in the middle of a frame" },
-    { ok: true, reason: "", sent: 2, received: 5, opened: 1, rounds: 1 },
+    { ok: true, reason: "", sent: 2, received: 5, opened: 1, rounds: 1, relay: "ab12-cd34" },
   ];
   const member = { sync_ble: async () => JSON.stringify(answers.shift()) };
   const seen = [];
   const outcome = await syncOverBluetooth(member, { choose: true, progress: (t) => seen.push(t) });
   assert.equal(outcome.ok, true);
-  assert.equal(outcome.text, "Synced with relay-7: 2 sent, 5 received, 1 new messages.");
+  assert.equal(outcome.text, "Synced with your relay relay-7 (key ab12-cd34): 2 sent, 5 received, 1 new messages.");
   assert.deepEqual(asked[0].filters, [{ services: ["6b1d5a40-3c8e-4f7a-9b52-57a7c0de0001"] }]);
   assert.ok(seen.some((t) => /reconnecting to relay-7 \(try 2 of 3\)/.test(t)), seen.join("\n"));
 

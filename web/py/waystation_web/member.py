@@ -11,26 +11,37 @@ project's own LinkDriver (node.app.sync_client.sync_with): the protocol code is 
 member's, byte for byte. Like `peer sync`, one sync is up to MAX_SYNC_ROUNDS passes: process what
 arrived, and pass again while processing wrote entries (chain keys for new members).
 
-Pairing (`pair_ble`) is `waystation peer pair`'s exchange (node.app.pair_client); the pin and
-device key it records are used by `sync_ble` with the same relay. The account file is
-waystation_web.backup.
+Pairing (`pair_ble`) is `waystation peer pair`'s exchange (node.app.pair_client); it records the
+relay's pin, our device key for it and the relay's discovery key. Relays are remembered by their
+rotating token, not by anything the browser says about the device: `sync_ble` reads INFO first,
+and the pin whose discovery key gives INFO's token is the relay's (its key is then required, and
+our paired device key used); a token no pin gives is "not your relay": the sync runs unpaired,
+with a fresh key, as with any relay. The account file is waystation_web.backup.
 
 Results cross to JavaScript as JSON text, so the page needs no knowledge of Python objects.
 """
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from node.app.pair_client import PairingError, RelayPin, load_pins, pair_with, save_pin
+from node.app.pair_client import (
+    PairingError,
+    RelayPin,
+    load_pins,
+    pair_with,
+    pin_for_token,
+    save_pin,
+)
 from node.app.pairing import normalise_code
 from node.app.peer import SyncOutcome
 from node.app.sync_client import MAX_FRAME, member_context, sync_with
 from node.crypto.api import Suite
 from node.errors import LinkError, NodeError
-from node.link import Dialers, PeerAddress
+from node.link import Dialer, Dialers, Link, PeerAddress
 from node.member.client import MemberClient, is_initialised
 from node.proto.messages import ROLE_MEMBER
 from node.proto.pairing import key_fingerprint
@@ -160,18 +171,19 @@ class WebMember:
         Returns JSON: {"ok", "reason", "sent", "received", "opened", "rounds"}; a relay that
         cannot be reached or a sync that times out is an outcome ("ok": false), not an exception.
         """
-        dialers = Dialers([StreamDialer(open_stream, MAX_FRAME)])
-        return await self._sync(dialers, PeerAddress.parse(address), timeout, None)
+        dialer = StreamDialer(open_stream, MAX_FRAME)
+        return json.dumps(await self._sync(dialer, PeerAddress.parse(address), timeout, None))
 
     async def pair_ble(
-        self, open_gatt: Any, relay: str, code: str, name: str, fingerprint: str, timeout: float
+        self, open_gatt: Any, code: str, name: str, fingerprint: str, timeout: float
     ) -> str:
         """Pair with the relay `open_gatt` connects to, on the code from its console.
 
-        The same exchange as `waystation peer pair` (node.app.pair_client.pair_with). `relay`
-        names the relay in this browser (Web Bluetooth's device id); its pin and our device key
-        are recorded under ``ble:RELAY`` in DATA/relays.json, and `sync_ble` with the same
-        `relay` then uses them. `fingerprint` (from the console's QR code, or "") must match.
+        The same exchange as `waystation peer pair` (node.app.pair_client.pair_with). The pin,
+        our device key and the relay's discovery key are recorded under ``ble:FINGERPRINT`` in
+        DATA/relays.json; `sync_ble` finds them again by the relay's token. The token read on
+        this connection must be the discovery key's (else the key is no use: not recorded).
+        `fingerprint` (from the console's QR code, or "") must match.
 
         `code` may also be the console's whole QR text, ``waystation-pair:FINGERPRINT:CODE``.
         Returns JSON: {"ok", "fingerprint", "reason"}; a failure is an outcome, not an exception.
@@ -181,90 +193,123 @@ class WebMember:
         try:
             digits = normalise_code(code)
         except ValueError as exc:
-            return json.dumps({"ok": False, "fingerprint": "", "reason": str(exc)})
-        dialers = Dialers([WebBleDialer(open_gatt, MAX_FRAME)])
+            return _failed(str(exc))
+        dialer = WebBleDialer(open_gatt, MAX_FRAME)
         device_key = self.suite.random_bytes(32)
         expect = fingerprint.strip().lower() or None
         try:
-            remote = await pair_with(
-                self.suite, dialers, PeerAddress.parse(WEB_BLE_ADDRESS), digits, name,
+            paired = await pair_with(
+                self.suite, Dialers([dialer]), PeerAddress.parse(WEB_BLE_ADDRESS), digits, name,
                 device_key, ROLE_MEMBER, timeout, expect,
             )  # fmt: skip
         except (PairingError, LinkError) as exc:
-            return json.dumps({"ok": False, "fingerprint": "", "reason": str(exc)})
+            return _failed(str(exc))
         except TimeoutError:
-            return json.dumps({"ok": False, "fingerprint": "", "reason": "timed out"})
-        pinned = key_fingerprint(self.suite, remote)
-        save_pin(self.data_dir, PeerAddress("ble", relay), RelayPin(pinned, device_key))
+            return _failed("timed out")
+        pinned = key_fingerprint(self.suite, paired.static_key)
+        pin = RelayPin(pinned, device_key, paired.discovery_key)
+        assert dialer.info is not None  # dialled, or pair_with raised
+        if not paired.discovery_key:
+            return _failed("the relay gave no key for its token (update its software)")
+        if not pin.knows_token(dialer.info.token, int(time.time())):
+            return _failed(
+                "the relay's token is not the one its key gives (is this phone's clock, or the"
+                " relay's, more than a day off?)"
+            )
+        save_pin(self.data_dir, PeerAddress("ble", pinned), pin)
         return json.dumps({"ok": True, "fingerprint": pinned, "reason": ""})
 
-    def paired_json(self, relay: str) -> str:
-        """The pin of `relay` (see `pair_ble`) as JSON: {"fingerprint"} or null."""
-        pin = load_pins(self.data_dir).get(str(PeerAddress("ble", relay)))
-        return json.dumps(None if pin is None else {"fingerprint": pin.fingerprint})
+    def relays_json(self) -> str:
+        """The relays paired over Bluetooth as JSON: [fingerprint, ...]."""
+        pins = load_pins(self.data_dir)
+        return json.dumps(sorted(p.fingerprint for p in pins.values() if p.discovery_key))
 
     async def sync_ble(
-        self,
-        open_gatt: Any,
-        timeout: float,
-        mtu: int = MIN_MTU,
-        progress: Any = None,
-        relay: str = "",
+        self, open_gatt: Any, timeout: float, mtu: int = 0, progress: Any = None
     ) -> str:
         """Sync over Web Bluetooth with the relay `open_gatt` connects to (waystation_web.webble).
 
-        `progress`, if given, is called with (entries sent, entries received) as they move. A
-        relay paired with `pair_ble` under the same `relay` name must show its pinned key, and
-        sees our paired device key; others get a fresh key per session. Returns the same JSON
-        as `sync`.
+        Packets are cut for `mtu`, or (0) for the MTU the relay's INFO says. `progress`, if
+        given, is called with (entries sent, entries received) as they move. The relay is
+        recognised by the token in its INFO value (see the module docstring): the result's
+        "relay" is the fingerprint of the paired relay it is, or "" (not your relay). Returns
+        the same JSON as `sync`, with "relay" and "mtu" (the MTU packets were cut for).
         """
-        dialers = Dialers([WebBleDialer(open_gatt, MAX_FRAME, mtu)])
+        dialer = WebBleDialer(open_gatt, MAX_FRAME, mtu)
         report = None
         if progress is not None:
             report = lambda o: progress(o.entries_sent, o.entries_received)  # noqa: E731
-        pin = load_pins(self.data_dir).get(str(PeerAddress("ble", relay))) if relay else None
+        pins = load_pins(self.data_dir)
+
+        def recognise() -> RelayPin | None:
+            assert dialer.info is not None  # called once the dial read INFO
+            found = pin_for_token(pins, dialer.info.token, int(time.time()))
+            return None if found is None else pins[found]
+
         address = PeerAddress.parse(WEB_BLE_ADDRESS)
-        return await self._sync(dialers, address, timeout, report, pin)
+        result = await self._sync(dialer, address, timeout, report, recognise)
+        info = dialer.info
+        return json.dumps(result | {"mtu": mtu or (info.mtu if info else 0) or MIN_MTU})
 
     async def _sync(
         self,
-        dialers: Dialers,
+        dialer: Dialer,
         address: PeerAddress,
         timeout: float,
         progress: Callable[[SyncOutcome], None] | None,
-        pin: RelayPin | None = None,
-    ) -> str:
+        recognise: Callable[[], RelayPin | None] = lambda: None,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         result: dict[str, Any] = {"ok": False, "reason": "", "sent": 0, "received": 0}
-        result.update(opened=self.client.process(time.time()).opened, rounds=0)
+        result.update(opened=self.client.process(time.time()).opened, rounds=0, relay="")
         for _ in range(MAX_SYNC_ROUNDS):
             logs = {
                 log.address: (log.sign_pub, log.identity_signature)
                 for log in self.client.sync_logs()
             }
             ctx = member_context(self.store, self.suite, logs)
-            if pin is not None:  # as `peer sync` does for a pinned or paired relay
-                ctx.pinned_fingerprint = pin.fingerprint
-                ctx.static_private = pin.device_key or None
+            link: Link | None = None
             try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    link = await dialer.dial(address, min(deadline - time.monotonic(), 10.0))
+                pin = recognise()  # the relay is known before the handshake
+                if pin is not None:  # as `peer sync` does for a pinned or paired relay
+                    ctx.pinned_fingerprint = pin.fingerprint
+                    ctx.static_private = pin.device_key or None
+                    result["relay"] = pin.fingerprint
                 outcome = await sync_with(
-                    ctx, address, deadline - time.monotonic(), progress, dialers
+                    ctx, address, deadline - time.monotonic(), progress, _dialled(link)
                 )
-            except TimeoutError:
-                result["reason"] = "timed out"
-                return json.dumps(result)
-            except LinkError as exc:
-                result["reason"] = str(exc)
-                return json.dumps(result)
+            except (TimeoutError, LinkError) as exc:
+                if link is not None:
+                    await link.close()  # idempotent; the driver closes it if it ran
+                result["reason"] = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                return result
             result["rounds"] += 1
             result["sent"] += outcome.entries_sent
             result["received"] += outcome.entries_received
             if not outcome.in_sync:
                 result["reason"] = "%s %s" % (outcome.reason or "closed", outcome.text)
-                return json.dumps(result)
+                return result
             before = self.store.stats().get("entries", 0)
             result["opened"] += self.client.process(time.time()).opened
             if self.store.stats().get("entries", 0) == before:
                 break
         result["ok"] = True
-        return json.dumps(result)
+        return result
+
+
+def _failed(reason: str) -> str:
+    return json.dumps({"ok": False, "fingerprint": "", "reason": reason})
+
+
+def _dialled(link: Link) -> Dialers:
+    """Dialers that hand out `link`, open already (dialled first to read the relay's INFO)."""
+
+    class Dialled:
+        kind = link.kind
+
+        async def dial(self, address: PeerAddress, timeout: float) -> Link:
+            return link
+
+    return Dialers([Dialled()])

@@ -10,8 +10,11 @@ write-without-response. It hands Python a *gatt* object: ``info`` (the INFO valu
 ``close()``. Everything else is node.radio: INFO is decoded by node.radio.profile, and the link is
 node.radio.link.BleLink, the fragmenter and reassembler of L0 at the link's MTU.
 
-Web Bluetooth has no MTU API (docs/ble.md, "What Web Bluetooth cannot do"), so the page says
-which MTU to cut for (`mtu`, the smallest, 23, unless it knows better). Notifications tagged for
+Web Bluetooth has no MTU API (docs/ble.md, "What Web Bluetooth cannot do"), but the relay can
+see it: BlueZ passes the connection's ATT MTU with every read, and the relay puts it in the INFO
+value this central read. Packets are cut for that MTU; for the smallest (23) when the relay does
+not say (an older relay), or for `mtu` when the caller fixes one. The INFO value read is kept in
+`info` (its token is how the member recognises a paired relay). Notifications tagged for
 another central (BlueZ 5.66 sends every central every notification) are dropped here, as
 node.radio.central does.
 """
@@ -33,15 +36,19 @@ class WebBleDialer:
     Args:
         open_gatt: JavaScript ``(timeoutMs) => Promise<gatt>`` (see the module docstring).
         max_frame: the largest frame accepted from the relay (bytes).
-        mtu: the ATT MTU to cut packets for.
+        mtu: the ATT MTU to cut packets for; 0: the one the relay's INFO says (else 23).
+
+    Attributes:
+        info: the INFO value read by the last dial (None before).
     """
 
     kind = "ble"
 
-    def __init__(self, open_gatt: Any, max_frame: int, mtu: int = MIN_MTU) -> None:
+    def __init__(self, open_gatt: Any, max_frame: int, mtu: int = 0) -> None:
         self._open = open_gatt
         self._max_frame = max_frame
         self._mtu = mtu
+        self.info: Info | None = None
 
     async def dial(self, address: PeerAddress, timeout: float) -> BleLink:
         """A link to the chosen relay within `timeout` seconds.
@@ -57,13 +64,14 @@ class WebBleDialer:
         except JsException as exc:
             raise LinkError("cannot connect over Bluetooth: %s" % exc, "JsException") from None
         try:
-            info = Info.decode(bytes(gatt.info.to_bytes()))
+            info = self.info = Info.decode(bytes(gatt.info.to_bytes()))
             if info.link_id == NO_LINK:
                 raise LinkError("the relay serves as many phones as it can; try again soon", "full")
         except (LinkError, RemoteProtocolError):
             await gatt.close()
             raise
-        return _attach(gatt, info, min(self._max_frame, info.max_frame), self._mtu)
+        mtu = self._mtu or info.mtu or MIN_MTU
+        return _attach(gatt, info, min(self._max_frame, info.max_frame), mtu)
 
 
 def _attach(gatt: Any, info: Info, max_frame: int, mtu: int) -> BleLink:
