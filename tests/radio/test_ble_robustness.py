@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from bleak import BleakClient, BleakScanner
+from bleak.exc import BleakError
 from dbus_fast import BusType, Message, Variant
 from dbus_fast.aio import MessageBus
 
@@ -75,19 +76,31 @@ def test_central_disconnects_mid_transfer_and_resumes(bluez: PrivateBluez, tmp_p
     assert keys(relay, group.address) == keys(member, group.address)
 
 
-async def hostile_central(adapter: str, packets: list[bytes]) -> tuple[BleakClient, int]:
-    """A central that reads INFO, subscribes, then writes `packets` (tag filled in)."""
+async def hostile_central(adapter: str, packets: list[bytes]) -> tuple[BleakClient, asyncio.Event]:
+    """A central that reads INFO, subscribes, then writes `packets` (tag filled in) until the
+    relay disconnects it; the event is set once it has been disconnected."""
     device = await BleakScanner.find_device_by_filter(
         lambda d, a: SERVICE_UUID in a.service_data, timeout=DEADLINE_S, bluez={"adapter": adapter}
     )
     assert device is not None
-    client = BleakClient(device, bluez={"adapter": adapter})
+    dropped = asyncio.Event()
+    client = BleakClient(
+        device, disconnected_callback=lambda _c: dropped.set(), bluez={"adapter": adapter}
+    )
     await client.connect()
     info = Info.decode(bytes(await client.read_gatt_char(INFO_UUID)))
     await client.start_notify(DATA_OUT_UUID, lambda _c, _d: None)
     for packet in packets:
-        await client.write_gatt_char(DATA_IN_UUID, bytes((info.link_id,)) + packet, response=False)
-    return client, info.link_id
+        if dropped.is_set():
+            break
+        try:
+            await client.write_gatt_char(
+                DATA_IN_UUID, bytes((info.link_id,)) + packet, response=False
+            )
+        except BleakError:
+            if not dropped.is_set():  # only the relay's disconnect may stop the stream
+                raise
+    return client, dropped
 
 
 # stream -> (packets, how the relay's link ends, whether the relay asks BlueZ to disconnect).
@@ -127,18 +140,21 @@ def test_hostile_fragment_stream_costs_only_that_link(
             async with asyncio.TaskGroup() as tg:
                 serving = tg.create_task(serve_links(relay, radio, outcomes))
                 honest = await phone("hci2").dial(ANY, DEADLINE_S)  # connected first, stays
-                client, _ = await hostile_central("hci1", packets)
+                client, dropped = await hostile_central("hci1", packets)
                 # The honest phone syncs while the hostile link is open or ending.
                 good = await run_driver(member, honest, initiator=True)
                 assert good.in_sync and good.reason == "ok"
                 ends = sorted([(await outcomes.get()).reason for _ in range(2)])
                 assert ends == sorted(["ok", reason]), ends
                 serving.cancel()
-            # A framing error makes the relay ask BlueZ to disconnect that central (BlueZoo
-            # cannot carry a disconnect from the peripheral side, docs/ble.md); a session error
-            # or deadline ends the link only. Either way the relay forgot the link.
-            assert radio.peripheral.stats.get("ble.centrals.disconnected", 0) == disconnected
+            # A framing error makes the relay disconnect that central at once
+            # (ble.centrals.disconnected); a session error or deadline ends the session, and
+            # the relay then releases the central (ble.centrals.released). Either way the relay
+            # forgot the link and the hostile central, which never disconnects, is disconnected.
+            stats = radio.peripheral.stats
+            assert stats.get("ble.centrals.disconnected", 0) == disconnected, stats
             assert radio.peripheral.links == []
+            await asyncio.wait_for(dropped.wait(), DEADLINE_S)
             await client.disconnect()
 
     asyncio.run(main())
