@@ -116,11 +116,19 @@ cp -a "$here/overlay/." "$root/"
 install -m 0644 "$repo/config/waystation.service" "$root/etc/systemd/system/waystation.service"
 install -d -m 0755 "$root/etc/waystation"
 install -m 0644 "$repo/config/waystation.toml" "$root/etc/waystation/waystation.toml"
+# The management console: the GPIO UART (ttyS1, the mini UART with Debian's device trees) and
+# USB gadget serial (ttyGS0, Zero 2 W and Pi 4); boot-waystation.toml says the same.
+sed -i '/^\[console\]/,/^\[/ s|^ports = \[\]$|ports = ["/dev/ttyS1", "/dev/ttyGS0"]|' \
+    "$root/etc/waystation/waystation.toml"
+grep -q '^ports = \["/dev/ttyS1", "/dev/ttyGS0"\]$' "$root/etc/waystation/waystation.toml" \
+    || die "config/waystation.toml: no 'ports = []' line under [console] to set"
 in_root useradd --system --home-dir /var/lib/waystation --no-create-home \
     --shell /usr/sbin/nologin --groups bluetooth,dialout waystation
 in_root systemctl enable waystation.service waystation-firstboot.service \
-    waystation-config.service systemd-networkd.service systemd-resolved.service \
-    systemd-timesyncd.service >/dev/null
+    waystation-config.service waystation-gadget.service systemd-networkd.service \
+    systemd-resolved.service systemd-timesyncd.service >/dev/null
+# The console ports are the daemon's: no login getty may take them (were one ever enabled there).
+in_root systemctl mask serial-getty@ttyS1.service serial-getty@ttyGS0.service >/dev/null 2>&1
 # No interactive questions on the first boot (systemd-firstboot would wait for a key press on the
 # console): UTC, C.UTF-8, and the root account stays locked.
 in_root systemctl mask systemd-firstboot.service >/dev/null 2>&1

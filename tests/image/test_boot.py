@@ -5,13 +5,16 @@ The image built by images/raspberrypi/build.sh (build/image, or WAYSTATION_IMAGE
 to 4 GiB as a bigger card would be, and booted with `-M virt -cpu cortex-a53` and the image's own
 kernel and initramfs (read off the FAT partition). The kernel console is the PL011 (ttyAMA0) on
 qemu's stdout, with the journal forwarded to it; the relay's TCP port is forwarded to 127.0.0.1.
-Members on the host are real `waystation peer` processes.
+A two-port PCI 16550 card gives the guest ttyS0 (unwired) and ttyS1, the image's GPIO UART
+console port, whose line is a UNIX socket here. Members on the host are real `waystation peer`
+processes.
 
 Checked: the first-boot steps ran (data partition grown, node key made on the device); the
-service reached READY; a member syncs through the forwarded port; a clean power-off and boot keep
-the identity and the stored entries; a power cut (qemu killed mid-sync) keeps the store
-consistent and every entry the relay acknowledged before it (a completed sync, not flushed by a
-clean shutdown since), and the interrupted sync completes after.
+service reached READY; the management console answers `status` on the emulated serial line
+wired to ttyS1 (not the kernel console); a member syncs through the forwarded port; a clean
+power-off and boot keep the identity and the stored entries; a power cut (qemu killed mid-sync)
+keeps the store consistent and every entry the relay acknowledged before it (a completed sync,
+not flushed by a clean shutdown since), and the interrupted sync completes after.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BOOT_DEADLINE_S = float(os.environ.get("WAYSTATION_BOOT_DEADLINE_S", "420"))
 SYNC_TIMEOUT_S = 120.0
 MIB = 1024 * 1024
+# Added to the image's own boot-partition waystation.toml (its [console] section stays).
 TEST_CONFIG = """\
+
 [node]
 name = "qemu-relay"
 
@@ -79,6 +84,7 @@ class Guest:
         self._changed = threading.Condition()
         self._eof = False
         self.qmp_path = workdir / ("qmp-%d.sock" % self.port)
+        self.serial_path = workdir / ("ttyS1-%d.sock" % self.port)
         argv = [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "1024",
             "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
@@ -89,6 +95,9 @@ class Guest:
             "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:4740" % self.port,
             "-device", "virtio-net-pci,netdev=n0",
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+            "-chardev", "null,id=spare",
+            "-chardev", "socket,id=gpio,path=%s,server=on,wait=off" % self.serial_path,
+            "-device", "pci-serial-2x,chardev1=spare,chardev2=gpio",
         ]  # fmt: skip
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -137,6 +146,35 @@ class Guest:
         with self._changed:
             return "\n".join(self.lines)
 
+    def console_command(self, command: str, timeout: float = 60.0) -> str:
+        """Type `command` on the serial console port (ttyS1); its echo and output, to the prompt."""
+        prompt = CONSOLE_PROMPT.encode()
+        deadline = time.monotonic() + timeout
+        seen, answer = b"", -1  # answer: where the command's echo starts in `seen`
+        with socket.socket(socket.AF_UNIX) as line:
+            line.connect(str(self.serial_path))
+            line.sendall(b"\r")  # a fresh prompt
+            # Done at a prompt after the echo and at least one line of output.
+            while answer < 0 or not (
+                seen[answer:].endswith(prompt) and seen[answer:].count(b"\n") >= 2
+            ):
+                if answer < 0 and seen.endswith(prompt):
+                    answer = len(seen)
+                    line.sendall(command.encode() + b"\r")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("the console on ttyS1 said, within %.0f s:\n%s"
+                                         % (timeout, seen.decode("utf-8", "replace")))  # fmt: skip
+                line.settimeout(remaining)
+                try:
+                    chunk = line.recv(4096)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    raise AssertionError("the serial line closed: %r" % seen)
+                seen += chunk
+        return seen[answer:].decode("utf-8", "replace")
+
     def power_off(self, timeout: float = 180.0) -> None:
         """The power button (ACPI/GPIO key through QMP): a clean shutdown, then qemu exits."""
         with socket.socket(socket.AF_UNIX) as qmp:
@@ -184,9 +222,10 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path,
     copy = work / "card.img"
     subprocess.run(["cp", "--sparse=always", str(image), str(copy)], check=True)
     offset = fat_offset(copy)
-    config = work / "waystation.toml"
-    config.write_text(TEST_CONFIG)
     target = "%s@@%d" % (copy, offset)
+    config = work / "waystation.toml"
+    config.write_text(mtools("mtype", "-i", target, "::waystation.toml").stdout.decode()
+                      + TEST_CONFIG)  # fmt: skip
     mtools("mcopy", "-o", "-i", target, str(config), "::waystation.toml")
     boot_config = mtools("mtype", "-i", target, "::config.txt").stdout.decode()
     kernel_name = re.search(r"^kernel=(\S+)", boot_config, re.M)
@@ -205,6 +244,7 @@ def boot(card: tuple[Path, Path, Path], workdir: Path) -> Guest:
     return Guest(image, kernel, initrd, workdir)
 
 
+CONSOLE_PROMPT = "qemu-relay> "  # node.name in TEST_CONFIG
 READY = r"Started waystation\.service"
 LISTENING = r"relay (\S+) listening on"
 
@@ -231,6 +271,9 @@ def test_first_boot_sync_reboot_and_power_cut(
         guest.wait_for(READY, BOOT_DEADLINE_S)
         ready_s = time.monotonic() - guest.started
         identity = guest.wait_for(LISTENING, 60).group(1)
+        status = guest.console_command("status")
+        assert re.search(r"node +\S+ \(qemu-relay\)", status), status
+        assert "/dev/ttyS1 open" in status, status  # the answer came over that port
         relay = "127.0.0.1:%d" % guest.port
         bob.sync(relay, SYNC_TIMEOUT_S)
         alice.sync(relay, SYNC_TIMEOUT_S)

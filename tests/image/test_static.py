@@ -156,10 +156,13 @@ def test_boot_config_is_valid(parts: dict[str, Partition], tmp_path: Path) -> No
     """The waystation.toml a user edits passes the daemon's own loader as shipped."""
     shipped = tmp_path / "waystation.toml"
     shipped.write_text(parts["boot"].fat("mtype", "::waystation.toml"))
-    load_config(shipped)
+    # Both carry the management console on the GPIO UART and USB gadget serial.
+    console = ("/dev/ttyS1", "/dev/ttyGS0")
+    assert load_config(shipped).console.ports == console
     active = tmp_path / "active.toml"
     active.write_text(parts["root"].read("/etc/waystation/waystation.toml"))
     assert load_config(active).node.name == "waystation"
+    assert load_config(active).console.ports == console
 
 
 def test_no_key_and_no_password(parts: dict[str, Partition]) -> None:
@@ -195,8 +198,18 @@ def test_units_enabled(parts: dict[str, Partition]) -> None:
     wants = "/etc/systemd/system/multi-user.target.wants"
     enabled = root.listing(wants)
     for unit in ("waystation.service", "waystation-firstboot.service",
-                 "waystation-config.service", "systemd-networkd.service"):  # fmt: skip
+                 "waystation-config.service", "waystation-gadget.service",
+                 "systemd-networkd.service"):  # fmt: skip
         assert unit in enabled, "%s is not enabled" % unit
+    # The console ports are the daemon's: no login getty on them; the gadget port is made when a
+    # USB device controller is there (at boot, or when udev adds it later).
+    for port in ("ttyS1", "ttyGS0"):
+        getty = "/etc/systemd/system/serial-getty@%s.service" % port
+        assert root.link_target(getty) == "/dev/null"
+    gadget = root.read("/etc/systemd/system/waystation-gadget.service")
+    assert "modprobe g_serial" in gadget and "Before=waystation.service" in gadget
+    rules = root.read("/etc/udev/rules.d/90-waystation-gadget.rules")
+    assert 'SUBSYSTEM=="udc"' in rules and "waystation-gadget.service" in rules
     assert root.link_target(wants + "/waystation.service") == (
         "/etc/systemd/system/waystation.service"
     )
@@ -228,8 +241,8 @@ def test_journald_cap_and_mounts(parts: dict[str, Partition]) -> None:
     assert mounts["/"][:2] == ("LABEL=WS_ROOT", "ext4")
     assert mounts["/boot/firmware"][:2] == ("LABEL=WS_BOOT", "vfat")
     assert mounts["/var/lib/waystation"][:2] == ("LABEL=WS_DATA", "ext4")
-    for _, _, options in mounts.values():
-        assert "noatime" in options
+    for _, _, flags in mounts.values():
+        assert "noatime" in flags
     assert {"nodev", "nosuid", "noexec"} <= mounts["/var/lib/waystation"][2]
 
 
