@@ -40,8 +40,6 @@ CASES = [
     "cases_bluez.py::test_central_disconnects_mid_transfer_and_resumes",
     "cases_bluez.py::test_bluetoothd_restart_under_a_connected_relay",
     "cases_bluez.py::test_two_relays_sync",
-    "cases_bluez.py::test_hostile_fragment_stream_costs_only_that_link[gap]",
-    "cases_bluez.py::test_hostile_fragment_stream_costs_only_that_link[oversize]",
 ]
 
 

@@ -34,9 +34,7 @@ from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.radio.link import BleLink
 from tests.radio.helpers import (
     ANY,
-    BAD_STREAMS,
     group_with,
-    hostile_central,
     keys,
     phone,
     relay_radio,
@@ -280,33 +278,3 @@ def test_bluetoothd_restart_under_a_connected_relay(tmp_path: Path) -> None:
 def test_two_relays_sync(tmp_path: Path) -> None:
     """A relay's central (hci1) reaches another relay's GATT server (hci0): both logs both ways."""
     two_relays_sync(tmp_path, DEADLINE_S, server="hci0", client="hci1")
-
-
-@pytest.mark.parametrize("stream", ["gap", "oversize"])
-def test_hostile_fragment_stream_costs_only_that_link(tmp_path: Path, stream: str) -> None:
-    """A malformed (gap) or oversize fragment stream over real BlueZ ends that central's link
-    (oversize: the relay disconnects it at once; gap: the session fails and the relay releases
-    it); the relay then serves the next phone."""
-    packets, reason, disconnected = BAD_STREAMS[stream]
-    group = group_with(35, 6)
-    member = sqlite_context(tmp_path / "phone", ROLE_MEMBER, group)
-    relay = sqlite_context(tmp_path / "relay", ROLE_RELAY)
-
-    async def main() -> None:
-        async with relay_radio("hci0", max_frame=4096) as radio, asyncio.timeout(3 * DEADLINE_S):
-            outcomes: asyncio.Queue[SyncOutcome] = asyncio.Queue()
-            async with asyncio.TaskGroup() as tg:
-                serving = tg.create_task(serve_links(relay, radio, outcomes))
-                client, dropped = await hostile_central("hci1", packets, DEADLINE_S)
-                assert (await outcomes.get()).reason == reason
-                await asyncio.wait_for(dropped.wait(), DEADLINE_S)  # the relay disconnected it
-                await client.disconnect()
-                stats = radio.peripheral.stats
-                assert stats.get("ble.centrals.disconnected", 0) == disconnected, stats
-                link = await phone("hci1").dial(ANY, DEADLINE_S)
-                outcome = await run_driver(member, link, initiator=True)
-                assert outcome.in_sync and (await outcomes.get()).reason == "ok", outcome
-                serving.cancel()
-
-    asyncio.run(main())
-    assert len(keys(relay, group.address)) == 6
