@@ -22,7 +22,6 @@ MTU), prefixes the tag, and awaits `send_packets`, which applies the transport's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -34,7 +33,10 @@ from node.radio.profile import TAG_SIZE, fragment_room, frame_hint
 
 log = logging.getLogger("waystation.ble")
 
-CLOSE_TIMEOUT_S = 2.0
+# bluetoothd answers Device1.Disconnect only after its 2 s DISCONNECT_TIMER, and bleak then waits
+# up to 10 s for Connected = false: a 2 s bound cut every disconnect short (the LE connection
+# stayed up). Under emulation (TCG) all of it runs slower still.
+CLOSE_TIMEOUT_S = 15.0
 
 
 class BleLink:
@@ -189,6 +191,8 @@ class BleLink:
         self._closed = True
         self._ready.set()
         if self._on_close is not None:
-            with contextlib.suppress(NodeError, TimeoutError):
+            try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await self._on_close()
+            except (NodeError, TimeoutError) as exc:
+                log.info("%s: close not finished: %s", self.label, exc or "timed out")

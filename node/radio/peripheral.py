@@ -29,7 +29,7 @@ the one shared socket (5.66), else as PropertiesChanged signals with a bus round
 PROPERTIES_FLUSH. With both sockets the steady state costs no D-Bus message per packet.
 
 Endings. A central's Device1.Connected turning false (or its object vanishing) ends its link:
-cleanly between frames, LinkError mid-frame. A link the daemon closes after a protocol error
+cleanly between frames, LinkError mid-frame. A link the daemon closes (session over or failed)
 also disconnects its central, and so does a central connected `idle_central_s` without a link.
 Sockets are closed when no link uses them any more (*Acquired back to false).
 """
@@ -582,13 +582,13 @@ class BlePeripheral:
                 self.count("dbus.flush")
 
     async def _link_closed(self, link_id: int, link: BleLink | None) -> None:
-        """The daemon closed a link; after a protocol error, also disconnect its central."""
+        """The daemon closed a link: disconnect its central (left up, it stops advertising)."""
         device = self._device_of.get(link_id)
         if self._links_by_id.get(link_id) is not link:
-            return
+            return  # already ended: the central disconnected, or bluetoothd went away
         self._end_link(link_id, "closed")
-        if link is not None and link.failed and device is not None:
-            self.count("ble.centrals.disconnected")
+        if link is not None and device is not None:
+            self.count("ble.centrals.disconnected" if link.failed else "ble.centrals.released")
             await self._disconnect(device)
 
     async def _disconnect(self, device: str) -> None:

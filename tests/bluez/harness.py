@@ -239,6 +239,7 @@ def main() -> int:
         if event["outcome"] == "failed":
             print("\n".join(str(event["message"]).splitlines()[-25:]))
             print("-- journal --\n" + "\n".join(str(event.get("journal")).splitlines()[-25:]))
+            print("-- btmon --\n" + "\n".join(str(event.get("btmon")).splitlines()[-60:]))
     print(json.dumps({"seconds": run.seconds, "failure": run.failure}))
     if run.failure:
         print(run.explain(), file=sys.stderr)

@@ -39,6 +39,7 @@ CASES = [
     "cases_bluez.py::test_smallest_and_largest_mtu[517]",
     "cases_bluez.py::test_central_disconnects_mid_transfer_and_resumes",
     "cases_bluez.py::test_bluetoothd_restart_under_a_connected_relay",
+    "cases_bluez.py::test_two_relays_sync",
 ]
 
 
@@ -97,10 +98,15 @@ def test_guest_reaches_ready_with_two_controllers(guest_run: GuestRun) -> None:
 def test_case_passes_in_the_guest(guest_run: GuestRun, case: str) -> None:
     report = guest_run.tests.get(case)
     assert report is not None, "the guest did not report %s\n%s" % (case, guest_run.explain())
-    assert report["outcome"] == "passed", "%s %s in the guest:\n%s" % (
-        case,
-        report["outcome"],
-        report["message"],
+    assert report["outcome"] == "passed", (
+        "%s %s in the guest:\n%s\n-- journal --\n%s\n-- btmon --\n%s"
+        % (
+            case,
+            report["outcome"],
+            report["message"],
+            "\n".join(str(report.get("journal", "")).splitlines()[-30:]),
+            "\n".join(str(report.get("btmon", "")).splitlines()[-80:]),
+        )
     )
 
 

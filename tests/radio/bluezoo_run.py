@@ -6,7 +6,9 @@ look; each fix is a small wrapper around one BlueZoo method, applied before it s
 1. Reconnecting to a device failed (sd_bus error 17): the GATT objects of the first connection
    stay exported at the same paths. `export_object` now replaces an object already at the path.
 2. `ServicesResolved` stayed true after a disconnect; bluetoothd resets it to false, and bleak
-   waits for it on the next connect. `disconnect` now resets it on both sides.
+   waits for it on the next connect. `disconnect` now resets it on both sides. And a disconnect
+   asked for on the peripheral's side (the relay's Device1.Disconnect of a central) reached
+   only that side: the central's own device object stayed Connected. It now ends there too.
 3. A device's advertisement reached a scanner once: a scan tick that found nothing new emitted
    no signal, so a scanner that subscribed a moment late never saw it. Real radios report
    every advertisement received (RSSI changes each time); `properties_sync` now re-announces
@@ -74,7 +76,18 @@ def export_object(self: Any, path: str, obj: Any) -> None:
 
 async def disconnect(self: Any, uuid: str | None = None) -> None:
     await _original_disconnect(self, uuid)
-    for device in (self, self.peer):
+    # BlueZoo's `peer` is a fresh object when the other side connected: the one the other
+    # adapter exports is found by path (the other adapter's path + this adapter's address).
+    other = None
+    if self.adapter is not None:
+        path = "%s/dev_%s" % (
+            self.peer_adapter.get_object_path(),
+            str(self.adapter.address).replace(":", "_"),
+        )
+        other = self.peer_adapter.devices.get(path)
+    if other is not None and other.connected:
+        await other.Connected.set_async(False)
+    for device in (self, self.peer, other):
         if device is not None:
             await device.ServicesResolved.set_async(False)
 

@@ -7,20 +7,20 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from bleak import BleakClient, BleakScanner
 from dbus_fast import BusType, Message, Variant
 from dbus_fast.aio import MessageBus
 
 from node.app.peer import SyncOutcome
 from node.errors import LinkError
-from node.proto.fragment import FIRST, LAST
 from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.radio.link import BleLink
-from node.radio.profile import DATA_IN_UUID, DATA_OUT_UUID, INFO_UUID, SERVICE_UUID, Info
 from tests.radio.bus import PrivateBluez
 from tests.radio.helpers import (
     ANY,
+    BAD_STREAMS,
     DEADLINE_S,
+    group_with,
+    hostile_central,
     keys,
     phone,
     relay_radio,
@@ -28,7 +28,6 @@ from tests.radio.helpers import (
     serve_links,
     sqlite_context,
 )
-from tests.radio.test_ble_sync import group_with
 
 
 def test_central_disconnects_mid_transfer_and_resumes(bluez: PrivateBluez, tmp_path: Path) -> None:
@@ -75,43 +74,6 @@ def test_central_disconnects_mid_transfer_and_resumes(bluez: PrivateBluez, tmp_p
     assert keys(relay, group.address) == keys(member, group.address)
 
 
-async def hostile_central(adapter: str, packets: list[bytes]) -> tuple[BleakClient, int]:
-    """A central that reads INFO, subscribes, then writes `packets` (tag filled in)."""
-    device = await BleakScanner.find_device_by_filter(
-        lambda d, a: SERVICE_UUID in a.service_data, timeout=DEADLINE_S, bluez={"adapter": adapter}
-    )
-    assert device is not None
-    client = BleakClient(device, bluez={"adapter": adapter})
-    await client.connect()
-    info = Info.decode(bytes(await client.read_gatt_char(INFO_UUID)))
-    await client.start_notify(DATA_OUT_UUID, lambda _c, _d: None)
-    for packet in packets:
-        await client.write_gatt_char(DATA_IN_UUID, bytes((info.link_id,)) + packet, response=False)
-    return client, info.link_id
-
-
-# stream -> (packets, how the relay's link ends, whether the relay asks BlueZ to disconnect).
-# A lost or stray fragment costs only its frame (docs/protocol.md, "BLE fragments"): what the
-# reassembler delivers then fails the session (Noise), or nothing arrives and the handshake
-# deadline ends the link. Only what no loss explains (a frame past its limit) is a framing error
-# that makes the relay drop the central.
-BAD_STREAMS = {
-    # a whole frame whose counter skips ahead (fragments lost before it): delivered, and the
-    # session refuses its bytes
-    "gap": ([bytes((FIRST | LAST | 5,)) + b"x"], "malformed", 0),
-    # a continuation with no frame started: discarded; the handshake never comes
-    "orphan": ([bytes((0,)) + b"y" * 10], "timeout", 0),
-    # a frame that never ends and grows past the relay's maximum (4096 bytes)
-    "oversize": (
-        [bytes((FIRST,)) + b"z" * 500] + [bytes((i,)) + b"z" * 500 for i in range(1, 12)],
-        "too-large",
-        1,
-    ),
-    # frame bytes that are no session message at all (Noise fails)
-    "garbage": ([bytes((FIRST | LAST,)) + b"\xff" * 200], "malformed", 0),
-}
-
-
 @pytest.mark.parametrize("stream", sorted(BAD_STREAMS))
 def test_hostile_fragment_stream_costs_only_that_link(
     bluez: PrivateBluez, tmp_path: Path, stream: str
@@ -127,18 +89,21 @@ def test_hostile_fragment_stream_costs_only_that_link(
             async with asyncio.TaskGroup() as tg:
                 serving = tg.create_task(serve_links(relay, radio, outcomes))
                 honest = await phone("hci2").dial(ANY, DEADLINE_S)  # connected first, stays
-                client, _ = await hostile_central("hci1", packets)
+                client, dropped = await hostile_central("hci1", packets, DEADLINE_S)
                 # The honest phone syncs while the hostile link is open or ending.
                 good = await run_driver(member, honest, initiator=True)
                 assert good.in_sync and good.reason == "ok"
                 ends = sorted([(await outcomes.get()).reason for _ in range(2)])
                 assert ends == sorted(["ok", reason]), ends
                 serving.cancel()
-            # A framing error makes the relay ask BlueZ to disconnect that central (BlueZoo
-            # cannot carry a disconnect from the peripheral side, docs/ble.md); a session error
-            # or deadline ends the link only. Either way the relay forgot the link.
-            assert radio.peripheral.stats.get("ble.centrals.disconnected", 0) == disconnected
+            # A framing error makes the relay disconnect that central at once
+            # (ble.centrals.disconnected); a session error or deadline ends the session, and
+            # the relay then releases the central (ble.centrals.released). Either way the relay
+            # forgot the link and the hostile central, which never disconnects, is disconnected.
+            stats = radio.peripheral.stats
+            assert stats.get("ble.centrals.disconnected", 0) == disconnected, stats
             assert radio.peripheral.links == []
+            await asyncio.wait_for(dropped.wait(), DEADLINE_S)
             await client.disconnect()
 
     asyncio.run(main())

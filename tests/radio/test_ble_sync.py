@@ -18,21 +18,15 @@ from tests.radio.bus import PrivateBluez
 from tests.radio.helpers import (
     ANY,
     DEADLINE_S,
+    group_with,
     keys,
     phone,
     relay_radio,
     run_driver,
     serve_links,
     sqlite_context,
+    two_relays_sync,
 )
-from tests.sync_helpers import GroupLog
-
-
-def group_with(seed: int, count: int, size: int = 40) -> GroupLog:
-    group = GroupLog.make(seed)
-    for i in range(count):
-        group.append(("message %d " % i).ljust(size, "x"))
-    return group
 
 
 @pytest.mark.parametrize("acquire", [True, False], ids=["acquire", "dbus"])
@@ -100,24 +94,7 @@ def test_smallest_and_largest_mtu(bluez: PrivateBluez, tmp_path: Path, max_mtu: 
 
 def test_two_relays_sync_over_ble(bluez: PrivateBluez, tmp_path: Path) -> None:
     """Relay A's central (hci1) reaches relay B's GATT server (hci0); each gets the other's log."""
-    group_a, group_b = group_with(13, 15), group_with(14, 9)
-    relay_a = sqlite_context(tmp_path / "a", ROLE_RELAY, group_a)
-    relay_b = sqlite_context(tmp_path / "b", ROLE_RELAY, group_b)
-
-    async def main() -> None:
-        async with relay_radio() as radio, asyncio.timeout(DEADLINE_S):
-            link = await phone("hci1").dial(ANY, DEADLINE_S)
-            relay_link = await radio.accepted.get()
-            async with asyncio.TaskGroup() as tg:
-                b_side = tg.create_task(run_driver(relay_b, relay_link, initiator=False))
-                outcome = await run_driver(relay_a, link, initiator=True)
-            assert outcome.in_sync and outcome.reason == "ok", outcome
-            assert b_side.result().reason == "ok"
-            assert (outcome.entries_sent, outcome.entries_received) == (15, 9)
-
-    asyncio.run(main())
-    for group in (group_a, group_b):
-        assert keys(relay_a, group.address) == keys(relay_b, group.address)
+    two_relays_sync(tmp_path, DEADLINE_S, server="hci0", client="hci1")
 
 
 @pytest.mark.parametrize("acquire", [True, False], ids=["acquire", "dbus"])

@@ -140,6 +140,34 @@ def test_an_end_mid_frame_is_a_lost_link_and_between_frames_a_clean_one() -> Non
     asyncio.run(main())
 
 
+def test_close_waits_for_a_disconnect_as_slow_as_bluetoothds() -> None:
+    """bluetoothd answers Device1.Disconnect after its 2 s DISCONNECT_TIMER (more under TCG):
+    the link's close must not cut it short, or the LE connection stays up (issue 11).
+
+    The fake disconnect moves the loop's clock on by 2.5 s instead of sleeping: a close bounded
+    below that would be cancelled at its next step, with no wall-clock wait in the test.
+    """
+    disconnected = asyncio.Event()
+
+    async def disconnect() -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time
+        loop.time = lambda: now() + 2.5  # type: ignore[method-assign]
+        for _ in range(3):  # let the loop run its due timers
+            await asyncio.sleep(0)
+        disconnected.set()
+
+    async def send(packets: list[bytes]) -> None:
+        raise AssertionError("nothing is sent")
+
+    async def main() -> None:
+        link = BleLink("slow", 7, 23, 1 << 16, send, disconnect)
+        await link.close()
+        assert disconnected.is_set()
+
+    asyncio.run(main())
+
+
 @given(
     link_id=st.integers(0, 255),
     max_frame=st.integers(0, 2**32 - 1),

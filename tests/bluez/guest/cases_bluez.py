@@ -34,14 +34,15 @@ from node.proto.messages import ROLE_MEMBER, ROLE_RELAY
 from node.radio.link import BleLink
 from tests.radio.helpers import (
     ANY,
+    group_with,
     keys,
     phone,
     relay_radio,
     run_driver,
     serve_links,
     sqlite_context,
+    two_relays_sync,
 )
-from tests.sync_helpers import GroupLog
 
 DEADLINE_S = 120.0  # software-emulated CPU: generous, but every wait has one
 logging.getLogger("bleak").setLevel(logging.INFO)  # the cases log at DEBUG (guest-pytest.ini)
@@ -75,13 +76,6 @@ def bluetoothd_survives(request: pytest.FixtureRequest) -> Iterator[None]:
     subprocess.run(["systemctl", "restart", "bluetooth.service"], check=True, timeout=60)
     asyncio.run(wait_adapters(("hci0", "hci1"), DEADLINE_S))
     pytest.fail("bluetoothd (pid %d) exited during the case; journal:\n%s" % (before, tail))
-
-
-def group_with(seed: int, count: int, size: int = 40) -> GroupLog:
-    group = GroupLog.make(seed)
-    for i in range(count):
-        group.append(("message %d " % i).ljust(size, "x"))
-    return group
 
 
 def test_both_controllers_appear(record_property: Record) -> None:
@@ -279,3 +273,8 @@ def test_bluetoothd_restart_under_a_connected_relay(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert len(keys(relay, group.address)) == 5
+
+
+def test_two_relays_sync(tmp_path: Path) -> None:
+    """A relay's central (hci1) reaches another relay's GATT server (hci0): both logs both ways."""
+    two_relays_sync(tmp_path, DEADLINE_S, server="hci0", client="hci1")

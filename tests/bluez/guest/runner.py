@@ -5,11 +5,13 @@ Runs inside the x86-64 guest (tests/bluez/guest/build.py) as root, started by
 returns. Steps, each under a deadline:
 
 1. open the results port (virtio-serial ``waystation.results``); every report is one JSON line;
-2. ``modprobe hci_vhci``, start ``btvirt -L -l2`` (two virtual LE controllers, kept running as
-   our child), start bluetoothd through systemd with ``--experimental`` (the advertising
+2. ``modprobe hci_vhci``, start ``btmon -w`` (every HCI packet of both controllers and every
+   mgmt command, into a btsnoop file), ``btvirt -L -l2`` (two virtual LE controllers, kept
+   running as our child), start bluetoothd through systemd with ``--experimental`` (the advertising
    properties we use are experimental in 5.66) and wait until hci0 and hci1 are on the bus;
 3. report ``ready`` and run the cases (cases_*.py beside this file) under pytest, reporting each
-   test as it ends, with its ``record_property`` values;
+   test as it ends, with its ``record_property`` values; a failed case's report also carries
+   the journal's tail and btmon's decoding of the HCI traffic during that case (its tail);
 4. report ``done`` with pytest's exit status.
 
 The project under test is at /mnt/src (read-only) and comes first on sys.path.
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 PORT = "/dev/virtio-ports/waystation.results"
+SNOOP = Path("/run/waystation-btmon.snoop")
+SNOOP_HEADER = 16  # btsnoop: "btsnoop\0", version, datalink type; then whole records
 HARNESS = Path(__file__).resolve().parent
 PROJECT = Path("/mnt/src")
 STEP_DEADLINE_S = 60.0
@@ -61,6 +65,7 @@ class Reporter:
 
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+        self._snoop_at = 0  # where the btsnoop file stood when the running test started
 
     def emit(self, event: str, **fields: Any) -> None:
         line = (
@@ -86,6 +91,9 @@ class Reporter:
                 properties={},
             )
 
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._snoop_at = SNOOP.stat().st_size if SNOOP.exists() else 0
+
     def pytest_runtest_logreport(self, report: Any) -> None:
         """One ``test`` line per test: its call phase, or a setup/teardown that did not pass."""
         if report.when == "teardown" and report.outcome == "passed":
@@ -103,6 +111,7 @@ class Reporter:
             duration_s=round(report.duration, 3),
             message=str(report.longrepr)[-8000:] if report.outcome == "failed" else "",
             journal=journal_tail(40) if report.outcome == "failed" else "",
+            btmon=hci_trace(self._snoop_at) if report.outcome == "failed" else "",
             log=str(getattr(report, "caplog", ""))[-30000:] if report.outcome == "failed" else "",
             properties={str(k): v for k, v in report.user_properties},
         )
@@ -148,6 +157,10 @@ def bring_up(reporter: Reporter) -> subprocess.Popen[bytes]:
     Path("/etc/bluetooth/main.conf").write_text(main_conf())
     run(["systemctl", "daemon-reload"])
     run(["modprobe", "hci_vhci"])
+    # btmon first, so it sees the controllers appear; the file is decoded only for a failure
+    subprocess.Popen(
+        ["btmon", "-w", str(SNOOP)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     sys.path.insert(0, str(HARNESS))
     from bluez_guest import bluez_version, wait_adapters
 
@@ -177,6 +190,18 @@ def selected() -> list[str]:
         if word.startswith("waystation.cases="):
             return ["-k", " or ".join(word.split("=", 1)[1].split(","))]
     return []
+
+
+def hci_trace(since: int, lines: int = 600) -> str:
+    """btmon's decoding of the HCI packets and mgmt commands captured since byte `since`."""
+    with contextlib.suppress(Exception):
+        data = SNOOP.read_bytes()
+        since = max(since, SNOOP_HEADER)
+        piece = Path("/run/waystation-btmon-case.snoop")
+        piece.write_bytes(data[:SNOOP_HEADER] + data[since:])
+        out = run(["btmon", "-t", "-r", str(piece)], deadline=120).splitlines()
+        return "\n".join(out[-lines:])
+    return "(no btmon trace)"
 
 
 def journal_tail(lines: int = 60) -> str:
