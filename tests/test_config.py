@@ -71,7 +71,7 @@ def test_example_file_documents_every_key() -> None:
     for index, line in enumerate(lines):
         if "=" in line and not line.startswith("#"):
             assert lines[index - 1].startswith("#"), "undocumented key line %r" % line
-    assert len(schema_keys()) == 39
+    assert len(schema_keys()) == 40
 
 
 def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
