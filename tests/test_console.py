@@ -302,6 +302,20 @@ def test_config_set_validates_persists_and_says_restart(relay: Relay, sock_term:
     relay.config_path.write_text(CONFIG)
 
 
+def test_config_get_names_a_broken_saved_file(relay: Relay, sock_term: Terminal) -> None:
+    """A config file damaged after start: `config get` still shows the running value and says
+    what is wrong with the file, instead of silently leaving the saved value out."""
+    relay.config_path.write_text("[store\n")
+    try:
+        answer = sock_term.command("config get store.expiry_days --json")
+        reply = json.loads(answer.split("\n")[1])
+        assert reply["ok"] is True, reply
+        assert reply["result"]["value"] == 30 and "saved" not in reply["result"], reply
+        assert str(relay.config_path) in reply["result"]["saved_error"], reply
+    finally:
+        relay.config_path.write_text(CONFIG)
+
+
 def test_disconnect_mid_line_drops_only_that_line(relay: Relay) -> None:
     sock, term = socket_terminal(relay.data_dir)
     with sock:

@@ -330,9 +330,15 @@ class _Commands:
     def config_get(self, args: Mapping[str, object]) -> object:
         key = self._key(args)
         result: dict[str, object] = {"key": key, "value": _lookup(self.daemon.config, key)}
-        saved = self._saved()
-        if saved is not None:
-            result["saved"] = _lookup(saved, key)
+        path = self.actions.config_path
+        if path is not None:
+            try:
+                result["saved"] = _lookup(
+                    parse_config(path.read_text(encoding="utf-8"), str(path)), key
+                )
+            except (OSError, UnicodeDecodeError, ConfigError) as exc:
+                # the running value is still shown; the file's problem is named, not hidden
+                result["saved_error"] = "%s: %s" % (path, exc)
         return result
 
     def _key(self, args: Mapping[str, object]) -> str:
@@ -342,15 +348,6 @@ class _Commands:
                 BAD_ARGUMENTS, "unknown key %r (keys: %s)" % (key, ", ".join(schema_keys()))
             )
         return key
-
-    def _saved(self) -> Config | None:
-        path = self.actions.config_path
-        if path is None:
-            return None
-        try:
-            return parse_config(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, UnicodeDecodeError, ConfigError):
-            return None
 
     def config_set(self, args: Mapping[str, object]) -> object:
         key = self._key(args)
